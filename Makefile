@@ -1,0 +1,43 @@
+# The two commands a person needs: `make serve` and `make test`. Both set up everything from a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEPS   := $(VENV)/.deps-installed
+BUILT  := $(VENV)/.built
+DEMO   := data/demo/.generated
+SOURCES := $(wildcard ext/*.pyx ext/*.pxd protos/imgsvc/v1/*.proto) setup.py pyproject.toml
+
+.PHONY: serve test build demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS): pyproject.toml | $(PY)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "setuptools>=68" wheel "cython>=3.0" "numpy>=1.26" "grpcio-tools>=1.60"
+	$(PIP) install --quiet --no-build-isolation -e ".[test]"
+	touch $@
+
+$(BUILT): $(DEPS) $(SOURCES)
+	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+build: $(BUILT)
+
+$(DEMO): $(BUILT)
+	$(PY) -m imgsvc demo
+
+demo: $(DEMO)
+
+serve: build demo
+	$(PY) -m imgsvc serve
+
+test: build
+	$(PY) -m pytest -q
+
+bench: build demo
+	$(PY) -m bench
+
+clean:
+	rm -rf build $(VENV) imgsvc/_kernels/*.so imgsvc/v1/*_pb2*.py* ext/*.c

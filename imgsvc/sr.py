@@ -1,0 +1,120 @@
+"""Spatial references: ArcGIS wkid / SR JSON <-> pyproj CRS, cached per-thread transformers, bbox projection.
+
+pyproj lives behind this module only.  A PROJ transformer is not thread-safe, so each thread gets its own.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import threading
+
+import numpy as np
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from imgsvc.errors import invalid
+
+# Esri keeps old ids alive: 102100/102113 are Web Mercator (REFERENCE §1.6).
+_WKID_ALIASES = {102100: 3857, 102113: 3857, 900913: 3857, 104199: 4326}
+# The wkid Esri reports for a latest one, so responses carry both (Web Mercator is reported as 102100).
+_LEGACY_WKID = {3857: 102100}
+
+
+@functools.lru_cache(maxsize=512)
+def crs_from_wkid(wkid: int) -> CRS:
+    """A CRS from an Esri or EPSG well-known id."""
+    code = _WKID_ALIASES.get(wkid, wkid)
+    for authority in ("EPSG", "ESRI"):
+        try:
+            return CRS.from_user_input(f"{authority}:{code}")
+        except CRSError:
+            continue
+    raise invalid(f"Unknown spatial reference wkid {wkid}.")
+
+
+@functools.lru_cache(maxsize=128)
+def crs_from_wkt(wkt: str) -> CRS:
+    try:
+        return CRS.from_wkt(wkt)
+    except CRSError as exc:
+        raise invalid(f"Invalid spatial reference WKT: {exc}") from exc
+
+
+def crs_from_parts(wkid: int | None = None, latest_wkid: int | None = None, wkt: str | None = None) -> CRS:
+    """The CRS an ArcGIS SR object names; latestWkid wins over wkid, and either over wkt."""
+    for code in (latest_wkid, wkid):
+        if code:
+            return crs_from_wkid(int(code))
+    if wkt:
+        return crs_from_wkt(wkt)
+    raise invalid("A spatial reference needs a wkid, latestWkid or wkt.")
+
+
+def parse_sr(text: str, name: str) -> CRS:
+    """Parse an SR query parameter: a bare wkid (``3857``) or SR JSON (``{"wkid": 3857}`` / ``{"wkt": ...}``)."""
+    text = text.strip()
+    try:
+        if text.startswith("{"):
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError
+            return crs_from_parts(obj.get("wkid"), obj.get("latestWkid"), obj.get("wkt") or obj.get("wkt2"))
+        return crs_from_wkid(int(float(text)) if text.replace(".", "", 1).isdigit() else int(text))
+    except (ValueError, TypeError) as exc:
+        raise invalid(f"Invalid {name}: {text!r}.") from exc
+
+
+def wkid_of(crs: CRS) -> int | None:
+    """The EPSG (or ESRI) code of a CRS, or None when it has none."""
+    auth = crs.to_authority(min_confidence=90)
+    if auth and auth[0] in ("EPSG", "ESRI"):
+        return int(auth[1])
+    return None
+
+
+def sr_json(crs: CRS) -> dict:
+    """ArcGIS SR JSON for a CRS: ``{"wkid", "latestWkid"}`` when it has a code, else ``{"wkt"}``."""
+    code = wkid_of(crs)
+    if code is None:
+        return {"wkt": crs.to_wkt(version="WKT1_ESRI")}
+    return {"wkid": _LEGACY_WKID.get(code, code), "latestWkid": code}
+
+
+_local = threading.local()
+
+
+def transformer(src: CRS, dst: CRS) -> Transformer:
+    """A per-thread cached transformer, always x/y (easting/longitude first) order."""
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    key = (src.srs if src.srs else src.to_wkt(), dst.srs if dst.srs else dst.to_wkt())
+    tr = cache.get(key)
+    if tr is None:
+        tr = cache[key] = Transformer.from_crs(src, dst, always_xy=True)
+    return tr
+
+
+def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, float],
+                     densify: int = 21) -> tuple[float, float, float, float]:
+    """The envelope of a bbox's densified boundary projected into ``dst`` (REFERENCE §1.2).
+
+    Corner-only projection is wrong for rotated projections, so every edge carries ``densify`` points.
+    """
+    if src == dst:
+        return bounds
+    try:
+        out = transformer(src, dst).transform_bounds(*bounds, densify_pts=densify)
+    except Exception as exc:  # pyproj raises ProjError and friends for points outside a projection's domain
+        raise invalid(f"The bbox cannot be projected into the requested spatial reference: {exc}") from exc
+    if not all(math.isfinite(v) for v in out):
+        raise invalid("The bbox cannot be projected into the requested spatial reference.")
+    return out
+
+
+def transform_points(src: CRS, dst: CRS, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project coordinate arrays; points outside the projection's domain come back as inf/nan."""
+    if src == dst:
+        return xs, ys
+    return transformer(src, dst).transform(xs, ys, errcheck=False)
