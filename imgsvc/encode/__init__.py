@@ -1,0 +1,63 @@
+"""Output encoders: an ImageBlock in, the bytes of one ArcGIS ``format`` out (REFERENCE §2).
+
+One module per format family: ``picture`` (jpgpng png png8 png24 png32 jpg bmp gif, via Pillow and ``png``),
+``geotiff`` (tiff, via rasterio), ``raw`` (bip bsq), ``lercblob`` (lerc 1 and 2), ``kmz``.  Everything here is
+in-memory and thread-safe; the heavy work (Pillow, zlib, GDAL, lerc) runs without the GIL.
+
+Media types (REFERENCE open question 4): image/png, image/jpeg, image/tiff, image/gif, image/bmp as documented;
+``application/octet-stream`` for lerc, bip and bsq, which have no registered type and which clients sniff or
+decode by the format they asked for.  ``Encoded.extension`` follows the encoding actually used, so a jpgpng result
+with transparency is ``png`` and without is ``jpg``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from imgsvc.block import ImageBlock
+from imgsvc.encode import geotiff, picture
+from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions
+from imgsvc.errors import invalid
+
+__all__ = ["DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "encode", "validate_options"]
+
+Encoder = Callable[[ImageBlock, EncodeOptions], Encoded]
+
+FORMATS: dict[str, Encoder] = {
+    "jpgpng": picture.encode_jpgpng,
+    "png": picture.encode_png,
+    "png8": picture.encode_png8,
+    "png24": picture.encode_png24,
+    "png32": picture.encode_png32,
+    "jpg": picture.encode_jpg,
+    "bmp": picture.encode_bmp,
+    "gif": picture.encode_gif,
+    "tiff": geotiff.encode_tiff,
+}
+
+TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
+LERC_VERSIONS = (1, 2)
+
+
+def validate_options(options: EncodeOptions) -> None:
+    """Raise ``invalid(...)`` naming the parameter when an option is out of its domain."""
+    if isinstance(options.quality, bool) or not isinstance(options.quality, int) or not 0 <= options.quality <= 100:
+        raise invalid(f"compressionQuality={options.quality!r} must be an integer from 0 to 100.")
+    if options.compression not in TIFF_COMPRESSIONS:
+        raise invalid(f"compression={options.compression!r} must be None, JPEG or LZ77.")
+    if not isinstance(options.tolerance, (int, float)) or not math.isfinite(options.tolerance) \
+            or options.tolerance < 0:
+        raise invalid(f"compressionTolerance={options.tolerance!r} must be a finite number >= 0.")
+    if options.lerc_version not in LERC_VERSIONS:
+        raise invalid(f"lercVersion={options.lerc_version!r} must be 1 or 2.")
+    if isinstance(options.png_level, bool) or not isinstance(options.png_level, int) \
+            or not 0 <= options.png_level <= 9:
+        raise invalid(f"PNG deflate level {options.png_level!r} must be an integer from 0 to 9.")
+    if options.format not in FORMATS:
+        raise invalid(f"format={options.format!r} is not one of {', '.join(FORMATS)}.")
+
+
+def encode(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    """Encode ``block`` as ``options.format``; raises ImgsvcError for options or pixel types it cannot honour."""
+    validate_options(options)
+    return FORMATS[options.format](block, options)

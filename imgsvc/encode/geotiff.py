@@ -1,0 +1,87 @@
+"""``tiff``: a GeoTIFF of the block in its own pixel type, never stretched (REFERENCE §1.1, §1.5, §2.1).
+
+* Georeferencing: the block's transform and CRS.  Bands in block order (which is the ``bandIds`` order).
+* Masked pixels: when ``block.nodata`` gives one value for every band and that value fits the pixel type, masked
+  pixels hold it and the file carries ``GDAL_NODATA``.  Otherwise (no nodata, per-band values that differ - a TIFF
+  has one GDAL_NODATA tag for all bands - or a value the type cannot hold) masked pixels hold the band's nodata
+  value or 0 and an internal 1-bit mask (GDAL_TIFF_INTERNAL_MASK) says which pixels are valid.
+* ``compression``: None/"None" -> uncompressed, "LZ77" -> Deflate, "JPEG" -> JPEG at ``quality``; JPEG holds only
+  8-bit data, so JPEG for any other pixel type is refused.
+"""
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
+
+from imgsvc.block import ImageBlock
+from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.errors import ErrorKind, ImgsvcError, invalid
+
+GDAL_COMPRESSION = {None: None, "None": None, "LZ77": "DEFLATE", "JPEG": "JPEG"}
+
+
+def shared_nodata(block: ImageBlock) -> float | None:
+    """The one nodata value the GDAL_NODATA tag can carry for this block, or None."""
+    if not block.nodata or (len(set(block.nodata)) != 1 and not all(np.isnan(block.nodata))):
+        return None
+    value = block.nodata[0]
+    return value if fits(value, block.data.dtype) else None
+
+
+def fits(value: float, dtype: np.dtype) -> bool:
+    """Whether ``value`` is exactly representable in ``dtype`` (NaN only in floats)."""
+    if np.isnan(value):
+        return dtype.kind == "f"
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return value == int(value) and info.min <= value <= info.max
+    return np.isinf(value) or abs(value) <= np.finfo(dtype).max
+
+
+def fill_values(block: ImageBlock) -> list[float]:
+    """What each band holds in masked pixels: its nodata value where the type can hold it, else 0."""
+    dtype = block.data.dtype
+    given = block.nodata or ()
+    return [given[band] if band < len(given) and fits(given[band], dtype) else 0 for band in range(block.band_count)]
+
+
+def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    compression = GDAL_COMPRESSION[options.compression]
+    dtype = block.data.dtype
+    if compression == "JPEG" and dtype != np.uint8:
+        raise invalid(f"compression=JPEG with format=tiff needs 8-bit pixels (pixelType U8), not {dtype.name}; "
+                      "use compression=LZ77 or None.")
+    rows, cols = block.shape
+    masked = not block.valid.all()
+    nodata = shared_nodata(block)
+    data = block.data
+    if masked:
+        data = data.copy()
+        invalid_pixels = ~block.valid
+        for band, fill in enumerate(fill_values(block)):
+            data[band][invalid_pixels] = fill
+    profile = {
+        "driver": "GTiff", "width": cols, "height": rows, "count": block.band_count, "dtype": dtype.name,
+        "transform": block.transform, "crs": block.crs.to_wkt() if block.crs is not None else None,
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if compression:
+        profile["compress"] = compression
+    if compression == "JPEG":
+        profile["jpeg_quality"] = max(1, options.quality)  # GDAL takes 1..100
+        if block.band_count == 3:
+            profile["photometric"] = "YCBCR"
+    try:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), MemoryFile() as memfile:
+            with memfile.open(**profile) as dataset:
+                dataset.write(data)
+                if masked and nodata is None:
+                    dataset.write_mask(block.valid.view(np.uint8) * np.uint8(255))
+            return Encoded(bytes(memfile.getbuffer()), "image/tiff", "tif")
+    except RasterioError as exc:
+        # The block was valid and the options were checked, so this is ours, not the caller's.
+        raise ImgsvcError(ErrorKind.INTERNAL, f"Writing format=tiff for pixel type {dtype.name} with "
+                          f"compression={options.compression} failed: {exc}") from exc

@@ -1,0 +1,175 @@
+"""The 8-bit picture formats: jpgpng, png, png8, png24, png32, jpg, bmp, gif (REFERENCE §2.1, §2.2).
+
+Band use: 1 band -> grayscale; 2 bands -> the first band as grayscale (a picture has no meaning for a second band,
+and ArcGIS JS sends bandIds=0,0,0 for 2-band services anyway); 3 bands -> RGB; more -> the first three as RGB.
+Non-U8 data goes through the default stretch (``stretch.to_8bit``) first.
+
+Flavours, and what masked (invalid) pixels become:
+
+=========  =================================================  ==============================================
+format     all pixels valid                                   some pixels masked
+=========  =================================================  ==============================================
+jpgpng     JPEG (L / RGB)                                     PNG with alpha (LA / RGBA), alpha 0 on masked
+png        PNG L / RGB (no alpha channel to pay for)          PNG LA / RGBA (REFERENCE open question 7)
+png32      PNG RGBA, alpha 255                                PNG RGBA, alpha 0 on masked
+png24      PNG RGB                                            PNG RGB + tRNS naming one colour that no valid
+                                                              pixel uses; masked pixels hold that colour
+png8       PNG palette (exact when <= 255 colours)            same, one palette entry with alpha 0 (tRNS)
+gif        GIF palette (exact when <= 255 colours)            same, one transparent palette index
+jpg        JPEG                                               masked pixels filled with FILL_VALUE (black)
+bmp        BMP L / RGB                                        masked pixels filled with FILL_VALUE (black)
+=========  =================================================  ==============================================
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from imgsvc.block import ImageBlock
+from imgsvc.encode import png
+from imgsvc.encode.stretch import to_8bit
+from imgsvc.encode.types import Encoded, EncodeOptions
+
+# What jpg and bmp (formats without transparency) put in masked pixels.
+FILL_VALUE = 0
+PALETTE_COLOURS = 255  # one of the 256 palette entries is kept for the transparent index
+
+
+def display_pixels(block: ImageBlock) -> np.ndarray:
+    """(rows, cols) gray or (rows, cols, 3) RGB uint8, C-contiguous, masked pixels = FILL_VALUE."""
+    u8 = to_8bit(block)
+    if block.band_count < 3:
+        return np.ascontiguousarray(u8[0])
+    return np.ascontiguousarray(np.moveaxis(u8[:3], 0, -1))
+
+
+def masked_pixels(block: ImageBlock) -> bool:
+    return not block.valid.all()
+
+
+def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def with_alpha(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """LA or RGBA: the pixels plus an alpha channel, 255 where valid and 0 where masked."""
+    alpha = (valid.view(np.uint8) * np.uint8(255))[..., None]
+    colour = pixels[..., None] if pixels.ndim == 2 else pixels
+    return np.concatenate((colour, alpha), axis=-1)
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
+
+
+def encode_jpgpng(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    if masked_pixels(block):
+        return encode_png(block, options)
+    return Encoded(jpeg_bytes(display_pixels(block), options.quality), "image/jpeg", "jpg")
+
+
+def encode_jpg(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    return Encoded(jpeg_bytes(display_pixels(block), options.quality), "image/jpeg", "jpg")
+
+
+def encode_png(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    pixels = display_pixels(block)
+    if masked_pixels(block):
+        pixels = with_alpha(pixels, block.valid)
+    return Encoded(png.write(pixels, level=options.png_level), "image/png", "png")
+
+
+def encode_png32(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    rgba = with_alpha(as_rgb(display_pixels(block)), block.valid)
+    return Encoded(png.write(rgba, level=options.png_level), "image/png", "png")
+
+
+def unused_colour(rgb: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
+    """A colour no valid pixel has, found in O(pixels): first a 16-bit prefix used by fewer than 256 pixels
+    (one exists while there are fewer than 2**24 pixels), then a low byte no pixel with that prefix uses."""
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    packed = packed[valid]
+    prefixes = packed >> 8
+    prefix_counts = np.bincount(prefixes, minlength=1 << 16)
+    prefix = int(np.argmin(prefix_counts))
+    if prefix_counts[prefix] >= 256:
+        raise ValueError("every 24-bit colour is in use")  # impossible below 2**24 valid pixels
+    low_used = np.bincount(packed[prefixes == prefix] & 0xFF, minlength=256)
+    colour = (prefix << 8) | int(np.argmin(low_used))
+    return colour >> 16, (colour >> 8) & 0xFF, colour & 0xFF
+
+
+def encode_png24(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    rgb = as_rgb(display_pixels(block))
+    transparent = None
+    if masked_pixels(block):
+        transparent = unused_colour(rgb, block.valid)
+        rgb = rgb.copy()
+        rgb[~block.valid] = transparent
+    return Encoded(png.write(rgb, level=options.png_level, transparent_colour=transparent), "image/png", "png")
+
+
+def palette_image(block: ImageBlock) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(indices (rows, cols) uint8, palette (256, 3) uint8, transparent index or None).
+
+    Exact when the valid pixels use at most 255 colours (gray images always do, see below); otherwise Pillow's
+    median-cut quantiser picks 255 colours.  Index 255 is never given to a colour, so it is free for masked pixels.
+    """
+    pixels = display_pixels(block)
+    valid = block.valid
+    if pixels.ndim == 2:
+        # 256 grays need all 256 indices; fold the rarest gray into its neighbour (error 1 on those pixels only)
+        # so that one index is left for masked pixels.  Without masked pixels the identity palette is exact.
+        gray = pixels
+        palette = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+        if not masked_pixels(block):
+            return gray, palette, None
+        counts = np.bincount(gray[valid], minlength=256)
+        free = int(np.argmin(counts))
+        if counts[free]:
+            neighbour = free - 1 if free == 255 else free + 1
+            gray = np.where(gray == free, np.uint8(neighbour), gray)
+        gray = np.where(valid, gray, np.uint8(free))
+        return gray, palette, free
+    packed = (pixels[..., 0].astype(np.uint32) << 16) | (pixels[..., 1].astype(np.uint32) << 8) | pixels[..., 2]
+    colours, inverse = np.unique(packed[valid], return_inverse=True)
+    indices = np.full(packed.shape, PALETTE_COLOURS, np.uint8)
+    if colours.size <= PALETTE_COLOURS:
+        indices[valid] = inverse.astype(np.uint8)
+        palette = np.stack([(colours >> 16) & 0xFF, (colours >> 8) & 0xFF, colours & 0xFF], axis=1).astype(np.uint8)
+    else:
+        quantised = Image.fromarray(pixels).quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT,
+                                                     dither=Image.Dither.NONE)
+        indices[valid] = np.asarray(quantised)[valid]
+        palette = np.frombuffer(bytes(quantised.getpalette()[: 3 * PALETTE_COLOURS]), np.uint8).reshape(-1, 3)
+    # A full 256-entry palette, so the transparent index always names an entry (PNG and GIF require it).
+    full_palette = np.zeros((256, 3), np.uint8)
+    full_palette[: len(palette)] = palette
+    return indices, full_palette, (PALETTE_COLOURS if masked_pixels(block) else None)
+
+
+def encode_png8(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    indices, palette, transparent = palette_image(block)
+    return Encoded(png.write_palette(indices, palette, transparent, level=options.png_level), "image/png", "png")
+
+
+def encode_gif(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    indices, palette, transparent = palette_image(block)
+    image = Image.fromarray(indices, "P")
+    image.putpalette(palette.tobytes())
+    out = io.BytesIO()
+    if transparent is None:
+        image.save(out, "GIF", optimize=False)
+    else:
+        image.save(out, "GIF", optimize=False, transparency=transparent)
+    return Encoded(out.getvalue(), "image/gif", "gif")
+
+
+def encode_bmp(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    out = io.BytesIO()
+    Image.fromarray(display_pixels(block)).save(out, "BMP")
+    return Encoded(out.getvalue(), "image/bmp", "bmp")

@@ -1,0 +1,29 @@
+"""The values the encoders take and give, kept apart from the dispatch so format modules can import them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# zlib level 1 with one fixed PNG filter: measured in bench/bench_encode.py, it is several times faster than
+# Pillow's default (level 6, adaptive filters) for output within a few percent of its size.
+DEFAULT_PNG_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode a block.  ``format`` uses the ArcGIS spelling (REFERENCE §2.1)."""
+
+    format: str
+    quality: int = 75  # compressionQuality 0..100: jpg, jpgpng when it yields JPEG, tiff with JPEG compression
+    compression: str | None = None  # tiff only: None | "None" | "JPEG" | "LZ77" (LZ77 = Deflate)
+    tolerance: float = 0.01  # LERC maxZError (compressionTolerance)
+    lerc_version: int = 2  # 1 or 2
+    png_level: int = DEFAULT_PNG_LEVEL  # deflate level 0..9 for every PNG flavour, a service setting
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Encoded bytes with their media type and the file extension of the encoding actually used."""
+
+    data: bytes
+    content_type: str
+    extension: str
