@@ -1,0 +1,45 @@
+"""gRPC server factory.  ``create_server`` binds (port 0 in tests) and returns the port; ``serve`` blocks."""
+from __future__ import annotations
+
+import os
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from imgsvc.grpc.servicer import ImageServiceServicer
+from imgsvc.service import ImageService
+from imgsvc.v1 import image_service_pb2 as pb
+from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a 4100x4100 F64 multi-band TIFF is well over gRPC's 4 MiB default
+
+
+def create_server(service: ImageService, address: str = "127.0.0.1:0",
+                  max_workers: int | None = None) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) server bound to ``address``; returns it with the bound port."""
+    workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgsvc-grpc"),
+        options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+    )
+    pb_grpc.add_ImageServiceServicer_to_server(ImageServiceServicer(service), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC server to {address}")
+    return server, port
+
+
+def serve(service: ImageService, address: str) -> None:
+    server, _ = create_server(service, address)
+    server.start()
+    server.wait_for_termination()

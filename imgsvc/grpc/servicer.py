@@ -1,0 +1,67 @@
+"""ImageService servicer: convert the request, call the core, convert the reply.  Errors map kind -> status."""
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+
+from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.grpc import convert
+from imgsvc.params import parse
+from imgsvc.service import ImageService
+from imgsvc.v1 import image_service_pb2 as pb
+from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+STATUS_OF_KIND = {
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+# Trailing metadata carrying the ArcGIS envelope, so the gateway answers with exactly the same error.
+ERROR_METADATA_KEY = "imgsvc-error"
+
+
+def _abort(context: grpc.ServicerContext, error: ImgsvcError):
+    envelope = {"code": error.kind.value, "message": error.message, "details": list(error.details)}
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, json.dumps(envelope)),))
+    context.abort(STATUS_OF_KIND[error.kind], error.text)
+
+
+def _guarded(method):
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ImgsvcError as error:
+            _abort(context, error)
+        except Exception as exc:  # never let a bug take a worker down or leak a traceback to the caller
+            log.exception("unexpected failure in %s", method.__name__)
+            _abort(context, ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"))
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class ImageServiceServicer(pb_grpc.ImageServiceServicer):
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    @_guarded
+    def ExportImage(self, request: pb.ExportImageRequest, context) -> pb.ExportImageResponse:
+        return convert.export_response(self.service.export_image(parse(request)))
+
+    @_guarded
+    def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
+        if request.HasField("rendering_rule") and request.rendering_rule.fields:
+            rule = dict(request.rendering_rule)
+            if str(rule.get("rasterFunction", "None")).lower() != "none":
+                raise ImgsvcError(ErrorKind.UNIMPLEMENTED, "renderingRule on the root resource is not supported yet.")
+        return convert.service_info(self.service.service(request.service))
+
+    @_guarded
+    def ListServices(self, request: pb.ListServicesRequest, context) -> pb.ListServicesResponse:
+        return pb.ListServicesResponse(services=[
+            pb.ServiceSummary(name=name, type="ImageServer") for name in self.service.service_names()])

@@ -1,0 +1,320 @@
+"""ArcGIS query/form parameters -> ExportImageRequest.
+
+Names are matched case-insensitively (REFERENCE §0, open question 17: Esri's own examples mix cases); empty values
+count as absent, and unknown names are ignored (clients send `transparent`, `dpi`, `layers`, `_ts`, ...).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+from google.protobuf import json_format, struct_pb2
+
+from imgsvc.errors import invalid
+from imgsvc.v1 import image_service_pb2 as pb
+
+FORMATS = {
+    "jpgpng": pb.FORMAT_JPGPNG, "png": pb.FORMAT_PNG, "png8": pb.FORMAT_PNG8, "png24": pb.FORMAT_PNG24,
+    "png32": pb.FORMAT_PNG32, "jpg": pb.FORMAT_JPG, "jpeg": pb.FORMAT_JPG, "bmp": pb.FORMAT_BMP,
+    "gif": pb.FORMAT_GIF, "tiff": pb.FORMAT_TIFF, "tif": pb.FORMAT_TIFF, "bip": pb.FORMAT_BIP,
+    "bsq": pb.FORMAT_BSQ, "lerc": pb.FORMAT_LERC,
+}
+PIXEL_TYPES = {name.removeprefix("PIXEL_TYPE_"): value for name, value in pb.PixelType.items()
+               if value != pb.PIXEL_TYPE_UNSPECIFIED}
+INTERPOLATIONS = {
+    "rsp_nearestneighbor": pb.RSP_NEAREST_NEIGHBOR, "rsp_bilinearinterpolation": pb.RSP_BILINEAR_INTERPOLATION,
+    "rsp_cubicconvolution": pb.RSP_CUBIC_CONVOLUTION, "rsp_majority": pb.RSP_MAJORITY,
+}
+COMPRESSIONS = {"none": pb.COMPRESSION_NONE, "jpeg": pb.COMPRESSION_JPEG, "lz77": pb.COMPRESSION_LZ77,
+                "deflate": pb.COMPRESSION_LZ77}
+NO_DATA_INTERPRETATIONS = {"esrinodatamatchany": pb.NO_DATA_MATCH_ANY, "esrinodatamatchall": pb.NO_DATA_MATCH_ALL}
+MOSAIC_METHODS = {
+    "esrimosaicnone": pb.ESRI_MOSAIC_NONE, "none": pb.ESRI_MOSAIC_NONE,
+    "esrimosaiccenter": pb.ESRI_MOSAIC_CENTER, "center": pb.ESRI_MOSAIC_CENTER,
+    "esrimosaicnadir": pb.ESRI_MOSAIC_NADIR, "nadir": pb.ESRI_MOSAIC_NADIR,
+    "esrimosaicviewpoint": pb.ESRI_MOSAIC_VIEWPOINT, "viewpoint": pb.ESRI_MOSAIC_VIEWPOINT,
+    "esrimosaicattribute": pb.ESRI_MOSAIC_ATTRIBUTE, "byattribute": pb.ESRI_MOSAIC_ATTRIBUTE,
+    "esrimosaiclockraster": pb.ESRI_MOSAIC_LOCK_RASTER, "lockraster": pb.ESRI_MOSAIC_LOCK_RASTER,
+    "esrimosaicnorthwest": pb.ESRI_MOSAIC_NORTHWEST, "northwest": pb.ESRI_MOSAIC_NORTHWEST,
+    "esrimosaicseamline": pb.ESRI_MOSAIC_SEAMLINE, "seamline": pb.ESRI_MOSAIC_SEAMLINE,
+}
+MOSAIC_OPERATIONS = {
+    "mt_first": pb.MT_FIRST, "first": pb.MT_FIRST, "mt_last": pb.MT_LAST, "last": pb.MT_LAST,
+    "mt_min": pb.MT_MIN, "min": pb.MT_MIN, "mt_max": pb.MT_MAX, "max": pb.MT_MAX, "mt_mean": pb.MT_MEAN,
+    "mean": pb.MT_MEAN, "mt_blend": pb.MT_BLEND, "blend": pb.MT_BLEND, "mt_sum": pb.MT_SUM, "sum": pb.MT_SUM,
+}
+RESPONSE_FORMS = ("html", "json", "pjson", "image", "kmz")
+
+
+class Params:
+    """Case-insensitive view of the request's parameters; blank values are absent."""
+
+    def __init__(self, items) -> None:
+        self._values: dict[str, str] = {}
+        for key, value in items:
+            value = value.strip() if isinstance(value, str) else value
+            if isinstance(value, str) and value != "":
+                self._values[key.lower()] = value
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(name.lower())
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._values
+
+
+def _json(text: str, name: str):
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise invalid(f"{name} is not valid JSON: {exc}") from None
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise invalid(f"{name} must be a number, got {text!r}.") from None
+    if not math.isfinite(value):
+        raise invalid(f"{name} must be a finite number, got {text!r}.")
+    return value
+
+
+def _integer(text: str, name: str) -> int:
+    value = _number(text, name)
+    if value != int(value):
+        raise invalid(f"{name} must be an integer, got {text!r}.")
+    return int(value)
+
+
+def _int32(text: str, name: str) -> int:
+    value = _integer(text, name)
+    if not -(2**31) <= value < 2**31:
+        raise invalid(f"{name} is out of range, got {text!r}.")
+    return value
+
+
+def _numbers(text: str, name: str, count: int | None = None) -> list[float]:
+    parts = [p.strip() for p in text.strip("[]").split(",")]
+    if count is not None and len(parts) != count:
+        raise invalid(f"{name} needs {count} comma-separated numbers, got {text!r}.")
+    return [_number(p, name) for p in parts]
+
+
+def _bool(text: str, name: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise invalid(f"{name} must be true or false, got {text!r}.")
+
+
+def _enum(table: Mapping[str, int], text: str, name: str, fold: bool = True) -> int:
+    value = table.get(text.lower() if fold else text)
+    if value is None:
+        raise invalid(f"{name} {text!r} is not supported; expected one of: {', '.join(sorted(set(table)))}.")
+    return value
+
+
+def spatial_reference(text: str, name: str) -> pb.SpatialReference:
+    """`3857`, `{"wkid": 3857}`, `{"wkid": 102100, "latestWkid": 3857}` or `{"wkt": "..."}`."""
+    if text.lstrip().startswith("{"):
+        obj = _json(text, name)
+        if not isinstance(obj, dict):
+            raise invalid(f"{name} must be a wkid or a spatial reference object.")
+        return _sr_object(obj, name)
+    return pb.SpatialReference(wkid=_integer(text, name))
+
+
+def _sr_object(obj: dict, name: str) -> pb.SpatialReference:
+    msg = pb.SpatialReference()
+    for key, field in (("wkid", "wkid"), ("latestWkid", "latest_wkid")):
+        if obj.get(key) is not None:
+            if not isinstance(obj[key], (int, float)) or isinstance(obj[key], bool):
+                raise invalid(f"{name}.{key} must be an integer.")
+            setattr(msg, field, _integer(str(obj[key]), f"{name}.{key}"))
+    wkt = obj.get("wkt") or obj.get("wkt2")
+    if wkt is not None:
+        if not isinstance(wkt, str):
+            raise invalid(f"{name}.wkt must be a string.")
+        msg.wkt = wkt
+    if not (msg.HasField("wkid") or msg.HasField("latest_wkid") or msg.HasField("wkt")):
+        raise invalid(f"{name} needs a wkid, latestWkid or wkt.")
+    return msg
+
+
+def envelope(text: str, name: str = "bbox") -> pb.Envelope:
+    """`xmin,ymin,xmax,ymax` or an envelope JSON (the ArcGIS API for Python sends its initialExtent dict)."""
+    if text.lstrip().startswith("{"):
+        obj = _json(text, name)
+        if not isinstance(obj, dict):
+            raise invalid(f"{name} must be an envelope object.")
+        try:
+            values = [_number(str(obj[k]), f"{name}.{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
+        except KeyError as exc:
+            raise invalid(f"{name} envelope lacks {exc.args[0]}.") from None
+        env = pb.Envelope(xmin=values[0], ymin=values[1], xmax=values[2], ymax=values[3])
+        if isinstance(obj.get("spatialReference"), dict):
+            env.spatial_reference.CopyFrom(_sr_object(obj["spatialReference"], f"{name}.spatialReference"))
+        return env
+    xmin, ymin, xmax, ymax = _numbers(text, name, 4)
+    return pb.Envelope(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
+
+
+def time_value(text: str) -> pb.TimeValue:
+    """`t`, `t1,t2`, either end `null` (open), epoch milliseconds UTC."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 2:
+        raise invalid(f"time must be an instant or start,end in epoch milliseconds, got {text!r}.")
+
+    def end(p: str) -> int | None:
+        return None if p.lower() in ("null", "none", "") else _integer(p, "time")
+
+    if len(parts) == 1:
+        instant = end(parts[0])
+        if instant is None:
+            return pb.TimeValue(range=pb.TimeRange())
+        return pb.TimeValue(instant=instant)
+    start, stop = end(parts[0]), end(parts[1])
+    if start is not None and stop is not None and start > stop:
+        raise invalid("time: the start is after the end.")
+    return pb.TimeValue(range=pb.TimeRange(start=start, end=stop))
+
+
+def datum_transformation(text: str) -> pb.DatumTransformation:
+    if not text.lstrip().startswith("{"):
+        return pb.DatumTransformation(wkid=_integer(text, "datumTransformation"))
+    obj = _json(text, "datumTransformation")
+    if not isinstance(obj, dict):
+        raise invalid("datumTransformation must be a wkid or an object.")
+    if "geoTransforms" in obj:
+        steps = obj["geoTransforms"]
+        if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+            raise invalid("datumTransformation.geoTransforms must be a list of objects.")
+        chain = pb.GeoTransforms()
+        for step in steps:
+            gt = chain.geo_transforms.add(transform_forward=bool(step.get("transformForward", True)))
+            if step.get("wkid") is not None:
+                gt.wkid = _integer(str(step["wkid"]), "datumTransformation.geoTransforms.wkid")
+            if step.get("wkt"):
+                gt.wkt = str(step["wkt"])
+        return pb.DatumTransformation(composite=chain)
+    if obj.get("wkid") is not None:
+        return pb.DatumTransformation(wkid=_integer(str(obj["wkid"]), "datumTransformation.wkid"))
+    if obj.get("wkt"):
+        return pb.DatumTransformation(wkt=str(obj["wkt"]))
+    raise invalid("datumTransformation needs a wkid, wkt or geoTransforms.")
+
+
+def struct(text: str, name: str) -> struct_pb2.Struct:
+    obj = _json(text, name)
+    if not isinstance(obj, dict):
+        raise invalid(f"{name} must be a JSON object.")
+    msg = struct_pb2.Struct()
+    try:
+        msg.update(obj)
+    except (ValueError, TypeError) as exc:
+        raise invalid(f"{name} holds a value that cannot be represented: {exc}") from None
+    return msg
+
+
+def mosaic_rule(text: str) -> pb.MosaicRule:
+    obj = _json(text, "mosaicRule")
+    if not isinstance(obj, dict):
+        raise invalid("mosaicRule must be a JSON object.")
+    rule = pb.MosaicRule()
+    if obj.get("mosaicMethod"):
+        rule.mosaic_method = _enum(MOSAIC_METHODS, str(obj["mosaicMethod"]), "mosaicRule.mosaicMethod")
+    if obj.get("mosaicOperation"):
+        rule.mosaic_operation = _enum(MOSAIC_OPERATIONS, str(obj["mosaicOperation"]), "mosaicRule.mosaicOperation")
+    for key, field in (("where", "where"), ("sortField", "sort_field")):
+        if obj.get(key) is not None:
+            setattr(rule, field, str(obj[key]))
+    if "sortValue" in obj:
+        json_format.ParseDict(obj["sortValue"], rule.sort_value)
+    if obj.get("ascending") is not None:
+        rule.ascending = bool(obj["ascending"])
+    for key, field in (("lockRasterIds", "lock_raster_ids"), ("fids", "fids")):
+        ids = obj.get(key)
+        if ids is not None:
+            if not isinstance(ids, list):
+                raise invalid(f"mosaicRule.{key} must be a list of ids.")
+            getattr(rule, field).extend(_integer(str(i), f"mosaicRule.{key}") for i in ids)
+    if isinstance(obj.get("viewpoint"), dict):
+        vp = obj["viewpoint"]
+        rule.viewpoint.x = _number(str(vp.get("x")), "mosaicRule.viewpoint.x")
+        rule.viewpoint.y = _number(str(vp.get("y")), "mosaicRule.viewpoint.y")
+        if isinstance(vp.get("spatialReference"), dict):
+            rule.viewpoint.spatial_reference.CopyFrom(_sr_object(vp["spatialReference"], "viewpoint.spatialReference"))
+    for dim in obj.get("multidimensionalDefinition") or []:
+        if not isinstance(dim, dict):
+            raise invalid("mosaicRule.multidimensionalDefinition entries must be objects.")
+        f = rule.multidimensional_definition.add(variable_name=str(dim.get("variableName", "")),
+                                                 dimension_name=str(dim.get("dimensionName", "")))
+        json_format.ParseDict(dim.get("values", []), f.values)
+        if dim.get("isSlice") is not None:
+            f.is_slice = bool(dim["isSlice"])
+    if isinstance(obj.get("itemRenderingRule"), dict):
+        rule.item_rendering_rule.update(obj["itemRenderingRule"])
+    return rule
+
+
+def export_request(service: str, params: Params) -> pb.ExportImageRequest:
+    """Build the gRPC request from ArcGIS parameters; every listed parameter is carried or refused."""
+    req = pb.ExportImageRequest(service=service)
+    if (v := params.get("bbox")) is not None:
+        req.bbox.CopyFrom(envelope(v))
+    if (v := params.get("bboxSR")) is not None:
+        req.bbox_sr.CopyFrom(spatial_reference(v, "bboxSR"))
+    if (v := params.get("imageSR")) is not None:
+        req.image_sr.CopyFrom(spatial_reference(v, "imageSR"))
+    if (v := params.get("size")) is not None:
+        width, height = _numbers(v, "size", 2)
+        if width != int(width) or height != int(height) or not (0 < width < 2**31 and 0 < height < 2**31):
+            raise invalid(f"size must be two positive integers, got {v!r}.")
+        req.size.width, req.size.height = int(width), int(height)
+    if (v := params.get("datumTransformation")) is not None:
+        req.datum_transformation.CopyFrom(datum_transformation(v))
+    if (v := params.get("time")) is not None:
+        req.time.CopyFrom(time_value(v))
+    fmt = params.get("format")
+    if fmt is not None:
+        req.format = _enum(FORMATS, fmt, "format")
+    if (v := params.get("lercVersion")) is not None:
+        req.lerc_version = _int32(v, "lercVersion")
+    if (v := params.get("pixelType")) is not None:
+        req.pixel_type = _enum(PIXEL_TYPES, v.upper(), "pixelType", fold=False)
+    if (v := params.get("noData")) is not None:
+        req.no_data.extend(_numbers(v, "noData"))
+    if (v := params.get("noDataInterpretation")) is not None:
+        req.no_data_interpretation = _enum(NO_DATA_INTERPRETATIONS, v, "noDataInterpretation")
+    if (v := params.get("interpolation")) is not None:
+        req.interpolation = _enum(INTERPOLATIONS, v, "interpolation")
+    if (v := params.get("compression")) is not None:
+        # QGIS sends compression=LERC alongside format=lerc: LERC is the format's own compression.
+        if not (v.lower() == "lerc" and req.format == pb.FORMAT_LERC):
+            req.compression = _enum(COMPRESSIONS, v, "compression")
+    if (v := params.get("compressionQuality")) is not None:
+        req.compression_quality = _int32(v, "compressionQuality")
+    if (v := params.get("compressionTolerance")) is not None:
+        req.compression_tolerance = _number(v, "compressionTolerance")
+    if (v := params.get("bandIds")) is not None:
+        ids = [_integer(p.strip(), "bandIds") for p in v.strip("[]").split(",")]
+        if any(not 0 <= i < 2**31 for i in ids):
+            raise invalid("bandIds must be non-negative band indexes.")
+        req.band_ids.extend(ids)
+    if (v := params.get("mosaicRule")) is not None:
+        req.mosaic_rule.CopyFrom(mosaic_rule(v))
+    if (v := params.get("renderingRule")) is not None:
+        req.rendering_rule.CopyFrom(struct(v, "renderingRule"))
+    if (v := params.get("sliceId")) is not None:
+        req.slice_id = _int32(v, "sliceId")
+    if (v := params.get("adjustAspectRatio")) is not None:
+        req.adjust_aspect_ratio = _bool(v, "adjustAspectRatio")
+    if (v := params.get("validateExtent")) is not None:
+        req.validate_extent = _bool(v, "validateExtent")
+    if (params.get("f") or "").lower() == "kmz":
+        req.output_form = pb.OUTPUT_FORM_KMZ
+    return req

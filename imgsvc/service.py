@@ -1,0 +1,135 @@
+"""The orchestrator: parse -> plan -> read -> kernels -> pixel type -> encode, each stage a function of the last.
+
+Front doors (gRPC servicer, and through it the REST gateway) call this and only convert.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from pyproj import CRS
+
+from imgsvc import kernels, sr
+from imgsvc.block import ImageBlock
+from imgsvc.catalog import Catalog, ServiceRecord
+from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
+from imgsvc.errors import invalid
+from imgsvc.params import ExportParams
+from imgsvc.plan import ExportPlan, OutputGrid, make_plan, output_grid
+from imgsvc.read import read_window
+from imgsvc.plan import PixelWindow
+
+# REFERENCE open question 2: with no lercVersion, answer with the highest version (2), as current servers do.
+DEFAULT_LERC_VERSION = 2
+# ArcGIS JS's default; the server-side default is an admin property not shown in the root.
+DEFAULT_COMPRESSION_TOLERANCE = 0.01
+WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    encoded: Encoded
+    grid: OutputGrid
+
+
+def _window(w: PixelWindow):
+    from rasterio.windows import Window  # the read stage's own type; imported lazily to keep plan pure
+
+    return Window(w.col_off, w.row_off, w.width, w.height)
+
+
+def render(plan: ExportPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Read each planned window and resample it into the output grid; earlier items win where they have data."""
+    grid = plan.grid
+    item = plan.service.primary
+    data = np.zeros((len(plan.bands), grid.height, grid.width), dtype=np.dtype(item.dtype))
+    valid = np.zeros((grid.height, grid.width), dtype=bool)
+    for read in plan.reads:
+        src = read_window(read.item, read.overview, _window(read.window), plan.bands)
+        out, out_valid = kernels.reproject(
+            src.data, src.valid, src.transform, CRS.from_wkt(read.item.crs_wkt),
+            grid.transform, grid.crs, (grid.height, grid.width), plan.resampling)
+        take = out_valid & ~valid
+        data[:, take] = out[:, take]
+        valid |= take
+        if valid.all():
+            break
+    return data, valid
+
+
+def apply_no_data(data: np.ndarray, valid: np.ndarray, values: tuple[float, ...], match_all: bool) -> np.ndarray:
+    """The request's noData: MatchAny masks a pixel when any band equals its value, MatchAll when all do."""
+    if not values:
+        return valid
+    bands = data.shape[0]
+    if len(values) == 1:
+        values = values * bands
+    elif len(values) != bands:
+        raise invalid(f"noData has {len(values)} values but the result has {bands} band(s): give one value or one "
+                      "per band.")
+    hits = np.stack([data[b] == values[b] for b in range(bands)])
+    matched = hits.all(axis=0) if match_all else hits.any(axis=0)
+    return valid & ~matched
+
+
+def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.dtype, bands: int):
+    """The value TIFF output writes into masked pixels: the request's noData, else the source's if it fits."""
+    if params.no_data:
+        values = params.no_data * bands if len(params.no_data) == 1 else params.no_data
+        return tuple(float(v) for v in values)
+    if source_nodata is None:
+        return None
+    if np.isnan(source_nodata):
+        return (float("nan"),) * bands if dtype.kind == "f" else None
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (info.min <= source_nodata <= info.max):
+            return None
+    return (float(source_nodata),) * bands
+
+
+def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOptions:
+    options = EncodeOptions(
+        format=params.format,
+        quality=params.quality if params.quality is not None else service.settings.default_compression_quality,
+        compression=params.compression,
+        tolerance=params.tolerance if params.tolerance is not None else DEFAULT_COMPRESSION_TOLERANCE,
+        lerc_version=params.lerc_version or DEFAULT_LERC_VERSION,
+    )
+    validate_options(options)
+    return options
+
+
+class ImageService:
+    """exportImage and the service metadata, over one catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def service(self, name: str) -> ServiceRecord:
+        return self.catalog.service(name)
+
+    def service_names(self) -> list[str]:
+        return self.catalog.service_names()
+
+    def export_image(self, params: ExportParams) -> ExportResult:
+        service = self.catalog.service(params.service)
+        options = encode_options(params, service)
+        if params.kmz and not (params.image_crs or CRS.from_wkt(service.primary.crs_wkt)).is_geographic:
+            params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
+        plan = make_plan(params, service, output_grid(params, service))
+        data, valid = render(plan)
+        valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
+        data = kernels.convert_pixel_type(data, valid, params.pixel_type)
+        nodata = _output_nodata(params, service.primary.nodata, data.dtype, data.shape[0])
+        if nodata is not None:
+            for b in range(data.shape[0]):
+                data[b][~valid] = nodata[b]
+        stats = tuple(service.primary.stats[b] for b in plan.bands)
+        block = ImageBlock(data=data, valid=valid, transform=plan.grid.transform, crs=plan.grid.crs,
+                           nodata=nodata, stats=stats)
+        encoded = encode_kmz(block, options) if params.kmz else encode(block, options)
+        return ExportResult(encoded=encoded, grid=plan.grid)
+
+
+__all__ = ["ExportResult", "ImageService", "apply_no_data", "render", "sr"]

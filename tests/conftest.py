@@ -1,0 +1,102 @@
+"""Real components for the tests: rasters written by rasterio, the SQLite catalog, a gRPC server on port 0 and
+the REST gateway served by uvicorn over HTTP."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import uvicorn
+
+from imgsvc.catalog import Catalog, ServiceSettings
+from imgsvc.cli import register
+from tests import rasters
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rasters")
+
+
+@pytest.fixture(scope="session")
+def dem_path(data_dir) -> Path:
+    return rasters.dem(data_dir / "dem.tif")
+
+
+@pytest.fixture(scope="session")
+def u16_path(data_dir) -> Path:
+    return rasters.multiband_u16(data_dir / "ms.tif")
+
+
+@pytest.fixture(scope="session")
+def catalog_path(tmp_path_factory, dem_path, u16_path) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "catalog.sqlite"
+    catalog = Catalog(path)
+    register(catalog, "dem", dem_path, ServiceSettings(service_data_type="esriImageServiceDataTypeElevation",
+                                                       description="test DEM"))
+    register(catalog, "ms", u16_path, ServiceSettings(max_image_width=2000, max_image_height=1500))
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_service(catalog_path):
+    from imgsvc.service import ImageService
+
+    return ImageService(Catalog(catalog_path, readonly=True))
+
+
+@pytest.fixture(scope="session")
+def grpc_server(image_service):
+    from imgsvc.grpc import create_server
+
+    server, port = create_server(image_service, "127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def stub(grpc_server):
+    from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+    channel = grpc.insecure_channel(grpc_server, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
+    yield pb_grpc.ImageServiceStub(channel)
+    channel.close()
+
+
+class _Gateway:
+    def __init__(self, app) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(grpc_server, tmp_path_factory):
+    from imgsvc.rest.app import GatewaySettings, create_app
+
+    app = create_app(GatewaySettings(grpc_target=grpc_server, output_dir=tmp_path_factory.mktemp("output")))
+    with _Gateway(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def http(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=60) as client:
+        yield client
