@@ -15,11 +15,11 @@ import math
 from typing import Callable
 
 from imgsvc.block import ImageBlock
-from imgsvc.encode import geotiff, picture
+from imgsvc.encode import geotiff, kmz, lercblob, picture, raw
 from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions
 from imgsvc.errors import invalid
 
-__all__ = ["DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "encode", "validate_options"]
+__all__ = ["DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "encode", "encode_kmz", "validate_options"]
 
 Encoder = Callable[[ImageBlock, EncodeOptions], Encoded]
 
@@ -33,6 +33,9 @@ FORMATS: dict[str, Encoder] = {
     "bmp": picture.encode_bmp,
     "gif": picture.encode_gif,
     "tiff": geotiff.encode_tiff,
+    "bip": raw.encode_bip,
+    "bsq": raw.encode_bsq,
+    "lerc": lercblob.encode_lerc,
 }
 
 TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
@@ -61,3 +64,9 @@ def encode(block: ImageBlock, options: EncodeOptions) -> Encoded:
     """Encode ``block`` as ``options.format``; raises ImgsvcError for options or pixel types it cannot honour."""
     validate_options(options)
     return FORMATS[options.format](block, options)
+
+
+def encode_kmz(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    """A KMZ ground overlay of ``block``, which the caller has already warped to EPSG:4326 (see ``kmz``)."""
+    validate_options(options)
+    return kmz.encode_kmz(block, options)

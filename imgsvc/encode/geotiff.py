@@ -16,6 +16,7 @@ from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 
 from imgsvc.block import ImageBlock
+from imgsvc.encode.nodata import filled, fits
 from imgsvc.encode.types import Encoded, EncodeOptions
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
 
@@ -30,23 +31,6 @@ def shared_nodata(block: ImageBlock) -> float | None:
     return value if fits(value, block.data.dtype) else None
 
 
-def fits(value: float, dtype: np.dtype) -> bool:
-    """Whether ``value`` is exactly representable in ``dtype`` (NaN only in floats)."""
-    if np.isnan(value):
-        return dtype.kind == "f"
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return value == int(value) and info.min <= value <= info.max
-    return np.isinf(value) or abs(value) <= np.finfo(dtype).max
-
-
-def fill_values(block: ImageBlock) -> list[float]:
-    """What each band holds in masked pixels: its nodata value where the type can hold it, else 0."""
-    dtype = block.data.dtype
-    given = block.nodata or ()
-    return [given[band] if band < len(given) and fits(given[band], dtype) else 0 for band in range(block.band_count)]
-
-
 def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
     compression = GDAL_COMPRESSION[options.compression]
     dtype = block.data.dtype
@@ -56,12 +40,7 @@ def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
     rows, cols = block.shape
     masked = not block.valid.all()
     nodata = shared_nodata(block)
-    data = block.data
-    if masked:
-        data = data.copy()
-        invalid_pixels = ~block.valid
-        for band, fill in enumerate(fill_values(block)):
-            data[band][invalid_pixels] = fill
+    data = filled(block)
     profile = {
         "driver": "GTiff", "width": cols, "height": rows, "count": block.band_count, "dtype": dtype.name,
         "transform": block.transform, "crs": block.crs.to_wkt() if block.crs is not None else None,
