@@ -133,3 +133,54 @@ def _recorded_form(request: dict) -> dict:
     if "/arcgis/rest/directories/arcgisoutput/" in path:
         path = path.rsplit("/", 2)[0] + "/<output>/<file>"
     return {"method": request["method"], "path": path, "query": parts.query, "body": request.get("postData") or ""}
+
+
+class RecordingProxy:
+    """A pass-through HTTP proxy in front of the gateway that keeps every request a non-browser client sends
+    (GDAL, the ArcGIS API for Python) exactly as sent, with the gateway's status and content type."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.requests: list[dict] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._forward(b"")
+
+            def do_POST(self) -> None:
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def _forward(self, body: bytes) -> None:
+                import httpx
+
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
+                reply = httpx.request(self.command, proxy.upstream + self.path, content=body or None,
+                                      headers=headers, timeout=60)
+                proxy.requests.append({
+                    "method": self.command, "url": proxy.upstream + self.path, "postData": body.decode() or None,
+                    "status": reply.status_code, "responseContentType": reply.headers.get("content-type"),
+                    "bodyLength": len(reply.content)})
+                self.send_response(reply.status_code)
+                self.send_header("Content-Type", reply.headers.get("content-type", "application/octet-stream"))
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "RecordingProxy":
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
