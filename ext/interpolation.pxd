@@ -1,0 +1,258 @@
+# Per-pixel resampling helpers, header-only: every function is `cdef inline ... noexcept nogil` so the warp loops
+# inline them and cannot raise.  They follow GDAL's warp kernel (alg/gdalwarpkernel.cpp) formula by formula, because
+# parity with GDAL is the contract: coordinates are in source pixel units with (0, 0) the top-left corner of the
+# source array, so the centre of pixel (i, j) is (i + 0.5, j + 0.5).
+#
+# A sampler reads all bands at one source position and writes one output pixel (all bands); the validity of the
+# source is one byte mask shared by the bands (NULL = every pixel valid).  It returns False when the output pixel
+# must stay invalid.
+
+from libc.math cimport floor, ceil, fabs
+
+
+ctypedef fused pixel_t:
+    unsigned char
+    signed char
+    unsigned short
+    short
+    unsigned int
+    int
+    float
+    double
+
+
+cdef struct Grid:
+    # The source array as the samplers see it; `plane` is rows * cols, the distance between bands.
+    Py_ssize_t cols
+    Py_ssize_t rows
+    Py_ssize_t plane
+    int bands
+    const unsigned char* valid
+
+
+cdef struct Filter:
+    # Downsampling filter of GDAL's general resampler (GWKResample): scale < 1 widens the kernel by 1/scale.
+    double xscale
+    double yscale
+    int xradius
+    int yradius
+    int xinit
+    int yinit
+    bint cubic
+    double* xweights      # scratch of 2 * xradius + 2 doubles, owned by the caller, one per call
+    double* yweights      # scratch of 2 * yradius + 2 doubles, likewise
+
+
+cdef inline void store(pixel_t* dst, double value) noexcept nogil:
+    """Write a resampled value the way GDAL does (GWKClampValueT): clamp to the type, round half up."""
+    if pixel_t is float:
+        dst[0] = <float>value
+        return
+    if pixel_t is double:
+        dst[0] = value
+        return
+    cdef double lo, hi
+    if pixel_t is "unsigned char":
+        lo, hi = 0.0, 255.0
+    elif pixel_t is "signed char":
+        lo, hi = -128.0, 127.0
+    elif pixel_t is "unsigned short":
+        lo, hi = 0.0, 65535.0
+    elif pixel_t is short:
+        lo, hi = -32768.0, 32767.0
+    elif pixel_t is "unsigned int":
+        lo, hi = 0.0, 4294967295.0
+    else:
+        lo, hi = -2147483648.0, 2147483647.0
+    # Clamping first keeps the cast defined; floor(v + 0.5) is GDAL's rounding for signed and unsigned alike.
+    if value <= lo:
+        dst[0] = <pixel_t>lo
+    elif value >= hi:
+        dst[0] = <pixel_t>hi
+    else:
+        dst[0] = <pixel_t>floor(value + 0.5)
+
+
+cdef inline Py_ssize_t centre_pixel(const Grid* g, double x, double y) noexcept nogil:
+    """Offset of the source pixel holding (x, y), or -1 when it is outside the array or invalid.
+
+    Every GDAL kernel but average/mode skips an output pixel whose containing source pixel is missing, whatever the
+    interpolation; NaN coordinates (points that could not be projected) fail the comparisons and are skipped too.
+    """
+    # GDAL nudges the lookup by 1e-10 so that a coordinate landing on a pixel boundary give or take rounding noise
+    # picks the pixel after it (GWKNearest*, GWKGeneralCase); matching it matters on exact 2:1 grids.
+    cdef double xe = x + 1e-10
+    cdef double ye = y + 1e-10
+    if not (x >= 0.0 and y >= 0.0 and xe < g.cols and ye < g.rows):
+        return -1
+    cdef Py_ssize_t offset = <Py_ssize_t>ye * g.cols + <Py_ssize_t>xe
+    if g.valid != NULL and not g.valid[offset]:
+        return -1
+    return offset
+
+
+cdef inline bint sample_nearest(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
+                                pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    cdef Py_ssize_t offset = centre_pixel(g, x, y)
+    if offset < 0:
+        return False
+    cdef int b
+    for b in range(g.bands):
+        dst[b * dplane] = src[b * g.plane + offset]
+    return True
+
+
+cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
+                                 pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    """GWKBilinearResample4Sample: 2x2 neighbours, weights renormalised over the in-range, valid ones."""
+    if centre_pixel(g, x, y) < 0:
+        return False
+    cdef Py_ssize_t ix = <Py_ssize_t>floor(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>floor(y - 0.5)
+    cdef double rx = 1.5 - (x - ix)
+    cdef double ry = 1.5 - (y - iy)
+    cdef double w[4]
+    cdef Py_ssize_t o[4]
+    cdef int n = 0, k, b
+    cdef double divisor = 0.0, acc
+    cdef Py_ssize_t cx, cy
+    cdef int dx, dy
+    for dy in range(2):
+        cy = iy + dy
+        if cy < 0 or cy >= g.rows:
+            continue
+        for dx in range(2):
+            cx = ix + dx
+            if cx < 0 or cx >= g.cols:
+                continue
+            if g.valid != NULL and not g.valid[cy * g.cols + cx]:
+                continue
+            w[n] = (rx if dx == 0 else 1.0 - rx) * (ry if dy == 0 else 1.0 - ry)
+            o[n] = cy * g.cols + cx
+            divisor += w[n]
+            n += 1
+    if divisor < 0.00001:
+        return False
+    for b in range(g.bands):
+        acc = 0.0
+        for k in range(n):
+            acc += src[b * g.plane + o[k]] * w[k]
+        if divisor != 1.0:
+            acc /= divisor
+        store(&dst[b * dplane], acc)
+    return True
+
+
+cdef inline void cubic_weights(double t, double* c) noexcept nogil:
+    """Keys cubic convolution (a = -0.5) weights of the 4 taps around t in [0, 1): GWKCubicComputeWeights."""
+    cdef double half = 0.5 * t
+    cdef double three = 3.0 * t
+    cdef double half2 = half * t
+    c[0] = half * (-1.0 + t * (2.0 - t))
+    c[1] = 1.0 + half2 * (-5.0 + three)
+    c[2] = half * (1.0 + t * (4.0 - three))
+    c[3] = half2 * (-1.0 + t)
+
+
+cdef inline bint sample_cubic(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
+                              pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    """GWKCubicResample4Sample: 4x4 cubic convolution; bilinear at the array border or if any tap is invalid."""
+    if centre_pixel(g, x, y) < 0:
+        return False
+    # GDAL truncates (not floors) here; x, y >= 0 so it is the same except in [0, 0.5), which is a border anyway.
+    cdef Py_ssize_t ix = <Py_ssize_t>(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>(y - 0.5)
+    if ix - 1 < 0 or ix + 2 >= g.cols or iy - 1 < 0 or iy + 2 >= g.rows or x < 0.5 or y < 0.5:
+        return sample_bilinear(src, g, x, y, f, dst, dplane)
+    cdef Py_ssize_t top = (iy - 1) * g.cols + ix - 1
+    cdef int i, j, b
+    if g.valid != NULL:
+        for j in range(4):
+            for i in range(4):
+                if not g.valid[top + j * g.cols + i]:
+                    return sample_bilinear(src, g, x, y, f, dst, dplane)
+    cdef double cx[4]
+    cdef double cy[4]
+    cubic_weights(x - 0.5 - ix, cx)
+    cubic_weights(y - 0.5 - iy, cy)
+    cdef const pixel_t* row
+    cdef double acc
+    for b in range(g.bands):
+        acc = 0.0
+        for j in range(4):
+            row = src + b * g.plane + top + j * g.cols
+            acc += cy[j] * (cx[0] * row[0] + cx[1] * row[1] + cx[2] * row[2] + cx[3] * row[3])
+        store(&dst[b * dplane], acc)
+    return True
+
+
+cdef inline double bilinear_weight(double t) noexcept nogil:
+    t = fabs(t)
+    return 1.0 - t if t <= 1.0 else 0.0
+
+
+cdef inline double cubic_weight(double t) noexcept nogil:
+    # GWKCubic: Keys kernel with a = -0.5.
+    t = fabs(t)
+    if t <= 1.0:
+        return t * t * (1.5 * t - 2.5) + 1.0
+    if t <= 2.0:
+        return t * (t * (-0.5 * t + 2.5) - 4.0) + 2.0
+    return 0.0
+
+
+cdef inline bint sample_filtered(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
+                                 pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    """GWKResample: separable kernel, stretched by 1/scale on a downsampled axis, renormalised over valid taps."""
+    if centre_pixel(g, x, y) < 0:
+        return False
+    cdef Py_ssize_t ix = <Py_ssize_t>floor(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>floor(y - 0.5)
+    cdef double deltax = x - 0.5 - ix
+    cdef double deltay = y - 0.5 - iy
+    cdef int jmin = f.yinit, jmax = f.yradius, imin = f.xinit, imax = f.xradius
+    if iy + jmin < 0:
+        jmin = <int>(-iy)
+    if iy + jmax >= g.rows:
+        jmax = <int>(g.rows - iy - 1)
+    if ix + imin < 0:
+        imin = <int>(-ix)
+    if ix + imax >= g.cols:
+        imax = <int>(g.cols - ix - 1)
+    cdef int i, j, b
+    cdef double t
+    for i in range(imin, imax + 1):
+        t = (i - deltax) * f.xscale if f.xscale < 1.0 else i - deltax
+        f.xweights[i - imin] = cubic_weight(t) if f.cubic else bilinear_weight(t)
+    for j in range(jmin, jmax + 1):
+        t = (j - deltay) * f.yscale if f.yscale < 1.0 else j - deltay
+        f.yweights[j - jmin] = cubic_weight(t) if f.cubic else bilinear_weight(t)
+    cdef double total = 0.0, wy, wrow, acc
+    cdef Py_ssize_t row
+    # First pass: the weight actually available (masked taps drop out), identical for every band.
+    for j in range(jmin, jmax + 1):
+        wy = f.yweights[j - jmin]
+        row = (iy + j) * g.cols + ix
+        wrow = 0.0
+        for i in range(imin, imax + 1):
+            if g.valid == NULL or g.valid[row + i]:
+                wrow += f.xweights[i - imin]
+        total += wrow * wy
+    if total < 0.000001:
+        return False
+    for b in range(g.bands):
+        acc = 0.0
+        for j in range(jmin, jmax + 1):
+            wy = f.yweights[j - jmin]
+            if wy == 0.0:
+                continue
+            row = (iy + j) * g.cols + ix
+            wrow = 0.0
+            for i in range(imin, imax + 1):
+                if g.valid == NULL or g.valid[row + i]:
+                    wrow += src[b * g.plane + row + i] * f.xweights[i - imin]
+            acc += wrow * wy
+        if total < 0.99999 or total > 1.00001:
+            acc /= total
+        store(&dst[b * dplane], acc)
+    return True

@@ -1,0 +1,274 @@
+# Reprojection kernels: fill an output grid from a source array through an approximate coordinate transformer.
+#
+# The public, validating wrapper is imgsvc/kernels.py; everything here trusts its arguments (shapes, dtypes,
+# contiguity and lattice consistency are checked there) so the loops run without the GIL and cannot fail.
+#
+# Coordinates.  The output grid's sample positions (pixel centres, or pixel corners for mode) are mapped to source
+# pixel coordinates by an approximate transformer: the exact map is known at the nodes of a lattice of square cells
+# (S x S samples, S a power of two); each cell is subdivided 2^level times per side, so its nodes sit every
+# S >> level samples, and the map is bilinearly interpolated between nodes.  The lattice is refined in Python where
+# the interpolation misses the exact map by more than the caller's bound; a cell at step 1 holds the exact map of
+# every sample, which is how points that cannot be projected (NaN nodes) reach the kernel: as NaN coordinates.
+
+from libc.math cimport floor, ceil
+from libc.stdlib cimport malloc, free
+
+cimport numpy as cnp
+import numpy as np
+
+from interpolation cimport (pixel_t, Grid, Filter, store, sample_nearest, sample_bilinear, sample_cubic,
+                            sample_filtered)
+
+cnp.import_array()
+
+NEAREST = 0
+BILINEAR = 1
+CUBIC = 2
+FILTERED_BILINEAR = 3
+FILTERED_CUBIC = 4
+
+
+cdef struct Lattice:
+    Py_ssize_t cell        # S, samples per cell side
+    Py_ssize_t cell_cols   # cells per lattice row
+    Py_ssize_t width       # samples per row
+    const signed char* level
+    const Py_ssize_t* offset   # first double of each cell's node block in pool
+    const double* pool         # per cell: (n, n, 2) source (x, y) with n = 2^level + 1
+
+
+cdef inline void fill_row(const Lattice* L, Py_ssize_t r, double* xs, double* ys) noexcept nogil:
+    """Source coordinates of the samples of lattice row r."""
+    cdef Py_ssize_t cell_row = r // L.cell
+    cdef Py_ssize_t t = r - cell_row * L.cell
+    cdef Py_ssize_t C, c0, c1, n, h, a, b, u0, v, cell
+    cdef const double* node
+    cdef const double* top
+    cdef const double* bottom
+    cdef double fy, x0, y0, x1, y1, dx, dy
+    for C in range(L.cell_cols):
+        cell = cell_row * L.cell_cols + C
+        n = (1 << L.level[cell]) + 1
+        h = L.cell >> L.level[cell]
+        node = L.pool + L.offset[cell]
+        c0 = C * L.cell
+        c1 = min(c0 + L.cell, L.width)
+        a = t // h
+        if h == 1:
+            # Exact nodes at every sample; NaN (unprojectable) stays NaN.
+            top = node + a * n * 2
+            for v in range(c1 - c0):
+                xs[c0 + v] = top[2 * v]
+                ys[c0 + v] = top[2 * v + 1]
+            continue
+        fy = <double>(t - a * h) / h
+        for b in range(n - 1):
+            u0 = c0 + b * h
+            if u0 >= c1:
+                break
+            top = node + (a * n + b) * 2
+            bottom = top + n * 2
+            x0 = top[0] + fy * (bottom[0] - top[0])
+            y0 = top[1] + fy * (bottom[1] - top[1])
+            x1 = top[2] + fy * (bottom[2] - top[2])
+            y1 = top[3] + fy * (bottom[3] - top[3])
+            dx = (x1 - x0) / h
+            dy = (y1 - y0) / h
+            for v in range(min(h, c1 - u0)):
+                xs[u0 + v] = x0 + dx * v
+                ys[u0 + v] = y0 + dy * v
+
+
+def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,
+                 const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
+                 Py_ssize_t cell, int method, double xscale, double yscale, int xradius, int yradius,
+                 pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid):
+    """Resample `source` at the output pixel centres described by the lattice into `out` / `out_valid`.
+
+    method: NEAREST, BILINEAR or CUBIC (GDAL's 4-sample formulas) or FILTERED_BILINEAR / FILTERED_CUBIC (GDAL's
+    general resampler, the kernel widened by 1/scale on a downsampled axis; xradius/yradius are its half-widths in
+    source pixels).  Output pixels left invalid are not written, so `out` must arrive zeroed.
+    """
+    cdef Grid g
+    g.cols = source.shape[2]
+    g.rows = source.shape[1]
+    g.plane = g.cols * g.rows
+    g.bands = <int>source.shape[0]
+    g.valid = &source_valid[0, 0] if has_valid else NULL
+
+    cdef Py_ssize_t rows = out.shape[1], cols = out.shape[2]
+    cdef Py_ssize_t dplane = rows * cols
+    cdef Lattice L
+    L.cell = cell
+    L.cell_cols = level.shape[1]
+    L.width = cols
+    L.level = &level[0, 0]
+    L.offset = &offset[0, 0]
+    L.pool = &pool[0]
+
+    cdef Filter f
+    f.xscale = xscale
+    f.yscale = yscale
+    f.xradius = xradius
+    f.yradius = yradius
+    f.cubic = method == FILTERED_CUBIC
+    # GDAL starts the kernel at ((radius + 1) % 2) - scaled radius: -r for bilinear (radius 1), 1 - r for cubic (2).
+    f.xinit = (1 - xradius) if f.cubic else -xradius
+    f.yinit = (1 - yradius) if f.cubic else -yradius
+    weights = np.empty(2 * (xradius + yradius) + 4, dtype=np.float64)
+    cdef double[::1] wv = weights
+    f.xweights = &wv[0]
+    f.yweights = &wv[2 * xradius + 2]
+
+    cdef double[::1] xs = np.empty(cols, dtype=np.float64)
+    cdef double[::1] ys = np.empty(cols, dtype=np.float64)
+    cdef bint (*sample)(const pixel_t*, const Grid*, double, double, const Filter*, pixel_t*,
+                        Py_ssize_t) noexcept nogil
+    if method == NEAREST:
+        sample = sample_nearest[pixel_t]
+    elif method == BILINEAR:
+        sample = sample_bilinear[pixel_t]
+    elif method == CUBIC:
+        sample = sample_cubic[pixel_t]
+    else:
+        sample = sample_filtered[pixel_t]
+
+    cdef const pixel_t* src = &source[0, 0, 0]
+    cdef pixel_t* dst = &out[0, 0, 0]
+    cdef unsigned char* dvalid = &out_valid[0, 0]
+    cdef Py_ssize_t r, c, o
+    with nogil:
+        for r in range(rows):
+            fill_row(&L, r, &xs[0], &ys[0])
+            for c in range(cols):
+                o = r * cols + c
+                dvalid[o] = sample(src, &g, xs[c], ys[c], &f, dst + o, dplane)
+
+
+def warp_mode(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,
+              const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
+              Py_ssize_t cell, pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid):
+    """Majority of the valid source pixels under each output pixel (GDAL GWKAverageOrMode, GRA_Mode).
+
+    The lattice samples pixel corners ((rows + 1) x (cols + 1)).  An output pixel's source window is the box spanned
+    by its top-left and bottom-right corners; every valid source pixel touching it counts once (GDAL 3.10 does not
+    weight mode by coverage); ties go to the value that first reached the maximum in row-major order.  Output pixels
+    are valid where any valid source pixel lies under them.
+    """
+    cdef Py_ssize_t src_cols = source.shape[2], src_rows = source.shape[1], plane = src_cols * src_rows
+    cdef int bands = <int>source.shape[0]
+    cdef const unsigned char* valid = &source_valid[0, 0] if has_valid else NULL
+    cdef Py_ssize_t rows = out.shape[1], cols = out.shape[2], dplane = rows * cols
+    cdef Lattice L
+    L.cell = cell
+    L.cell_cols = level.shape[1]
+    L.width = cols + 1
+    L.level = &level[0, 0]
+    L.offset = &offset[0, 0]
+    L.pool = &pool[0]
+
+    corners = np.empty((4, cols + 1), dtype=np.float64)
+    cdef double[:, ::1] cv = corners
+    cdef double* top_x = &cv[0, 0]
+    cdef double* top_y = &cv[1, 0]
+    cdef double* bottom_x = &cv[2, 0]
+    cdef double* bottom_y = &cv[3, 0]
+
+    # The distinct values of one window and their counts: as many slots as the largest window has pixels.
+    cdef Py_ssize_t capacity = 1, area, r, c
+    with nogil:
+        fill_row(&L, 0, top_x, top_y)
+        for r in range(rows):
+            fill_row(&L, r + 1, bottom_x, bottom_y)
+            for c in range(cols):
+                area = _window_area(top_x[c], top_y[c], bottom_x[c + 1], bottom_y[c + 1], src_cols, src_rows)
+                if area > capacity:
+                    capacity = area
+            top_x, bottom_x = bottom_x, top_x
+            top_y, bottom_y = bottom_y, top_y
+    scratch = np.empty((2, capacity), dtype=np.float64)
+    cdef double[:, ::1] sv = scratch
+    cdef double* values = &sv[0, 0]
+    cdef double* weights = &sv[1, 0]
+    top_x = &cv[0, 0]
+    top_y = &cv[1, 0]
+    bottom_x = &cv[2, 0]
+    bottom_y = &cv[3, 0]
+
+    cdef const pixel_t* src = &source[0, 0, 0]
+    cdef pixel_t* dst = &out[0, 0, 0]
+    cdef unsigned char* dvalid = &out_valid[0, 0]
+    cdef Py_ssize_t i, j, k, n, best, o
+    cdef int b
+    cdef double x0, x1, y0, y1, v
+    cdef Py_ssize_t ix0, ix1, iy0, iy1
+    with nogil:
+        fill_row(&L, 0, top_x, top_y)
+        for r in range(rows):
+            fill_row(&L, r + 1, bottom_x, bottom_y)
+            for c in range(cols):
+                o = r * cols + c
+                x0 = top_x[c]
+                y0 = top_y[c]
+                x1 = bottom_x[c + 1]
+                y1 = bottom_y[c + 1]
+                if not _window(x0, y0, x1, y1, src_cols, src_rows, &ix0, &iy0, &ix1, &iy1):
+                    continue
+                for b in range(bands):
+                    n = 0
+                    best = -1
+                    for j in range(iy0, iy1):
+                        for i in range(ix0, ix1):
+                            if valid != NULL and not valid[j * src_cols + i]:
+                                continue
+                            v = <double>src[b * plane + j * src_cols + i]
+                            for k in range(n):
+                                if values[k] == v:
+                                    break
+                            else:
+                                k = n
+                                values[k] = v
+                                weights[k] = 0.0
+                                n += 1
+                            weights[k] += 1.0
+                            if best < 0 or weights[k] > weights[best]:
+                                best = k
+                    if best < 0:
+                        break
+                    store(&dst[b * dplane + o], values[best])
+                else:
+                    dvalid[o] = 1
+            top_x, bottom_x = bottom_x, top_x
+            top_y, bottom_y = bottom_y, top_y
+
+
+cdef inline bint _window(double x0, double y0, double x1, double y1, Py_ssize_t src_cols, Py_ssize_t src_rows,
+                         Py_ssize_t* ix0, Py_ssize_t* iy0, Py_ssize_t* ix1, Py_ssize_t* iy1) noexcept nogil:
+    """The source pixels [ix0, ix1) x [iy0, iy1) under the box of two opposite corners; False when the box is NaN or
+    misses the source."""
+    if not (x0 == x0 and x1 == x1 and y0 == y0 and y1 == y1):
+        return False
+    if x0 > x1:
+        x0, x1 = x1, x0
+    if y0 > y1:
+        y0, y1 = y1, y0
+    if x1 <= 0.0 or y1 <= 0.0 or x0 >= src_cols or y0 >= src_rows:
+        return False
+    ix0[0] = <Py_ssize_t>floor(x0 + 1e-10) if x0 > 0.0 else 0
+    iy0[0] = <Py_ssize_t>floor(y0 + 1e-10) if y0 > 0.0 else 0
+    ix1[0] = <Py_ssize_t>ceil(x1 - 1e-10) if x1 < src_cols else src_cols
+    iy1[0] = <Py_ssize_t>ceil(y1 - 1e-10) if y1 < src_rows else src_rows
+    # A box thinner than a pixel still takes the pixel it sits in.
+    if ix0[0] >= ix1[0]:
+        ix1[0] = min(ix0[0] + 1, src_cols)
+    if iy0[0] >= iy1[0]:
+        iy1[0] = min(iy0[0] + 1, src_rows)
+    return ix0[0] < ix1[0] and iy0[0] < iy1[0]
+
+
+cdef inline Py_ssize_t _window_area(double x0, double y0, double x1, double y1, Py_ssize_t src_cols,
+                                    Py_ssize_t src_rows) noexcept nogil:
+    cdef Py_ssize_t ix0, iy0, ix1, iy1
+    if not _window(x0, y0, x1, y1, src_cols, src_rows, &ix0, &iy0, &ix1, &iy1):
+        return 0
+    return (ix1 - ix0) * (iy1 - iy0)

@@ -1,0 +1,328 @@
+"""Resampling and pixel-type kernels: the documented, validating facade over the compiled ``imgsvc._kernels``.
+
+Everything that can fail happens here (argument checks, dtype dispatch, contiguity, the coordinate transforms through
+``imgsvc.sr``); the compiled loops then run without the GIL and cannot fail, so calls from several threads overlap.
+
+Semantics follow GDAL's warper (``rasterio.warp.reproject``) with an exact transformer:
+
+* Output pixel centres are mapped to source pixel coordinates; an output pixel is valid when the source pixel
+  holding that point exists and is valid (for every resampling but mode).
+* ``nearest`` copies that pixel.  ``bilinear`` / ``cubic`` use GDAL's 2x2 / 4x4 formulas, renormalising the weights
+  over valid neighbours (cubic falls back to bilinear when a tap is invalid or off the array).  When the output is
+  coarser than the source by more than 5 % on an axis, both use GDAL's general resampler, the kernel widened by the
+  scale ratio so that downsampling does not alias; the ratio is measured GDAL's way (output size over the source
+  footprint of the whole output grid).
+* ``mode`` takes the most frequent valid value among the source pixels under the output pixel's footprint, pixels
+  cut by the footprint's edge weighted by the fraction covered; ties go to the value that reached the maximum first
+  in row-major scan order, as in GDAL.
+
+The coordinate map is an approximate transformer (see :func:`_coordinate_lattice`): exact transforms on a lattice,
+bilinearly interpolated in the kernel, refined until the interpolation is within ``max_error`` source pixels of the
+exact transform at the midpoints.
+
+Deliberate differences from GDAL: NaN source values are always treated as invalid (GDAL only does so with a NaN
+nodata value) so that NaN never leaks into a valid output pixel; the validity mask is one for all bands.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+
+from imgsvc import sr
+from imgsvc._kernels import pixeltype as _pixeltype
+from imgsvc._kernels import warp as _warp
+from imgsvc.errors import invalid, unsupported
+
+RESAMPLINGS = ("nearest", "bilinear", "cubic", "mode")
+
+# Default interpolation error bound of the approximate transformer, in source pixels.  A nearest-neighbour pick moves
+# when the error carries a point across a source pixel edge, so about 2 x (mean error) of the picks differ from the
+# exact transform's: GDAL's 0.125 px moves 2-8 % of them, 0.01 px up to 0.5 % (measured), 0.002 px under 0.1 %.
+# What tightening costs is the exact transforms of the refinement (bench/bench_kernels.py reports it).
+DEFAULT_MAX_ERROR = 0.002
+
+# Samples per lattice cell side before refinement (a power of two).
+LATTICE_CELL = 32
+
+_SUPPORTED_DTYPES = {np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")}
+
+PIXEL_TYPES = ("U1", "U2", "U4", "U8", "S8", "U16", "S16", "U32", "S32", "F32", "F64", "UNKNOWN")
+
+# GDAL's general resampler is used when either axis is downsampled beyond this (GDALWarpKernel::PerformWarp).
+_FOUR_SAMPLE_MIN_SCALE = 0.95
+_FILTER_RADIUS = {"bilinear": 1, "cubic": 2}
+
+
+def reproject(source: np.ndarray, source_valid: np.ndarray | None,
+              src_transform: Affine, src_crs: CRS,
+              dst_transform: Affine, dst_crs: CRS, dst_shape: tuple[int, int],
+              resampling: str, *, max_error: float = DEFAULT_MAX_ERROR) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a source window onto an output grid.
+
+    ``source`` is (bands, rows, cols) of u1 i1 u2 i2 u4 i4 f4 f8; ``source_valid`` is (rows, cols) bool with True for
+    pixels holding data, or None when all do.  Returns ``(data, valid)``: data (bands, H, W) in the source dtype, 0
+    where invalid, and valid (H, W) bool.  Output pixels whose source point falls outside the source array, onto an
+    invalid pixel, or cannot be projected at all are invalid.  ``max_error`` bounds the approximate transformer's
+    error in source pixels (0 = exact transform at every pixel).
+    """
+    if resampling not in RESAMPLINGS:
+        raise invalid(f"Unsupported resampling {resampling!r}; expected one of {', '.join(RESAMPLINGS)}.")
+    source = _check_source(source)
+    bands, src_rows, src_cols = source.shape
+    rows, cols = _check_shape(dst_shape)
+    if not (isinstance(max_error, (int, float)) and math.isfinite(max_error) and max_error >= 0):
+        raise invalid(f"max_error must be a finite number >= 0 source pixels, not {max_error!r}.")
+    valid = _check_valid(source, source_valid)
+    if abs(src_transform.determinant) == 0 or abs(dst_transform.determinant) == 0:
+        raise invalid("The source and output transforms must be invertible.")
+
+    out = np.zeros((bands, rows, cols), dtype=source.dtype)
+    out_valid = np.zeros((rows, cols), dtype=np.uint8)
+    if src_rows == 0 or src_cols == 0 or bands == 0:
+        return out, out_valid.view(bool)
+
+    exact = _ExactMap(src_transform, src_crs, dst_transform, dst_crs)
+    if resampling == "mode":
+        lattice = _coordinate_lattice(exact, rows + 1, cols + 1, 0.0, max_error)
+        _warp.warp_mode(source, valid if valid is not None else _NO_MASK, valid is not None, *lattice,
+                        out, out_valid)
+        return out, out_valid.view(bool)
+
+    lattice = _coordinate_lattice(exact, rows, cols, 0.5, max_error)
+    method, xscale, yscale, xradius, yradius = _method(resampling, exact, rows, cols, src_rows, src_cols)
+    _warp.warp_centres(source, valid if valid is not None else _NO_MASK, valid is not None, *lattice,
+                       method, xscale, yscale, xradius, yradius, out, out_valid)
+    return out, out_valid.view(bool)
+
+
+def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> np.ndarray:
+    """Convert processed pixels to an ArcGIS ``pixelType`` (REFERENCE §1.1).
+
+    Values outside the target range are truncated, i.e. clipped to it; floats become integers by rounding half away
+    from zero (GDAL's own float-to-integer rule in GDALCopyWords); NaN becomes 0 (a NaN pixel is invalid: the kernels
+    never mark one valid).  U1/U2/U4 clip to 0..1 / 0..3 / 0..15 and are stored as uint8.  Invalid pixels come out
+    as 0.  ``UNKNOWN`` returns ``data`` unchanged.
+    """
+    if pixel_type in ("C64", "C128"):
+        raise unsupported(f"pixelType {pixel_type} (complex) is not supported.")
+    if pixel_type not in PIXEL_TYPES:
+        raise invalid(f"Unknown pixelType {pixel_type!r}.")
+    if pixel_type == "UNKNOWN":
+        return data
+    data = _check_source(data, name="data")
+    valid = np.asarray(valid)
+    if valid.shape != data.shape[1:] or valid.dtype != np.bool_:
+        raise invalid("valid must be a bool (rows, cols) array matching data.")
+    target, low, high = _PIXEL_TYPE_TARGETS[pixel_type]
+    out = np.empty(data.shape, dtype=target)
+    if out.size:
+        _pixeltype.convert(data, np.ascontiguousarray(valid).view(np.uint8), out, low, high)
+    return out
+
+
+_PIXEL_TYPE_TARGETS = {
+    "U1": (np.uint8, 0.0, 1.0), "U2": (np.uint8, 0.0, 3.0), "U4": (np.uint8, 0.0, 15.0),
+    "U8": (np.uint8, 0.0, 255.0), "S8": (np.int8, -128.0, 127.0),
+    "U16": (np.uint16, 0.0, 65535.0), "S16": (np.int16, -32768.0, 32767.0),
+    "U32": (np.uint32, 0.0, 4294967295.0), "S32": (np.int32, -2147483648.0, 2147483647.0),
+    "F32": (np.float32, -float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)),
+    "F64": (np.float64, -math.inf, math.inf),
+}
+
+# A 1x1 stand-in handed to the kernels when the source has no mask (they take a typed buffer either way).
+_NO_MASK = np.ones((1, 1), dtype=np.uint8)
+
+
+def _check_source(source: np.ndarray, name: str = "source") -> np.ndarray:
+    source = np.asarray(source)
+    if source.ndim != 3:
+        raise invalid(f"{name} must be a (bands, rows, cols) array, not {source.ndim}-dimensional.")
+    if source.dtype.kind == "c":
+        raise unsupported(f"Complex pixel types (C64, C128) are not supported; {name} is {source.dtype}.")
+    if source.dtype not in _SUPPORTED_DTYPES:
+        raise unsupported(f"Pixel type {source.dtype} is not supported; expected one of U8 S8 U16 S16 U32 S32 F32 F64.")
+    return np.ascontiguousarray(source.astype(source.dtype.newbyteorder("="), copy=False))
+
+
+def _check_shape(dst_shape) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in dst_shape)
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"dst_shape must be (rows, cols), not {dst_shape!r}.") from exc
+    if rows <= 0 or cols <= 0:
+        raise invalid(f"dst_shape must be positive, not {dst_shape!r}.")
+    return rows, cols
+
+
+def _check_valid(source: np.ndarray, source_valid: np.ndarray | None) -> np.ndarray | None:
+    """The source mask as contiguous uint8, with NaN pixels (in any band) marked invalid; None if all valid."""
+    if source_valid is not None:
+        source_valid = np.asarray(source_valid)
+        if source_valid.shape != source.shape[1:] or source_valid.dtype != np.bool_:
+            raise invalid("source_valid must be a bool (rows, cols) array matching the source.")
+    if source.dtype.kind == "f" and source.size:
+        nan = np.isnan(source).any(axis=0)
+        if nan.any():
+            source_valid = ~nan if source_valid is None else source_valid & ~nan
+    if source_valid is None:
+        return None
+    return np.ascontiguousarray(source_valid).view(np.uint8)
+
+
+class _ExactMap:
+    """Output pixel coordinates -> source pixel coordinates, exactly (NaN where a point cannot be projected)."""
+
+    def __init__(self, src_transform: Affine, src_crs: CRS, dst_transform: Affine, dst_crs: CRS) -> None:
+        self.to_src_pixel = ~src_transform
+        self.dst_transform = dst_transform
+        self.src_crs = src_crs
+        self.dst_crs = dst_crs
+        self.same_crs = src_crs == dst_crs
+
+    def __call__(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = self.dst_transform
+        x = t.a * cols + t.b * rows + t.c
+        y = t.d * cols + t.e * rows + t.f
+        if not self.same_crs:
+            x, y = sr.transform_points(self.dst_crs, self.src_crs, x, y)
+            x = np.asarray(x, dtype=np.float64)
+            y = np.asarray(y, dtype=np.float64)
+        i = self.to_src_pixel
+        sx = i.a * x + i.b * y + i.c
+        sy = i.d * x + i.e * y + i.f
+        bad = ~(np.isfinite(sx) & np.isfinite(sy))
+        if bad.any():
+            sx = np.where(bad, np.nan, sx)
+            sy = np.where(bad, np.nan, sy)
+        return sx, sy
+
+
+def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, max_error: float):
+    """The approximate transformer for a rows x cols lattice of samples at output pixel coordinates (c + offset,
+    r + offset): (level, offset, pool, cell) as the kernels take them.
+
+    Cells of LATTICE_CELL samples start with exact transforms at their corners; a cell is split in two along both
+    axes while bilinear interpolation from its current nodes misses the exact transform at the next level's nodes
+    (the midpoints) by more than ``max_error`` source pixels on either axis, down to exact transforms at every
+    sample.  Cells touching an unprojectable point always end there, so such points come out NaN, one by one.
+    Same CRS on both sides: the map is affine, which bilinear interpolation reproduces exactly, so one cell with four
+    corners covers the whole grid and nothing is projected.
+    """
+    if exact.same_crs:
+        cell = 1 << max(1, int(max(rows, cols)).bit_length())
+        ys = np.array([0.0, cell]) + offset
+        xs = np.array([0.0, cell]) + offset
+        sx, sy = exact(xs[None, :], ys[:, None])
+        pool = np.ascontiguousarray(np.stack([sx, sy], axis=-1).ravel())
+        return np.zeros((1, 1), np.int8), np.zeros((1, 1), np.intp), pool, cell
+
+    cell = LATTICE_CELL
+    # Cell R holds sample rows [R * cell, (R + 1) * cell); its last node row is the next cell's first.
+    cell_rows = -(-rows // cell)
+    cell_cols = -(-cols // cell)
+    cell_r, cell_c = np.divmod(np.arange(cell_rows * cell_cols), cell_cols)
+    level = np.zeros(cell_rows * cell_cols, np.int8)
+    starts = np.zeros(cell_rows * cell_cols, np.intp)
+    blocks: list[np.ndarray] = []
+    used = 0
+
+    def nodes(cells: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        steps = np.arange((1 << k) + 1) * (cell >> k)
+        node_rows = (cell_r[cells, None] * cell + steps)[:, :, None] + offset
+        node_cols = (cell_c[cells, None] * cell + steps)[:, None, :] + offset
+        return exact(np.broadcast_to(node_cols, (cells.size, steps.size, steps.size)),
+                     np.broadcast_to(node_rows, (cells.size, steps.size, steps.size)))
+
+    def keep(cells: np.ndarray, k: int, x: np.ndarray, y: np.ndarray) -> None:
+        nonlocal used
+        if not cells.size:
+            return
+        n = (1 << k) + 1
+        level[cells] = k
+        starts[cells] = used + np.arange(cells.size) * n * n * 2
+        blocks.append(np.stack([x, y], axis=-1).ravel())
+        used += cells.size * n * n * 2
+
+    active = np.arange(cell_rows * cell_cols)
+    k = 0
+    x, y = nodes(active, 0)
+    while active.size:
+        if cell >> k == 1:
+            keep(active, k, x, y)
+            break
+        fine_x, fine_y = nodes(active, k + 1)
+        if max_error > 0:
+            error = np.maximum(_midpoint_error(x, fine_x), _midpoint_error(y, fine_y))
+            ok = error <= max_error
+        else:
+            ok = np.zeros(active.size, bool)
+        keep(active[ok], k, x[ok], y[ok])
+        active, x, y = active[~ok], fine_x[~ok], fine_y[~ok]
+        k += 1
+    pool = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return (level.reshape(cell_rows, cell_cols), starts.reshape(cell_rows, cell_cols),
+            np.ascontiguousarray(pool, dtype=np.float64), cell)
+
+
+def _midpoint_error(coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
+    """Per cell, the largest gap between the exact values at the next level's nodes and the bilinear interpolation
+    of the current nodes there; inf when anything is NaN."""
+    interp = np.empty_like(fine)
+    interp[:, ::2, ::2] = coarse
+    interp[:, ::2, 1::2] = 0.5 * (coarse[:, :, :-1] + coarse[:, :, 1:])
+    interp[:, 1::2, :] = 0.5 * (interp[:, :-2:2, :] + interp[:, 2::2, :])
+    gap = np.abs(fine - interp)
+    gap[np.isnan(gap)] = np.inf
+    return gap.reshape(gap.shape[0], -1).max(axis=1)
+
+
+def _method(resampling: str, exact: _ExactMap, rows: int, cols: int, src_rows: int, src_cols: int):
+    """(method code, xscale, yscale, xradius, yradius) for the centre-sampling kernels."""
+    if resampling == "nearest":
+        return _warp.NEAREST, 1.0, 1.0, 0, 0
+    xscale, yscale = _footprint_scale(exact, rows, cols, src_rows, src_cols)
+    if xscale >= _FOUR_SAMPLE_MIN_SCALE and yscale >= _FOUR_SAMPLE_MIN_SCALE:
+        return (_warp.BILINEAR if resampling == "bilinear" else _warp.CUBIC), 1.0, 1.0, 0, 0
+    radius = _FILTER_RADIUS[resampling]
+    xradius = math.ceil(radius / xscale) if xscale < 1 else radius
+    yradius = math.ceil(radius / yscale) if yscale < 1 else radius
+    method = _warp.FILTERED_BILINEAR if resampling == "bilinear" else _warp.FILTERED_CUBIC
+    return method, xscale, yscale, xradius, yradius
+
+
+def _footprint_scale(exact: _ExactMap, rows: int, cols: int, src_rows: int, src_cols: int) -> tuple[float, float]:
+    """Output size over the source footprint size on each axis, as GDAL's warper measures it for a chunk.
+
+    GDALWarpOperation::ComputeSourceWindow projects 21 points along each edge of the output grid (a 21 x 21 grid when
+    some fail) and takes their bounding box, clamped to the source; GDALWarpKernel::PerformWarp divides the output
+    size by it and snaps a ratio within 0.05 of an integer reciprocal onto it.
+    """
+    t = np.linspace(0.0, 1.0, 21)
+    px = np.concatenate([t * cols, t * cols, np.zeros(21), np.full(21, float(cols))])
+    py = np.concatenate([np.zeros(21), np.full(21, float(rows)), t * rows, t * rows])
+    sx, sy = exact(px, py)
+    ok = np.isfinite(sx)
+    if not ok.all():
+        gx, gy = np.meshgrid(t * cols, t * rows)
+        sx, sy = exact(gx.ravel(), gy.ravel())
+        ok = np.isfinite(sx)
+        if not ok.any():
+            return 1.0, 1.0
+    return (_axis_scale(cols, sx[ok].min(), sx[ok].max(), src_cols),
+            _axis_scale(rows, sy[ok].min(), sy[ok].max(), src_rows))
+
+
+def _axis_scale(dst_size: int, low: float, high: float, src_size: int) -> float:
+    raw = max(0.0, min(src_size - int(max(0.0, low)), high - low))
+    if raw <= 0:
+        return 1.0
+    scale = dst_size / raw
+    if scale < 1.0:
+        reciprocal = 1.0 / scale
+        nearest = int(reciprocal + 0.5)
+        if abs(reciprocal - nearest) < 0.05:
+            scale = 1.0 / nearest
+    return scale

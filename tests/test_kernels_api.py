@@ -1,0 +1,235 @@
+"""imgsvc.kernels beyond GDAL parity: argument checks, pixel types, the affine fast path, unprojectable points,
+thread safety and properties on random grids."""
+from __future__ import annotations
+
+import concurrent.futures
+import math
+
+import numpy as np
+import pytest
+from affine import Affine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyproj import CRS
+
+from imgsvc import kernels, sr
+from imgsvc.errors import ErrorKind, ImgsvcError
+
+UTM33 = CRS.from_epsg(32633)
+SRC_TRANSFORM = Affine(100.0, 0.0, 480000.0, 0.0, -100.0, 5550000.0)
+
+
+def field(dtype="f4", bands=1, shape=(120, 130), seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    f = 100 + 50 * np.sin(x / 7.0) + 40 * np.cos(y / 9.0)
+    return np.stack([f + rng.normal(0, 3, shape) + 10 * b for b in range(bands)]).astype(dtype)
+
+
+def grid(crs: CRS, width: int, area=(482000.0, 5540000.0, 490000.0, 5548000.0)):
+    x0, y0, x1, y1 = sr.transform_bounds(UTM33, crs, area)
+    res = max((x1 - x0) / width, (y1 - y0) / width)
+    return Affine(res, 0.0, x0, 0.0, -res, y1), (int(round((y1 - y0) / res)), width)
+
+
+# --- convert_pixel_type ---------------------------------------------------------------------------------------
+
+INT_TYPES = {"U1": (np.uint8, 0, 1), "U2": (np.uint8, 0, 3), "U4": (np.uint8, 0, 15), "U8": (np.uint8, 0, 255),
+             "S8": (np.int8, -128, 127), "U16": (np.uint16, 0, 65535), "S16": (np.int16, -32768, 32767),
+             "U32": (np.uint32, 0, 4294967295), "S32": (np.int32, -2147483648, 2147483647)}
+
+
+@pytest.mark.parametrize("pixel_type", sorted(INT_TYPES))
+def test_float_to_integer_types_clip_round_half_away_from_zero_and_zero_nan(pixel_type):
+    dtype, lo, hi = INT_TYPES[pixel_type]
+    values = np.array([lo - 1e12, lo - 0.5, lo, lo + 0.5, lo + 1.5, hi - 0.5, hi, hi + 0.5, 1e12, np.nan, -2.5, 2.5],
+                      dtype=np.float64)
+    data = values.reshape(1, 1, -1)
+    valid = np.ones((1, values.size), bool)
+    out = kernels.convert_pixel_type(data, valid, pixel_type)
+    assert out.dtype == dtype
+    expected = []
+    for v in values:
+        if math.isnan(v):
+            expected.append(0)
+            continue
+        rounded = math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1)  # half away from zero
+        expected.append(min(max(rounded, lo), hi))
+    assert out.ravel().tolist() == expected
+
+
+@pytest.mark.parametrize("pixel_type", sorted(INT_TYPES))
+@pytest.mark.parametrize("source_dtype", ["u1", "i1", "u2", "i2", "u4", "i4"])
+def test_integer_to_integer_types_clip(pixel_type, source_dtype):
+    dtype, lo, hi = INT_TYPES[pixel_type]
+    info = np.iinfo(source_dtype)
+    candidates = [info.min, -1, 0, 1, 2, 3, 15, 16, 255, 256, 65535, 65536, info.max]
+    values = np.array([v for v in candidates if info.min <= v <= info.max], dtype=source_dtype)
+    out = kernels.convert_pixel_type(values.reshape(1, 1, -1), np.ones((1, values.size), bool), pixel_type)
+    assert out.dtype == dtype
+    assert out.ravel().tolist() == [min(max(int(v), lo), hi) for v in values]
+
+
+def test_float_types_clip_to_range_and_keep_values():
+    values = np.array([-1e300, -1.5, 0.25, 3.4e38, 1e300, np.nan], dtype=np.float64).reshape(1, 1, -1)
+    valid = np.ones((1, 6), bool)
+    f32 = kernels.convert_pixel_type(values, valid, "F32")
+    fmax = np.finfo(np.float32).max
+    assert f32.dtype == np.float32
+    assert f32.ravel().tolist() == [-fmax, -1.5, 0.25, np.float32(3.4e38), fmax, 0.0]
+    f64 = kernels.convert_pixel_type(values[:, :, 1:4].astype(np.float32), valid[:, 1:4], "F64")
+    assert f64.dtype == np.float64 and f64.ravel()[:2].tolist() == [-1.5, 0.25]
+
+
+def test_invalid_pixels_become_zero_and_unknown_is_identity():
+    data = np.full((2, 2, 2), 7.6, dtype=np.float32)
+    valid = np.array([[True, False], [False, True]])
+    out = kernels.convert_pixel_type(data, valid, "U8")
+    assert out[:, valid].tolist() == [[8, 8], [8, 8]] and not out[:, ~valid].any()
+    assert kernels.convert_pixel_type(data, valid, "UNKNOWN") is data
+
+
+@pytest.mark.parametrize("pixel_type", ["C64", "C128"])
+def test_complex_pixel_types_are_refused(pixel_type):
+    with pytest.raises(ImgsvcError) as err:
+        kernels.convert_pixel_type(np.zeros((1, 1, 1), "f4"), np.ones((1, 1), bool), pixel_type)
+    assert err.value.kind is ErrorKind.UNIMPLEMENTED and pixel_type in err.value.text
+
+
+# --- reproject: arguments and paths ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["c8", "c16"])
+def test_complex_sources_are_refused_naming_c64_c128(dtype):
+    with pytest.raises(ImgsvcError) as err:
+        kernels.reproject(np.zeros((1, 4, 4), dtype), None, SRC_TRANSFORM, UTM33, SRC_TRANSFORM, UTM33, (4, 4),
+                          "nearest")
+    assert "C64" in err.value.text and "C128" in err.value.text
+
+
+@pytest.mark.parametrize("kwargs", [dict(resampling="lanczos"), dict(dst_shape=(0, 4)), dict(max_error=-1.0),
+                                    dict(source_valid=np.ones((3, 3), bool)), dict(source=np.zeros((4, 4), "u1"))])
+def test_bad_arguments_raise_invalid_argument(kwargs):
+    args = dict(source=np.zeros((1, 4, 4), "u1"), source_valid=None, src_transform=SRC_TRANSFORM, src_crs=UTM33,
+                dst_transform=SRC_TRANSFORM, dst_crs=UTM33, dst_shape=(4, 4), resampling="nearest")
+    args.update(kwargs)
+    max_error = args.pop("max_error", kernels.DEFAULT_MAX_ERROR)
+    with pytest.raises(ImgsvcError) as err:
+        kernels.reproject(**args, max_error=max_error)
+    assert err.value.kind is ErrorKind.INVALID_ARGUMENT
+
+
+def test_same_crs_takes_the_affine_path_without_projecting(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("same CRS must not project")
+
+    monkeypatch.setattr(sr, "transform_points", fail)
+    source = field("u2")
+    dst = Affine(50.0, 0.0, 481000.0, 0.0, -50.0, 5548000.0)
+    data, valid = kernels.reproject(source, None, SRC_TRANSFORM, UTM33, dst, UTM33, (100, 100), "nearest")
+    # 2x upsampling of an aligned grid: output pixel (r, c) lies in source pixel (20 + r // 2, 10 + c // 2).
+    assert valid.all()
+    assert np.array_equal(data[0], source[0, 20:70, 10:60].repeat(2, 0).repeat(2, 1))
+
+
+def test_unprojectable_points_are_invalid_not_errors():
+    # A source in Web Mercator seen from a polar stereographic grid reaching past the pole: output points beyond
+    # Mercator's latitude limit cannot be projected.
+    source = field("f4", shape=(200, 200))
+    src_transform = Affine(200000.0, 0.0, -20000000.0, 0.0, -100000.0, 20000000.0)
+    dst = Affine(40000.0, 0.0, -2000000.0, 0.0, -40000.0, 2000000.0)
+    data, valid = kernels.reproject(source, None, src_transform, CRS.from_epsg(3857), dst, CRS.from_epsg(3413),
+                                    (100, 100), "bilinear")
+    assert 0 < valid.mean() < 1
+    assert not valid[50, 50]  # the pole itself has no Mercator y
+    assert np.isfinite(data).all() and not data[:, ~valid].any()
+
+
+def test_nan_source_pixels_are_invalid():
+    source = field("f8")
+    source[0, 40:60, 40:60] = np.nan
+    data, valid = kernels.reproject(source, None, SRC_TRANSFORM, UTM33, SRC_TRANSFORM, UTM33, source.shape[1:],
+                                    "bilinear")
+    assert not valid[40:60, 40:60].any() and valid[:30].all() and not np.isnan(data).any()
+
+
+def test_tighter_bound_moves_nearest_picks_closer_to_exact():
+    dst_crs = CRS.from_epsg(3413)
+    dst, shape = grid(dst_crs, 200)
+    source = np.arange(120 * 130, dtype="i4").reshape(1, 120, 130)
+    exact, _ = kernels.reproject(source, None, SRC_TRANSFORM, UTM33, dst, dst_crs, shape, "nearest", max_error=0.0)
+    agreement = {}
+    for bound in (0.5, kernels.DEFAULT_MAX_ERROR):
+        data, _ = kernels.reproject(source, None, SRC_TRANSFORM, UTM33, dst, dst_crs, shape, "nearest",
+                                    max_error=bound)
+        agreement[bound] = (data == exact).mean()
+    assert agreement[kernels.DEFAULT_MAX_ERROR] >= 0.995
+    assert agreement[kernels.DEFAULT_MAX_ERROR] >= agreement[0.5]
+
+
+# --- threads ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("resampling", kernels.RESAMPLINGS)
+def test_concurrent_calls_give_the_same_bytes_as_one_thread(resampling):
+    cases = []
+    for i, epsg in enumerate((3857, 4326, 32632, 3413)):
+        crs = CRS.from_epsg(epsg)
+        dst, shape = grid(crs, 90 + 20 * i)
+        source = field(("u1", "u2", "f4", "i2")[i], bands=3, seed=i)
+        valid = np.ones(source.shape[1:], bool)
+        valid[30:50, 20:90] = False
+        cases.append((source, valid, SRC_TRANSFORM, UTM33, dst, crs, shape, resampling))
+    serial = [kernels.reproject(*case) for case in cases]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            concurrent_results = list(pool.map(lambda case: kernels.reproject(*case), cases * 2))
+            for (data, valid), (ref_data, ref_valid) in zip(concurrent_results, serial * 2):
+                assert data.tobytes() == ref_data.tobytes() and valid.tobytes() == ref_valid.tobytes()
+
+
+# --- properties -----------------------------------------------------------------------------------------------------
+
+CRS_CHOICES = [CRS.from_epsg(code) for code in (4326, 3857, 32633, 32632, 3413, 3035)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dst_index=st.integers(0, len(CRS_CHOICES) - 1),
+    rows=st.integers(1, 60), cols=st.integers(1, 60),
+    shift=st.tuples(st.floats(-0.6, 0.6), st.floats(-0.6, 0.6)),
+    zoom=st.floats(0.05, 8.0),
+    resampling=st.sampled_from(kernels.RESAMPLINGS),
+    dtype=st.sampled_from(["u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"]),
+    hole=st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 30)),
+    seed=st.integers(0, 2**16),
+)
+def test_random_grids_never_crash_and_keep_masks_and_values_consistent(dst_index, rows, cols, shift, zoom,
+                                                                        resampling, dtype, hole, seed):
+    rng = np.random.default_rng(seed)
+    source = rng.integers(0, 100, (2, 40, 40)).astype(dtype)
+    source_valid = np.ones((40, 40), bool)
+    source_valid[hole[0]:hole[0] + hole[2], hole[1]:hole[1] + hole[2]] = False
+    src_transform = Affine(1000.0, 0.0, 470000.0, 0.0, -1000.0, 5560000.0)
+    dst_crs = CRS_CHOICES[dst_index]
+    # An output grid around the source (shifted and zoomed at random) in the target CRS.
+    x0, y0, x1, y1 = sr.transform_bounds(UTM33, dst_crs, (470000.0, 5520000.0, 510000.0, 5560000.0))
+    w, h = (x1 - x0) * zoom, (y1 - y0) * zoom
+    cx, cy = (x0 + x1) / 2 + shift[0] * (x1 - x0), (y0 + y1) / 2 + shift[1] * (y1 - y0)
+    dst = Affine(w / cols, 0.0, cx - w / 2, 0.0, -h / rows, cy + h / 2)
+
+    data, valid = kernels.reproject(source, source_valid, src_transform, UTM33, dst, dst_crs, (rows, cols),
+                                    resampling)
+    assert data.shape == (2, rows, cols) and data.dtype == source.dtype and valid.dtype == np.bool_
+    assert not data[:, ~valid].any()
+    if resampling in ("nearest", "mode"):
+        # Picked values come from valid source pixels only, band by band.
+        for b in range(2):
+            assert set(np.unique(data[b][valid])) <= set(np.unique(source[b][source_valid]))
+    if valid.any() and resampling == "nearest":
+        # Every valid output pixel's centre lies in a valid source pixel (exact transform, checked point by point).
+        r, c = np.nonzero(valid)
+        x, y = dst.c + dst.a * (c + 0.5), dst.f + dst.e * (r + 0.5)
+        sx, sy = sr.transform_points(dst_crs, UTM33, x, y)
+        col = (np.asarray(sx) - src_transform.c) / src_transform.a
+        row = (np.asarray(sy) - src_transform.f) / src_transform.e
+        inside = (col >= -0.01) & (col < 40.01) & (row >= -0.01) & (row < 40.01)
+        assert inside.mean() >= 0.99
