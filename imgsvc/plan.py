@@ -68,7 +68,7 @@ def output_grid(params: ExportParams, service: ServiceRecord) -> OutputGrid:
     width, height = params.size
     if width > settings.max_image_width or height > settings.max_image_height:
         raise invalid(SIZE_LIMIT_DETAIL)
-    service_crs = CRS.from_wkt(service.primary.crs_wkt)
+    service_crs = sr.crs_from_wkt(service.primary.crs_wkt)
     image_crs = params.image_crs or service_crs
     if params.bbox is None:
         # Open question 1: with no bbox, export the service's full extent (what the root calls `extent`).
@@ -136,7 +136,7 @@ def overview_for(item: RasterItem, grid: OutputGrid) -> int | None:
     rows = np.concatenate([np.zeros(n), t * item.height, np.full(n, item.height), t[::-1] * item.height])
     a = item.transform
     xs, ys = a.a * cols + a.b * rows + a.c, a.d * cols + a.e * rows + a.f
-    dx, dy = sr.transform_points(CRS.from_wkt(item.crs_wkt), grid.crs, xs, ys)
+    dx, dy = sr.transform_points(sr.crs_from_wkt(item.crs_wkt), grid.crs, xs, ys)
     ok = np.isfinite(dx) & np.isfinite(dy)
     if ok.sum() < 2:
         return None
@@ -168,7 +168,7 @@ def item_read(item: RasterItem, grid: OutputGrid, resampling: str) -> ItemRead |
         width, height = item.overview_shapes[overview]
         transform = item.transform * Affine.scale(item.width / width, item.height / height)
     xs, ys = _grid_points(grid, FOOTPRINT_SAMPLES)
-    sx, sy = sr.transform_points(grid.crs, CRS.from_wkt(item.crs_wkt), xs.ravel(), ys.ravel())
+    sx, sy = sr.transform_points(grid.crs, sr.crs_from_wkt(item.crs_wkt), xs.ravel(), ys.ravel())
     ok = np.isfinite(sx) & np.isfinite(sy)
     if not ok.any():
         return None

@@ -50,7 +50,8 @@ def describe_raster(path: str | Path) -> RasterItem:
             else:
                 mask_kind = "none"
             band_count = src.count - (1 if mask_kind == "alpha" else 0)
-            stats = tuple(_band_stats(src, b) for b in range(1, band_count + 1))
+            stats = tuple(BandStats(min=float(s.min), max=float(s.max), mean=float(s.mean), stdv=float(s.std))
+                          for s in src.stats(indexes=list(range(1, band_count + 1)), approx=False))
             overview_shapes = []
             for factor in src.overviews(1):
                 overview_shapes.append((-(-src.width // factor), -(-src.height // factor)))
@@ -73,11 +74,6 @@ def describe_raster(path: str | Path) -> RasterItem:
             )
     except RasterioError as exc:
         raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
-
-
-def _band_stats(src, band: int) -> BandStats:
-    s = src.statistics(band, approx=False)
-    return BandStats(min=float(s.min), max=float(s.max), mean=float(s.mean), stdv=float(s.std))
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from imgsvc.catalog import Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
 from imgsvc.params import ExportParams
-from imgsvc.plan import ExportPlan, OutputGrid, make_plan, output_grid
+from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, make_plan, output_grid
 from imgsvc.read import read_window
-from imgsvc.plan import PixelWindow
 
 # REFERENCE open question 2: with no lercVersion, answer with the highest version (2), as current servers do.
 DEFAULT_LERC_VERSION = 2
@@ -47,8 +46,10 @@ def render(plan: ExportPlan) -> tuple[np.ndarray, np.ndarray]:
     for read in plan.reads:
         src = read_window(read.item, read.overview, _window(read.window), plan.bands)
         out, out_valid = kernels.reproject(
-            src.data, src.valid, src.transform, CRS.from_wkt(read.item.crs_wkt),
+            src.data, src.valid, src.transform, sr.crs_from_wkt(read.item.crs_wkt),
             grid.transform, grid.crs, (grid.height, grid.width), plan.resampling)
+        if len(plan.reads) == 1:
+            return out, out_valid  # the common case: no compositing, no copy
         take = out_valid & ~valid
         data[:, take] = out[:, take]
         valid |= take
@@ -115,7 +116,7 @@ class ImageService:
     def export_image(self, params: ExportParams) -> ExportResult:
         service = self.catalog.service(params.service)
         options = encode_options(params, service)
-        if params.kmz and not (params.image_crs or CRS.from_wkt(service.primary.crs_wkt)).is_geographic:
+        if params.kmz and not (params.image_crs or sr.crs_from_wkt(service.primary.crs_wkt)).is_geographic:
             params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
         plan = make_plan(params, service, output_grid(params, service))
         data, valid = render(plan)
@@ -130,6 +131,3 @@ class ImageService:
                            nodata=nodata, stats=stats)
         encoded = encode_kmz(block, options) if params.kmz else encode(block, options)
         return ExportResult(encoded=encoded, grid=plan.grid)
-
-
-__all__ = ["ExportResult", "ImageService", "apply_no_data", "render", "sr"]

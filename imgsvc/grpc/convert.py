@@ -42,7 +42,7 @@ def export_response(result: ExportResult) -> pb.ExportImageResponse:
 def service_info(record: ServiceRecord) -> pb.ServiceInfo:
     item = record.primary
     settings = record.settings
-    crs = CRS.from_wkt(item.crs_wkt)
+    crs = sr.crs_from_wkt(item.crs_wkt)
     extent = envelope(item.bounds, crs)
     return pb.ServiceInfo(
         name=record.name,

@@ -5,6 +5,7 @@ import json
 import logging
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.grpc import convert
@@ -55,9 +56,9 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
-        if request.HasField("rendering_rule") and request.rendering_rule.fields:
-            rule = dict(request.rendering_rule)
-            if str(rule.get("rasterFunction", "None")).lower() != "none":
+        if request.HasField("rendering_rule"):
+            rule = MessageToDict(request.rendering_rule)
+            if rule and str(rule.get("rasterFunction", "None")).lower() != "none":
                 raise ImgsvcError(ErrorKind.UNIMPLEMENTED, "renderingRule on the root resource is not supported yet.")
         return convert.service_info(self.service.service(request.service))
 
