@@ -32,6 +32,8 @@ try {
     if (!entry) return;
     entry.status = response.status();
     entry.responseContentType = response.headers()["content-type"] ?? null;
+    // Bodies of requests made from the SDK's workers are not readable here: their declared length stands in.
+    entry.contentLength = Number(response.headers()["content-length"] ?? -1);
     try {
       const body = await response.body();
       entry.bodyLength = body.length;

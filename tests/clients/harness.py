@@ -28,14 +28,20 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # browsers drop connections they no longer need
+        pass
+
+
 class PageServer:
     """Serves tests/clients (pages, bundles, node_modules for CSS and SDK assets) on its own origin, so every
     gateway request the browser makes is cross-origin and needs the gateway's CORS headers, as in real use."""
 
     def __init__(self) -> None:
         handler = functools.partial(_QuietHandler, directory=str(CLIENTS_DIR))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> str:
