@@ -111,9 +111,21 @@ cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, do
     cdef Py_ssize_t iy = <Py_ssize_t>floor(y - 0.5)
     cdef double rx = 1.5 - (x - ix)
     cdef double ry = 1.5 - (y - iy)
+    cdef Py_ssize_t o0 = iy * g.cols + ix
+    cdef const pixel_t* p
+    cdef int b
+    if (ix >= 0 and iy >= 0 and ix + 1 < g.cols and iy + 1 < g.rows
+            and (g.valid == NULL or (g.valid[o0] and g.valid[o0 + 1] and g.valid[o0 + g.cols]
+                                     and g.valid[o0 + g.cols + 1]))):
+        # All four taps present: GDAL's no-mask formula, in its order of operations.
+        for b in range(g.bands):
+            p = src + b * g.plane + o0
+            store(&dst[b * dplane], (p[0] * rx + p[1] * (1.0 - rx)) * ry
+                                    + (p[g.cols] * rx + p[g.cols + 1] * (1.0 - rx)) * (1.0 - ry))
+        return True
     cdef double w[4]
     cdef Py_ssize_t o[4]
-    cdef int n = 0, k, b
+    cdef int n = 0, k
     cdef double divisor = 0.0, acc
     cdef Py_ssize_t cx, cy
     cdef int dx, dy
