@@ -410,7 +410,10 @@ def test_every_arcgis_format_is_known():
 def test_encoding_in_threads_gives_the_same_bytes_as_one_thread():
     blocks = [make_block(3, dtype, valid=hole_mask(96, 128) if i % 2 else None, rows=96, cols=128)
               for i, dtype in enumerate(["uint8", "float32", "uint16", "int16"])]
-    jobs = [(block, EncodeOptions(fmt)) for block in blocks for fmt in sorted(FORMATS)]
+    variants = [EncodeOptions(fmt) for fmt in sorted(FORMATS)] + [
+        EncodeOptions("lerc", lerc_version=1), EncodeOptions("tiff", compression="LZ77"),
+        EncodeOptions("png", png_level=6)]
+    jobs = [(block, options) for block in blocks for options in variants]
     expected = [encode(block, options).data for block, options in jobs]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(3):
@@ -473,3 +476,48 @@ def test_png_default_level_is_much_faster_than_pillows_default_and_not_much_larg
     np.testing.assert_array_equal(np.asarray(decode_pillow(ours_bytes)), rgb)
     assert len(ours_bytes) <= 1.25 * len(pillow_bytes)
     assert ours_time * 3 < pillow_time  # the bench shows >= 5x; 3x keeps this robust on a busy machine
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", "int64", "uint64", "bool", "float16"])
+def test_pixel_types_no_format_carries_are_refused_naming_the_combination(dtype):
+    block = ImageBlock(np.zeros((1, 4, 4), dtype), np.ones((4, 4), bool), TRANSFORM, CRS_UTM)
+    for fmt in ("png", "tiff", "lerc"):
+        with pytest.raises(ImgsvcError) as caught:
+            encode(block, EncodeOptions(fmt))
+        assert caught.value.kind is ErrorKind.UNIMPLEMENTED
+        assert f"format={fmt}" in caught.value.text and np.dtype(dtype).name in caught.value.text
+
+
+def test_an_image_without_pixels_is_refused():
+    block = ImageBlock(np.zeros((1, 0, 4), np.uint8), np.ones((0, 4), bool), TRANSFORM, CRS_UTM)
+    with pytest.raises(ImgsvcError) as caught:
+        encode(block, EncodeOptions("png"))
+    assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
+
+
+def test_big_endian_pixels_are_encoded_by_value():
+    block = make_block(1, "int16")
+    swapped = ImageBlock(block.data.astype(">i2"), block.valid, TRANSFORM, CRS_UTM)
+    for fmt in ("bsq", "lerc", "tiff", "png"):
+        assert encode(swapped, EncodeOptions(fmt)).data == encode(block, EncodeOptions(fmt)).data
+
+
+def test_compression_lerc_from_qgis_is_ignored_outside_tiff():
+    block = make_block(1, "float32")
+    assert encode(block, EncodeOptions("lerc", compression="LERC")).data == encode(block, EncodeOptions("lerc")).data
+    with pytest.raises(ImgsvcError):
+        validate_options(EncodeOptions("tiff", compression="LERC"))
+
+
+def test_tiff_four_bands_are_data_not_alpha():
+    block = make_block(4, "uint8")
+    with rasterio.MemoryFile(encode(block, EncodeOptions("tiff")).data) as memfile, memfile.open() as dataset:
+        assert rasterio.enums.ColorInterp.alpha not in dataset.colorinterp
+        assert all(rasterio.enums.MaskFlags.all_valid in flags for flags in dataset.mask_flag_enums)
+        np.testing.assert_array_equal(dataset.read(), block.data)
+
+
+def test_tiff_jpeg_refuses_more_than_four_bands():
+    with pytest.raises(ImgsvcError) as caught:
+        encode(make_block(5, "uint8"), EncodeOptions("tiff", compression="JPEG"))
+    assert caught.value.kind is ErrorKind.INVALID_ARGUMENT and "5" in caught.value.text

@@ -11,13 +11,14 @@ with transparency is ``png`` and without is ``jpg``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
 from imgsvc.block import ImageBlock
 from imgsvc.encode import geotiff, kmz, lercblob, picture, raw
 from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions
-from imgsvc.errors import invalid
+from imgsvc.errors import invalid, unsupported
 
 __all__ = ["DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "encode", "encode_kmz", "validate_options"]
 
@@ -39,14 +40,19 @@ FORMATS: dict[str, Encoder] = {
 }
 
 TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
+# QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (REFERENCE §1.1).
+IGNORED_COMPRESSIONS = ("LERC",)
 LERC_VERSIONS = (1, 2)
+PIXEL_TYPES = {"uint8": "U8", "int8": "S8", "uint16": "U16", "int16": "S16", "uint32": "U32", "int32": "S32",
+               "float32": "F32", "float64": "F64"}
 
 
 def validate_options(options: EncodeOptions) -> None:
     """Raise ``invalid(...)`` naming the parameter when an option is out of its domain."""
     if isinstance(options.quality, bool) or not isinstance(options.quality, int) or not 0 <= options.quality <= 100:
         raise invalid(f"compressionQuality={options.quality!r} must be an integer from 0 to 100.")
-    if options.compression not in TIFF_COMPRESSIONS:
+    if options.compression not in TIFF_COMPRESSIONS and not (
+            options.format != "tiff" and options.compression in IGNORED_COMPRESSIONS):
         raise invalid(f"compression={options.compression!r} must be None, JPEG or LZ77.")
     if not isinstance(options.tolerance, (int, float)) or not math.isfinite(options.tolerance) \
             or options.tolerance < 0:
@@ -63,10 +69,30 @@ def validate_options(options: EncodeOptions) -> None:
 def encode(block: ImageBlock, options: EncodeOptions) -> Encoded:
     """Encode ``block`` as ``options.format``; raises ImgsvcError for options or pixel types it cannot honour."""
     validate_options(options)
-    return FORMATS[options.format](block, options)
+    check_block(block, options.format)
+    return FORMATS[options.format](native(block), options)
+
+
+def native(block: ImageBlock) -> ImageBlock:
+    """The block with its pixels in host byte order (the encoders and their libraries assume it)."""
+    if block.data.dtype.isnative:
+        return block
+    return dataclasses.replace(block, data=block.data.astype(block.data.dtype.newbyteorder("=")))
+
+
+def check_block(block: ImageBlock, what: str) -> None:
+    """Refuse, naming the combination, pixel types no ArcGIS format carries (C64/C128, 64-bit integers, bool)
+    and images without pixels."""
+    if block.data.dtype.name not in PIXEL_TYPES:
+        raise unsupported(f"format={what} cannot carry {block.data.dtype} pixels; pixelType must be one of "
+                          f"{' '.join(PIXEL_TYPES.values())}.")
+    if block.shape[0] == 0 or block.shape[1] == 0 or block.band_count == 0:
+        raise invalid(f"format={what} needs at least one band of 1 x 1 pixels, not "
+                      f"{block.band_count} x {block.shape[1]} x {block.shape[0]}.")
 
 
 def encode_kmz(block: ImageBlock, options: EncodeOptions) -> Encoded:
     """A KMZ ground overlay of ``block``, which the caller has already warped to EPSG:4326 (see ``kmz``)."""
     validate_options(options)
-    return kmz.encode_kmz(block, options)
+    check_block(block, "kmz")
+    return kmz.encode_kmz(native(block), options)

@@ -6,7 +6,9 @@
   has one GDAL_NODATA tag for all bands - or a value the type cannot hold) masked pixels hold the band's nodata
   value or 0 and an internal 1-bit mask (GDAL_TIFF_INTERNAL_MASK) says which pixels are valid.
 * ``compression``: None/"None" -> uncompressed, "LZ77" -> Deflate, "JPEG" -> JPEG at ``quality``; JPEG holds only
-  8-bit data, so JPEG for any other pixel type is refused.
+  8-bit data of 1 to 4 bands, so JPEG for any other pixel type or more bands is refused.
+* Bands are data: photometric RGB for 3 bands (YCbCr with JPEG), MINISBLACK otherwise, so no band is ever read
+  as alpha (GDAL's default would make a 4th band alpha).
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
     if compression == "JPEG" and dtype != np.uint8:
         raise invalid(f"compression=JPEG with format=tiff needs 8-bit pixels (pixelType U8), not {dtype.name}; "
                       "use compression=LZ77 or None.")
+    if compression == "JPEG" and block.band_count > 4:
+        raise invalid(f"compression=JPEG with format=tiff takes 1 to 4 bands, not {block.band_count}; "
+                      "use compression=LZ77 or None.")
     rows, cols = block.shape
     masked = not block.valid.all()
     nodata = shared_nodata(block)
@@ -49,10 +54,14 @@ def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
         profile["nodata"] = nodata
     if compression:
         profile["compress"] = compression
+    if block.band_count == 3:
+        # RGB for 3 bands (as GDAL would); YCbCr makes JPEG-in-TIFF several times smaller
+        profile["photometric"] = "YCBCR" if compression == "JPEG" else "RGB"
+    else:
+        # GDAL would call a 4th band alpha; exported bands are data (bandIds may pick NIR), never transparency
+        profile["photometric"] = "MINISBLACK"
     if compression == "JPEG":
         profile["jpeg_quality"] = max(1, options.quality)  # GDAL takes 1..100
-        if block.band_count == 3:
-            profile["photometric"] = "YCBCR"
     try:
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), MemoryFile() as memfile:
             with memfile.open(**profile) as dataset:

@@ -119,7 +119,5 @@ def encode_lerc1(block: ImageBlock, options: EncodeOptions) -> bytes:
 
 
 def encode_lerc(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    if block.shape[0] == 0 or block.shape[1] == 0:
-        raise unsupported("format=lerc cannot hold an image with no pixels.")
     encoder = encode_lerc1 if options.lerc_version == 1 else encode_lerc2
     return Encoded(encoder(block, options), CONTENT_TYPE, "lerc")
