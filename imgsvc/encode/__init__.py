@@ -1,8 +1,10 @@
 """Output encoders: an ImageBlock in, the bytes of one ArcGIS ``format`` out (REFERENCE §2).
 
-One module per format family: ``picture`` (jpgpng png png8 png24 png32 jpg bmp gif, via Pillow and ``png``),
+One module per format family: ``picture`` (jpgpng png png8 png24 png32 jpg bmp gif; JPEG, BMP and GIF via Pillow,
+every PNG via our own writer ``png``),
 ``geotiff`` (tiff, via rasterio), ``raw`` (bip bsq), ``lercblob`` (lerc 1 and 2), ``kmz``.  Everything here is
-in-memory and thread-safe; the heavy work (Pillow, zlib, GDAL, lerc) runs without the GIL.
+in-memory and thread-safe; the heavy work (Pillow, numpy, ISA-L, GDAL, lerc, our LERC1 kernel) runs without the
+GIL.
 
 Media types (REFERENCE open question 4): image/png, image/jpeg, image/tiff, image/gif, image/bmp as documented;
 ``application/octet-stream`` for lerc, bip and bsq, which have no registered type and which clients sniff or
