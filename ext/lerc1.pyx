@@ -283,9 +283,10 @@ cdef uint8_t* write_tile(uint8_t* p, const float* z, const uint8_t* valid, Py_ss
 
 
 cdef long long z_tiles(const float* z, const uint8_t* valid, int rows, int cols, int tiles_v, int tiles_h,
-                       double max_z_error, uint8_t* out, float* max_value) noexcept nogil:
+                       double max_z_error, uint8_t* out, float* max_value, bint* any_raw) noexcept nogil:
     """Bytes of the z tiles for this tiling, written to ``out`` unless it is NULL.  Tiles are rows // tiles_v by
-    cols // tiles_h; a remainder makes one more, smaller, tile row or column."""
+    cols // tiles_h; a remainder makes one more, smaller, tile row or column.  ``any_raw`` tells whether some
+    tile stores raw floats."""
     cdef int tile_h = rows // tiles_v
     cdef int tile_w = cols // tiles_h
     cdef int r0, c0, r1, c1
@@ -294,6 +295,7 @@ cdef long long z_tiles(const float* z, const uint8_t* valid, int rows, int cols,
     cdef float zmin
     cdef uint8_t* p = out
     max_value[0] = -FLT_MAX
+    any_raw[0] = False
     r0 = 0
     while r0 < rows:
         r1 = r0 + tile_h if r0 + tile_h < rows else rows
@@ -304,6 +306,8 @@ cdef long long z_tiles(const float* z, const uint8_t* valid, int rows, int cols,
             if st.zmax > max_value[0]:
                 max_value[0] = st.zmax
             total += tile_size(&st, max_z_error, &zmin)
+            if st.n_valid and stored_raw(&st, zmin, max_z_error):
+                any_raw[0] = True
             if out != NULL:
                 p = write_tile(p, z, valid, cols, r0, r1, c0, c1, &st, zmin, max_z_error)
             c0 = c1
@@ -313,9 +317,14 @@ cdef long long z_tiles(const float* z, const uint8_t* valid, int rows, int cols,
 
 cdef long long best_tiling(const float* z, const uint8_t* valid, int rows, int cols, double max_z_error,
                            int* tiles_v, int* tiles_h) noexcept nogil:
-    """GDAL ``findTiling``: the whole image, then square tiles of growing size until the size stops falling."""
+    """GDAL ``findTiling``: the whole image, then square tiles of growing size until the size stops falling.
+
+    One difference: a tiling in which some tile must be stored raw (NaN or infinity among its valid pixels, or a
+    range beyond 2**24 quanta) is not taken.  Esri's JavaScript LERC1 decoder (LercDecode.js, in ArcGIS JS and
+    Cesium) sizes a raw tile from the whole z part, so it reads raw floats only when the image is one tile."""
     cdef float max_value
-    cdef long long best = z_tiles(z, valid, rows, cols, 1, 1, max_z_error, NULL, &max_value)
+    cdef bint any_raw
+    cdef long long best = z_tiles(z, valid, rows, cols, 1, 1, max_z_error, NULL, &max_value, &any_raw)
     cdef long long size
     cdef int i, nv, nh
     tiles_v[0] = 1
@@ -325,8 +334,8 @@ cdef long long best_tiling(const float* z, const uint8_t* valid, int rows, int c
         nh = cols // TILE_WIDTHS[i]
         if nv * nh < 2:
             break
-        size = z_tiles(z, valid, rows, cols, nv, nh, max_z_error, NULL, &max_value)
-        if size > best:
+        size = z_tiles(z, valid, rows, cols, nv, nh, max_z_error, NULL, &max_value, &any_raw)
+        if size > best or any_raw:
             break
         if size < best:
             best = size
@@ -348,6 +357,7 @@ def encode_band(const float[:, ::1] z, const uint8_t[:, ::1] valid, double max_z
     cdef long long n_valid = 0, rle_bytes = 0, z_bytes, k, total
     cdef int tiles_v = 1, tiles_h = 1
     cdef float max_value = 0
+    cdef bint any_raw
     cdef uint8_t* p
     cdef bytes blob
     with nogil:
@@ -386,6 +396,6 @@ def encode_band(const float[:, ::1] z, const uint8_t[:, ::1] valid, double max_z
             free(packed)
         p = put_int32(put_int32(p, tiles_v), tiles_h)
         p = put_int32(p, <int32_t>z_bytes)
-        z_tiles(zp, vp, rows, cols, tiles_v, tiles_h, max_z_error, p + 4, &max_value)
+        z_tiles(zp, vp, rows, cols, tiles_v, tiles_h, max_z_error, p + 4, &max_value, &any_raw)
         put_float(p, max_value, 4)
     return blob

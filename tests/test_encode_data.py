@@ -297,3 +297,58 @@ def test_kmz_refuses_a_projected_block():
 def test_kmz_bytes_do_not_depend_on_the_clock():
     block = ImageBlock(smooth_bands(1, "uint8"), np.ones((48, 64), bool), Affine(0.1, 0, 0, 0, -0.1, 0), WGS84)
     assert encode_kmz(block, EncodeOptions("jpgpng")).data == encode_kmz(block, EncodeOptions("jpgpng")).data
+
+
+def walk_lerc1_z_tiles(blob: bytes, with_mask: bool = True):
+    """Walk the z-part tiles the way Esri's JavaScript decoder (LercDecode.js) does: (tilesV, tilesH, tile
+    encodings, bytes the tiles took, numBytes the header promised).  That decoder sizes a raw (encoding 0) tile
+    as (numBytes - 1) / 4 floats, i.e. it reads raw floats only when the z part is one tile."""
+    offset = 34
+    if with_mask:
+        offset += 16 + struct.unpack_from("<i", blob, 34 + 8)[0]
+    tiles_v, tiles_h, num_bytes, _ = struct.unpack_from("<iiif", blob, offset)
+    _, _, height, width, _ = parse_lerc1_header(blob)
+    offset += 16
+    start = offset
+    rows = tiles_v + (height % tiles_v > 0)
+    cols = tiles_h + (width % tiles_h > 0)
+    encodings = []
+    for _ in range(rows * cols):
+        header = blob[offset]
+        encoding = header & 63
+        encodings.append(encoding)
+        offset += 1
+        if encoding == 2:
+            continue
+        if encoding == 0:
+            offset += num_bytes - 1  # the JS reading
+            continue
+        offset += {2: 1, 1: 2, 0: 4}[header >> 6]
+        if encoding == 1:
+            count_header = blob[offset]
+            bits = count_header & 63
+            width_bytes = {2: 1, 1: 2, 0: 4}[count_header >> 6]
+            count = int.from_bytes(blob[offset + 1:offset + 1 + width_bytes], "little")
+            offset += 1 + width_bytes + (count * bits + 7) // 8
+    return tiles_v, tiles_h, encodings, offset - start, num_bytes
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1e-5, 0.01])
+def test_lerc1_raw_tiles_only_in_a_single_tile_image_as_esris_js_decoder_needs(tolerance):
+    data = np.cumsum(np.random.default_rng(5).normal(0, 50, (1, 96, 80)), axis=2).astype(np.float32)
+    data[0, 50, 7] = np.nan  # one tile must be raw
+    data[0, 10, 10] = 4e5  # and a range beyond 2**24 quanta at 1e-5
+    block = ImageBlock(data, hole_mask(96, 80), TRANSFORM, CRS_UTM)
+    blob = encode(block, EncodeOptions("lerc", tolerance=tolerance, lerc_version=1)).data
+    tiles_v, tiles_h, encodings, walked, promised = walk_lerc1_z_tiles(blob)
+    assert walked == promised
+    assert (tiles_v, tiles_h) == (1, 1) and encodings == [0]
+    values, _ = decode_lerc(blob)
+    assert np.isnan(values[0, 50, 7])
+
+
+def test_lerc1_tiles_walk_exactly_like_esris_js_decoder_on_ordinary_data():
+    block = make_block(2, "float32", valid=hole_mask(100, 131), rows=100, cols=131)
+    blob = encode(block, EncodeOptions("lerc", tolerance=0.01, lerc_version=1)).data
+    tiles_v, tiles_h, encodings, walked, promised = walk_lerc1_z_tiles(blob)
+    assert tiles_v * tiles_h > 1 and 0 not in encodings and walked == promised
