@@ -8,7 +8,7 @@ BUILT  := $(VENV)/.built
 DEMO   := data/demo/.generated
 SOURCES := $(wildcard ext/*.pyx ext/*.pxd protos/imgsvc/v1/*.proto) setup.py pyproject.toml
 
-.PHONY: serve test build demo bench clean
+.PHONY: serve test build demo bench clients clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,15 @@ demo: $(DEMO)
 serve: build demo
 	$(PY) -m imgsvc serve
 
-test: build
+# The real clients the tests drive (Debian chromium, npm packages, the ArcGIS API for Python venv); idempotent.
+clients:
+	sh tests/clients/setup.sh
+
+test: build clients
 	$(PY) -m pytest -q
 
 bench: build demo
 	$(PY) -m bench
 
 clean:
-	rm -rf build $(VENV) imgsvc/_kernels/*.so imgsvc/v1/*_pb2*.py* ext/*.c
+	rm -rf build $(VENV) tests/clients/build tests/clients/node_modules imgsvc/_kernels/*.so imgsvc/v1/*_pb2*.py* ext/*.c
