@@ -16,8 +16,8 @@ png24      PNG RGB                                            PNG RGB + tRNS nam
                                                               pixel uses; masked pixels hold that colour
 png8       PNG palette (exact when <= 255 colours)            same, one palette entry with alpha 0 (tRNS)
 gif        GIF palette (exact when <= 255 colours)            same, one transparent palette index
-jpg        JPEG                                               masked pixels filled with FILL_VALUE (black)
-bmp        BMP L / RGB                                        masked pixels filled with FILL_VALUE (black)
+jpg        JPEG                                               masked pixels black (``stretch.MASKED_VALUE``)
+bmp        BMP L / RGB                                        masked pixels black (``stretch.MASKED_VALUE``)
 =========  =================================================  ==============================================
 """
 from __future__ import annotations
@@ -32,15 +32,13 @@ from imgsvc.encode import png
 from imgsvc.encode.stretch import to_8bit
 from imgsvc.encode.types import Encoded, EncodeOptions
 
-# What jpg and bmp (formats without transparency) put in masked pixels.
-FILL_VALUE = 0
 PALETTE_COLOURS = 255  # one of the 256 palette entries is kept for the transparent index
 
 
 def picture_pixels(block: ImageBlock, *, rgb: bool = False, alpha: bool = False) -> np.ndarray:
     """The block as 8-bit pixels, C-contiguous: (rows, cols) gray, or (rows, cols, k) with k = 2 (gray, alpha),
     3 (RGB) or 4 (RGB, alpha).  ``rgb`` repeats a gray band into R, G and B; ``alpha`` adds 255 where valid and 0
-    where masked.  Masked pixels' colour is FILL_VALUE.  Channels are written straight into one interleaved array
+    where masked.  Masked pixels' colour is ``stretch.MASKED_VALUE``.  Channels are written straight into one interleaved array
     (no stacking and concatenating), which matters at these sizes."""
     u8 = to_8bit(block)
     colour = [u8[0]] if block.band_count < 3 else [u8[0], u8[1], u8[2]]

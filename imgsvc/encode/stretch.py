@@ -18,6 +18,8 @@ import numpy as np
 from imgsvc.block import BandStats, ImageBlock
 
 STDV_FACTOR = 2.5
+# What masked pixels hold after the stretch: black, which jpg and bmp (no transparency) then show.
+MASKED_VALUE = 0
 
 
 def stretch_range(stats: BandStats) -> tuple[float, float]:
@@ -39,10 +41,10 @@ def block_band_stats(band: np.ndarray, valid: np.ndarray) -> BandStats:
 
 
 def to_8bit(block: ImageBlock) -> np.ndarray:
-    """(bands, rows, cols) uint8 of the whole block; masked pixels are 0."""
+    """(bands, rows, cols) uint8 of the whole block; masked pixels are MASKED_VALUE, NaN pixels 0."""
     data = block.data
     if data.dtype == np.uint8:
-        return np.where(block.valid, data, np.uint8(0)) if not block.valid.all() else data
+        return np.where(block.valid, data, np.uint8(MASKED_VALUE)) if not block.valid.all() else data
     if block.stats is not None and len(block.stats) != block.band_count:
         raise ValueError(f"ImageBlock has {block.band_count} bands but {len(block.stats)} band statistics")
     # float32 is exact enough for 256 output levels and halves the memory traffic, but cannot hold the range of
@@ -57,6 +59,7 @@ def to_8bit(block: ImageBlock) -> np.ndarray:
         scaled = (band.astype(work) - work(lo)) * scale
         np.clip(scaled, 0.0, 255.0, out=scaled)
         np.rint(scaled, out=scaled)
-        scaled[~(block.valid & np.isfinite(scaled))] = 0.0
+        scaled[~np.isfinite(scaled)] = 0.0
+        scaled[~block.valid] = MASKED_VALUE
         out[index] = scaled.astype(np.uint8)
     return out
