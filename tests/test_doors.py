@@ -190,3 +190,38 @@ def test_health_and_reflection(grpc_server):
     with grpc.insecure_channel(grpc_server) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="imgsvc.v1.ImageService"))
         assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# Every format through the gateway: the content type, the signature clients sniff, and the href extension.
+FORMAT_SIGNATURES = [
+    ("png", "image/png", b"\x89PNG", "png"), ("png8", "image/png", b"\x89PNG", "png"),
+    ("png24", "image/png", b"\x89PNG", "png"), ("png32", "image/png", b"\x89PNG", "png"),
+    ("jpg", "image/jpeg", b"\xff\xd8", "jpg"), ("bmp", "image/bmp", b"BM", "bmp"),
+    ("gif", "image/gif", b"GIF8", "gif"), ("tiff", "image/tiff", b"II*\x00", "tif"),
+    ("lerc", "application/octet-stream", b"Lerc2 ", "lerc"), ("bip", "application/octet-stream", b"", "bip"),
+    ("bsq", "application/octet-stream", b"", "bsq"),
+]
+
+
+@pytest.mark.parametrize("fmt, content_type, magic, extension", FORMAT_SIGNATURES)
+def test_every_format_through_the_gateway(http, fmt, content_type, magic, extension):
+    query = {"bbox": DEM_3857, "bboxSR": "3857", "size": "64,48", "format": fmt, "f": "image"}
+    rest = http.get(EXPORT.format("dem"), params=query)
+    assert rest.headers["content-type"] == content_type and rest.content.startswith(magic)
+    if fmt in ("bip", "bsq"):  # F32 pixels, then the 1-bit mask
+        assert len(rest.content) == 64 * 48 * 4 + (64 * 48 + 7) // 8
+    doc = http.get(EXPORT.format("dem"), params=dict(query, f="json")).json()
+    assert doc["href"].endswith("." + extension)
+
+
+def test_lerc_version_1_and_kmz_through_the_gateway(http):
+    import zipfile
+
+    lerc1 = http.get(EXPORT.format("dem"), params={"bbox": DEM_3857, "bboxSR": "3857", "size": "64,48",
+                                                   "format": "lerc", "lercVersion": "1", "f": "image"})
+    assert lerc1.content.startswith(b"CntZImage ")
+    kmz = http.get(EXPORT.format("dem"), params={"bbox": DEM_3857, "bboxSR": "3857", "size": "64,48", "f": "kmz"})
+    assert kmz.headers["content-type"] == "application/vnd.google-earth.kmz"
+    with zipfile.ZipFile(io.BytesIO(kmz.content)) as archive:
+        kml = archive.read("doc.kml").decode()
+    assert "<LatLonBox>" in kml and "-118.2" in kml
