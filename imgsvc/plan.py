@@ -166,7 +166,7 @@ def item_read(item: RasterItem, grid: OutputGrid, resampling: str) -> ItemRead |
         width, height, transform = item.width, item.height, item.transform
     else:
         width, height = item.overview_shapes[overview]
-        transform = item.transform * Affine.scale(item.width / width, item.height / height)
+        transform = item.transform @ Affine.scale(item.width / width, item.height / height)
     xs, ys = _grid_points(grid, FOOTPRINT_SAMPLES)
     sx, sy = sr.transform_points(grid.crs, sr.crs_from_wkt(item.crs_wkt), xs.ravel(), ys.ravel())
     ok = np.isfinite(sx) & np.isfinite(sy)
