@@ -1,4 +1,4 @@
-"""Command line: `imgsvc serve | add | list | remove | demo`."""
+"""Command line: `imgsvc serve | add | list | remove | demo | migrate`."""
 from __future__ import annotations
 
 import argparse
@@ -26,10 +26,11 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def register(catalog: Catalog, name: str, path: Path, settings: ServiceSettings, replace: bool = False) -> None:
-    from imgsvc.read import describe_raster
+    """Describe the raster and compute its statistics and histograms (the service itself never writes them)."""
+    from imgsvc.read import compute_distributions, describe_raster
 
     item = describe_raster(path)
-    catalog.add_service(name, [item], settings, replace=replace)
+    catalog.add_service(name, [item], settings, replace=replace, distributions=[compute_distributions(item)])
 
 
 def cmd_add(args) -> int:
@@ -53,6 +54,17 @@ def cmd_list(args) -> int:
 def cmd_remove(args) -> int:
     Catalog(args.catalog).remove_service(args.name)
     print(f"removed {args.name}")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    """Bring an older catalog up to date: compute the statistics and histograms it lacks."""
+    from imgsvc.read import compute_distributions
+
+    catalog = Catalog(args.catalog)  # opening for writing adds any missing tables
+    for item in catalog.items_without_distributions():
+        catalog.put_distributions(item.item_id, compute_distributions(item))
+        print(f"computed statistics and histograms of {item.path}")
     return 0
 
 
@@ -137,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="unregister a service")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_remove)
+
+    migrate = sub.add_parser("migrate", help="upgrade an older catalog (computes missing statistics/histograms)")
+    migrate.set_defaults(func=cmd_migrate)
 
     demo = sub.add_parser("demo", help="generate the demo rasters and register them")
     demo.add_argument("--dest", default=str(DEMO_DIR))

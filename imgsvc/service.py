@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pyproj import CRS
 
-from imgsvc import kernels, sr
+from imgsvc import identify as identify_stage
+from imgsvc import kernels, resources, sr
 from imgsvc.block import ImageBlock
-from imgsvc.catalog import Catalog, ServiceRecord
+from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
 from imgsvc.params import ExportParams
@@ -102,7 +103,7 @@ def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOption
 
 
 class ImageService:
-    """exportImage and the service metadata, over one catalog."""
+    """exportImage, identify and the resources around them, over one catalog."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -118,8 +119,9 @@ class ImageService:
         options = encode_options(params, service)
         if params.kmz and not (params.image_crs or sr.crs_from_wkt(service.primary.crs_wkt)).is_geographic:
             params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
-        plan = make_plan(params, service, output_grid(params, service))
-        data, valid = render(plan)
+        with sr.datum_transformation_scope(params.datum_transformation):
+            plan = make_plan(params, service, output_grid(params, service))
+            data, valid = render(plan)
         valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
         data = kernels.convert_pixel_type(data, valid, params.pixel_type)
         nodata = _output_nodata(params, service.primary.nodata, data.dtype, data.shape[0])
@@ -131,3 +133,25 @@ class ImageService:
                            nodata=nodata, stats=stats)
         encoded = encode_kmz(block, options) if params.kmz else encode(block, options)
         return ExportResult(encoded=encoded, grid=plan.grid)
+
+    def identify(self, name: str, x: float, y: float, crs: CRS | None) -> identify_stage.IdentifyResult:
+        return identify_stage.identify(self.catalog.service(name), x, y, crs)
+
+    def distributions(self, name: str) -> tuple[BandDistribution, ...]:
+        service = self.catalog.service(name)
+        return resources.distributions(service, self.catalog.distributions(service.primary.item_id))
+
+    def has_distributions(self, name: str) -> bool:
+        return self.catalog.distributions(self.catalog.service(name).primary.item_id) is not None
+
+    def key_properties(self, name: str) -> resources.KeyPropertiesResult:
+        return resources.key_properties(self.catalog.service(name))
+
+    def raster_function_templates(self, name: str) -> tuple[resources.FunctionTemplate, ...]:
+        return resources.raster_function_templates(self.catalog.service(name))
+
+    def legend(self, name: str, band_ids: tuple[int, ...]) -> resources.LegendResult:
+        return resources.legend(self.catalog.service(name), band_ids)
+
+    def item_info(self, name: str) -> resources.ItemInfoResult:
+        return resources.item_info(self.catalog.service(name))

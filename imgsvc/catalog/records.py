@@ -39,6 +39,26 @@ class RasterItem:
 
 
 @dataclass(frozen=True)
+class BandDistribution:
+    """One band's statistics and histogram over every valid pixel, computed once at registration.
+
+    The histogram has ``len(counts)`` equal bins over [``hist_min``, ``hist_max``]; the last bin includes its upper
+    edge.  ``median`` and ``mode`` come from the histogram (exact for 8-bit data, whose bins are single values).
+    """
+
+    min: float
+    max: float
+    mean: float
+    stdv: float
+    median: float
+    mode: float
+    count: int
+    hist_min: float
+    hist_max: float
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     """Per-service settings that the root resource advertises and exportImage uses as defaults."""
 

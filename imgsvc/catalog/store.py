@@ -12,7 +12,7 @@ from pathlib import Path
 from affine import Affine
 
 from imgsvc.block import BandStats
-from imgsvc.catalog.records import RasterItem, ServiceRecord, ServiceSettings
+from imgsvc.catalog.records import BandDistribution, RasterItem, ServiceRecord, ServiceSettings
 from imgsvc.errors import invalid, not_found
 
 SCHEMA = """
@@ -29,6 +29,21 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_service ON items(service);
 """
+# Schema version 2: per-band statistics and histograms, computed from every pixel at registration so that the
+# read-only service can answer /statistics and /histograms without touching the rasters.  Catalogs written before
+# it get the table the first time the CLI opens them for writing; `imgsvc migrate` then fills it.
+BAND_STATISTICS = """
+CREATE TABLE IF NOT EXISTS band_statistics (
+    item_id   INTEGER NOT NULL REFERENCES items(item_id) ON DELETE CASCADE,
+    band      INTEGER NOT NULL,
+    min REAL NOT NULL, max REAL NOT NULL, mean REAL NOT NULL, stdv REAL NOT NULL,
+    median REAL NOT NULL, mode REAL NOT NULL, count INTEGER NOT NULL,
+    hist_min REAL NOT NULL, hist_max REAL NOT NULL,
+    counts    TEXT NOT NULL,
+    PRIMARY KEY (item_id, band)
+);
+"""
+SCHEMA_VERSION = 2
 
 # Service names become URL path segments: keep them to what ArcGIS allows.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,119}$")
@@ -66,7 +81,8 @@ class Catalog:
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
-                conn.executescript(SCHEMA)
+                conn.executescript(SCHEMA + BAND_STATISTICS)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif not self.path.exists():
             raise FileNotFoundError(f"no catalog at {self.path}; run `imgsvc demo` or `imgsvc add`")
 
@@ -81,7 +97,9 @@ class Catalog:
             self._local.conn = conn
         return conn
 
-    def add_service(self, name: str, items: list[RasterItem], settings: ServiceSettings, replace: bool = False) -> None:
+    def add_service(self, name: str, items: list[RasterItem], settings: ServiceSettings, replace: bool = False,
+                    distributions: list[tuple[BandDistribution, ...]] | None = None) -> None:
+        """Register ``items`` as service ``name``; ``distributions`` (one tuple per item) are stored with them."""
         if not _NAME.match(name):
             raise invalid(f"Invalid service name {name!r}: use letters, digits, '_' and '-'.")
         if not items:
@@ -93,12 +111,47 @@ class Catalog:
             elif conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone():
                 raise invalid(f"Service {name!r} already exists.")
             conn.execute("INSERT INTO services(name, settings) VALUES (?, ?)", (name, json.dumps(asdict(settings))))
-            for item in items:
+            for index, item in enumerate(items):
                 xmin, ymin, xmax, ymax = item.bounds
-                conn.execute(
+                cursor = conn.execute(
                     "INSERT INTO items(service, path, xmin, ymin, xmax, ymax, raster) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (name, item.path, xmin, ymin, xmax, ymax, _item_to_json(item)),
                 )
+                if distributions is not None:
+                    self._put_distributions(conn, cursor.lastrowid, distributions[index])
+
+    @staticmethod
+    def _put_distributions(conn: sqlite3.Connection, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
+        conn.execute("DELETE FROM band_statistics WHERE item_id = ?", (item_id,))
+        conn.executemany(
+            "INSERT INTO band_statistics(item_id, band, min, max, mean, stdv, median, mode, count, hist_min, "
+            "hist_max, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(item_id, band, d.min, d.max, d.mean, d.stdv, d.median, d.mode, d.count, d.hist_min, d.hist_max,
+              json.dumps(list(d.counts))) for band, d in enumerate(bands)])
+
+    def put_distributions(self, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
+        conn = self._connect()
+        with conn:
+            self._put_distributions(conn, item_id, bands)
+
+    def items_without_distributions(self) -> list[RasterItem]:
+        """Items registered before statistics were kept (what `imgsvc migrate` fills in)."""
+        rows = self._connect().execute(
+            "SELECT item_id, raster FROM items WHERE item_id NOT IN (SELECT item_id FROM band_statistics) "
+            "ORDER BY item_id")
+        return [_item_from_row(item_id, raster) for item_id, raster in rows]
+
+    def distributions(self, item_id: int) -> tuple[BandDistribution, ...] | None:
+        """The item's per-band statistics and histograms, or None when they were never computed."""
+        try:
+            rows = self._connect().execute(
+                "SELECT min, max, mean, stdv, median, mode, count, hist_min, hist_max, counts FROM band_statistics "
+                "WHERE item_id = ? ORDER BY band", (item_id,)).fetchall()
+        except sqlite3.OperationalError:
+            return None  # a catalog from before schema version 2, opened read-only: not migrated yet
+        if not rows:
+            return None
+        return tuple(BandDistribution(*row[:9], counts=tuple(json.loads(row[9]))) for row in rows)
 
     def remove_service(self, name: str) -> None:
         conn = self._connect()

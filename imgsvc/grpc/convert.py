@@ -1,10 +1,16 @@
-"""Core values -> protobuf messages (the servicer's only job besides calling the service)."""
+"""Protobuf requests -> core arguments, core values -> protobuf messages (the servicer's only job besides calling
+the service)."""
 from __future__ import annotations
 
+import math
+
+from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import sr
-from imgsvc.catalog import ServiceRecord
+from imgsvc import resources, sr
+from imgsvc.catalog import BandDistribution, ServiceRecord
+from imgsvc.errors import invalid, unsupported
+from imgsvc.identify import IdentifyResult
 from imgsvc.service import ExportResult
 from imgsvc.v1 import image_service_pb2 as pb
 
@@ -14,6 +20,7 @@ PIXEL_TYPE_OF_DTYPE = {
     "float64": pb.PIXEL_TYPE_F64,
 }
 CURRENT_VERSION = 11.3  # advertised so clients send lercVersion=2 and adjustAspectRatio (REFERENCE §3.2)
+FULL_VERSION = "11.3.0"
 
 
 def spatial_reference(crs: CRS) -> pb.SpatialReference:
@@ -39,7 +46,12 @@ def export_response(result: ExportResult) -> pb.ExportImageResponse:
     )
 
 
-def service_info(record: ServiceRecord) -> pb.ServiceInfo:
+def function_infos(templates) -> list[pb.RasterFunctionInfo]:
+    return [pb.RasterFunctionInfo(name=t.name, description=t.description, help=t.help,
+                                  function_type=t.function_type) for t in templates]
+
+
+def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.ServiceInfo:
     item = record.primary
     settings = record.settings
     crs = sr.crs_from_wkt(item.crs_wkt)
@@ -76,8 +88,7 @@ def service_info(record: ServiceRecord) -> pb.ServiceInfo:
         max_mosaic_image_count=20,
         default_compression_quality=settings.default_compression_quality,
         default_resampling_method=settings.default_resampling_method,
-        raster_function_infos=[pb.RasterFunctionInfo(
-            name="None", description="Make a Raster or Raster Dataset into a Function Raster Dataset.", help="")],
+        raster_function_infos=function_infos(resources.raster_function_templates(record)),
         block_width=item.block_shape[0],
         block_height=item.block_shape[1],
         compression_type=item.compression,
@@ -85,6 +96,7 @@ def service_info(record: ServiceRecord) -> pb.ServiceInfo:
         current_version=CURRENT_VERSION,
         columns=item.width,
         rows=item.height,
+        has_histograms=has_histograms,
     )
 
 
@@ -92,3 +104,81 @@ def _itemsize(dtype: str) -> int:
     import numpy as np
 
     return np.dtype(dtype).itemsize
+
+
+def _sr_crs(msg: pb.SpatialReference) -> CRS | None:
+    if not (msg.HasField("wkid") or msg.HasField("latest_wkid") or msg.HasField("wkt")):
+        return None
+    return sr.crs_from_parts(msg.wkid if msg.HasField("wkid") else None,
+                             msg.latest_wkid if msg.HasField("latest_wkid") else None,
+                             msg.wkt if msg.HasField("wkt") else None)
+
+
+def rendering_rule(request, resource: str) -> None:
+    """Refuse a rendering rule the resource cannot apply (only the "None" template is accepted for now)."""
+    if request.HasField("rendering_rule"):
+        resources.require_identity_rule(MessageToDict(request.rendering_rule), resource)
+
+
+def identify_args(req: pb.IdentifyRequest) -> tuple[str, float, float, CRS | None]:
+    """(service, x, y, the point's CRS or None for the service SR), validated."""
+    if not req.service:
+        raise invalid("service is required.")
+    if req.geometry_type == pb.ESRI_GEOMETRY_POLYGON:
+        raise unsupported("geometryType esriGeometryPolygon is not supported by identify yet; send a point.")
+    if not req.HasField("geometry"):
+        raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
+    if req.HasField("mosaic_rule"):
+        raise unsupported("mosaicRule is not supported yet.")
+    rendering_rule(req, "identify")
+    x, y = req.geometry.x, req.geometry.y
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise invalid("geometry x and y must be finite numbers.")
+    if req.HasField("pixel_size") and not (req.pixel_size.x >= 0 and req.pixel_size.y >= 0):
+        raise invalid("pixelSize must be two non-negative numbers.")
+    crs = _sr_crs(req.geometry.spatial_reference) if req.geometry.HasField("spatial_reference") else None
+    return req.service, x, y, crs
+
+
+def identify_response(result: IdentifyResult, dtype: str) -> pb.IdentifyResponse:
+    return pb.IdentifyResponse(
+        object_id=0, name="Pixel", no_data=result.values is None, values=result.values or (), value=result.text,
+        location=pb.Point(x=result.x, y=result.y, spatial_reference=spatial_reference(result.crs)),
+        pixel_type=PIXEL_TYPE_OF_DTYPE[dtype])
+
+
+def key_properties(result: resources.KeyPropertiesResult) -> pb.KeyProperties:
+    return pb.KeyProperties(data_type=result.data_type,
+                            band_properties=[pb.BandProperty(band_name=n) for n in result.band_names],
+                            low_cell_size=result.low_cell_size, high_cell_size=result.high_cell_size)
+
+
+def statistics(bands: tuple[BandDistribution, ...]) -> pb.StatisticsResponse:
+    # Every pixel was visited at registration: no skipping.
+    return pb.StatisticsResponse(statistics=[
+        pb.BandStatistics(min=d.min, max=d.max, mean=d.mean, standard_deviation=d.stdv, median=d.median,
+                          mode=d.mode, skip_x=1, skip_y=1, count=d.count) for d in bands])
+
+
+def histograms(bands: tuple[BandDistribution, ...]) -> pb.HistogramsResponse:
+    return pb.HistogramsResponse(histograms=[
+        pb.Histogram(size=len(d.counts), min=d.hist_min, max=d.hist_max, counts=d.counts) for d in bands])
+
+
+def legend(result: resources.LegendResult) -> pb.LegendResponse:
+    entries = [pb.LegendEntry(label=s.label, image=s.png, content_type="image/png", width=resources.SWATCH,
+                              height=resources.SWATCH, values=s.values) for s in result.swatches]
+    return pb.LegendResponse(layers=[pb.LegendLayer(layer_id=0, layer_name=result.layer_name,
+                                                    layer_type="Raster Layer", legend_type=result.legend_type,
+                                                    legend=entries)])
+
+
+def item_info(result: resources.ItemInfoResult) -> pb.ItemInfo:
+    wgs84 = sr.crs_from_wkid(4326)
+    return pb.ItemInfo(
+        name=result.name, title=result.name, snippet=result.description.split(". ")[0],
+        description=result.description, access_information=result.copyright_text,
+        tags=["imgsvc", "Image Service", result.service_data_type.removeprefix(resources.DATA_TYPE_PREFIX)],
+        type="Image Service", type_keywords=["Data", "Service", "Image Service", "ArcGIS Server"],
+        geographic_extent=envelope(result.geographic_extent, wgs84), spatial_reference=spatial_reference(wgs84),
+        service_data_type=result.service_data_type)

@@ -5,7 +5,6 @@ import json
 import logging
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.grpc import convert
@@ -56,13 +55,46 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
-        if request.HasField("rendering_rule"):
-            rule = MessageToDict(request.rendering_rule)
-            if rule and str(rule.get("rasterFunction", "None")).lower() != "none":
-                raise ImgsvcError(ErrorKind.UNIMPLEMENTED, "renderingRule on the root resource is not supported yet.")
-        return convert.service_info(self.service.service(request.service))
+        convert.rendering_rule(request, "the root resource")
+        return convert.service_info(self.service.service(request.service),
+                                    has_histograms=self.service.has_distributions(request.service))
 
     @_guarded
     def ListServices(self, request: pb.ListServicesRequest, context) -> pb.ListServicesResponse:
-        return pb.ListServicesResponse(services=[
-            pb.ServiceSummary(name=name, type="ImageServer") for name in self.service.service_names()])
+        return pb.ListServicesResponse(
+            services=[pb.ServiceSummary(name=name, type="ImageServer") for name in self.service.service_names()],
+            current_version=convert.CURRENT_VERSION, full_version=convert.FULL_VERSION)
+
+    @_guarded
+    def Identify(self, request: pb.IdentifyRequest, context) -> pb.IdentifyResponse:
+        name, x, y, crs = convert.identify_args(request)
+        result = self.service.identify(name, x, y, crs)
+        return convert.identify_response(result, self.service.service(name).primary.dtype)
+
+    @_guarded
+    def GetKeyProperties(self, request: pb.KeyPropertiesRequest, context) -> pb.KeyProperties:
+        return convert.key_properties(self.service.key_properties(request.service))
+
+    @_guarded
+    def GetRasterFunctionInfos(self, request: pb.RasterFunctionInfosRequest, context) -> pb.RasterFunctionInfos:
+        return pb.RasterFunctionInfos(raster_function_infos=convert.function_infos(
+            self.service.raster_function_templates(request.service)))
+
+    @_guarded
+    def GetStatistics(self, request: pb.StatisticsRequest, context) -> pb.StatisticsResponse:
+        convert.rendering_rule(request, "statistics")
+        return convert.statistics(self.service.distributions(request.service))
+
+    @_guarded
+    def GetHistograms(self, request: pb.HistogramsRequest, context) -> pb.HistogramsResponse:
+        convert.rendering_rule(request, "histograms")
+        return convert.histograms(self.service.distributions(request.service))
+
+    @_guarded
+    def GetLegend(self, request: pb.LegendRequest, context) -> pb.LegendResponse:
+        convert.rendering_rule(request, "legend")
+        return convert.legend(self.service.legend(request.service, tuple(request.band_ids)))
+
+    @_guarded
+    def GetItemInfo(self, request: pb.ItemInfoRequest, context) -> pb.ItemInfo:
+        return convert.item_info(self.service.item_info(request.service))

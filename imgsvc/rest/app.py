@@ -1,29 +1,43 @@
 """The gateway app (Starlette).  It parses the ArcGIS dialect into protobuf, calls the gRPC service over a
 ``grpc.aio`` channel, and turns replies into ArcGIS JSON, image bytes or HTML.  It holds no raster logic.
+
+Transport rules shared by every endpoint (REFERENCE §0, §8): GET and POST with the same parameters, names
+case-insensitive (parameters and resource names), `f=json|pjson|html`, JSONP through `callback`, and every error as
+the ArcGIS envelope with `Content-Type: application/json` (HTTP 200 unless the setting says otherwise), never an
+image content type.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from python_multipart.exceptions import FormParserError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from imgsvc.errors import ARCGIS_MESSAGES, ErrorKind, ImgsvcError
+from imgsvc.errors import ARCGIS_MESSAGES, ErrorKind, ImgsvcError, invalid, not_found, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
-from imgsvc.rest.query import RESPONSE_FORMS, Params, export_request
+from imgsvc.rest.query import RESPONSE_FORMS, Params, band_ids, export_request, identify_request, struct
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
 
 ERROR_METADATA_KEY = "imgsvc-error"
 KIND_OF_STATUS = {
@@ -33,8 +47,12 @@ KIND_OF_STATUS = {
 }
 # A JSONP callback is echoed into a script: only plain JavaScript identifiers and member paths get through.
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*|\[\d+\])*$")
+# A form body larger than this is refused (the longest real request, a POSTed rendering rule, is a few KiB).
 MAX_FORM_BYTES = 1024 * 1024
 SERVICES_PREFIX = "/arcgis/rest/services"
+STATIC_PREFIX = "/arcgis/rest/static"
+STATIC_DIR = Path(__file__).parent / "static"
+RESOURCE_FORMS = ("html", "json", "pjson")
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,34 @@ class GatewaySettings:
     output_ttl_seconds: float = 600.0
     # ArcGIS answers errors with HTTP 200 and the envelope; clients rely on it.  Off switches to 4xx/5xx statuses.
     errors_with_http_200: bool = True
+    # No request waits longer than this on the gRPC service.
+    rpc_timeout_seconds: float = 120.0
+
+
+def _finite(doc):
+    """JSON has no NaN/Infinity: non-finite numbers (a NaN nodata value, say) are written as null."""
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: _finite(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_finite(v) for v in doc]
+    return doc
+
+
+def guarded(handler):
+    """Every route answers: ArcGIS errors as the envelope, and a bug as a 500 envelope (logged), never a traceback."""
+    @functools.wraps(handler)
+    async def wrapper(self: Gateway, request: Request) -> Response:
+        try:
+            return await handler(self, request)
+        except ImgsvcError as error:
+            return self.error(error, self.query_params(request))
+        except Exception as exc:
+            log.exception("unexpected failure answering %s", request.url.path)
+            return self.error(ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"),
+                              self.query_params(request))
+    return wrapper
 
 
 class Gateway:
@@ -52,22 +98,61 @@ class Gateway:
         self.outputs = OutputStore(settings.output_dir, settings.output_ttl_seconds)
         self.channel: grpc.aio.Channel | None = None
         self.stub: pb_grpc.ImageServiceStub | None = None
+        # lower-cased resource path below .../ImageServer -> handler(request, service name, params)
+        self.resources = {
+            "": self.root,
+            "exportimage": self.export_image,
+            "identify": self.identify,
+            "keyproperties": self.key_properties,
+            "rasterfunctioninfos": self.raster_function_infos,
+            "statistics": self.statistics,
+            "histograms": self.histograms,
+            "legend": self.legend,
+            "info": self.item_info,
+            "info/iteminfo": self.item_info,
+            "info/metadata": self.metadata,
+            "map": self.map_page,
+        }
 
     # ---- plumbing -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def query_params(request: Request) -> Params:
+        return Params(request.query_params.multi_items())
+
+    async def _capped_body(self, request: Request):
+        """The request body as a stream that refuses to go past MAX_FORM_BYTES, whatever Content-Length says."""
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_FORM_BYTES:
+                raise invalid(f"The request body is too large (limit {MAX_FORM_BYTES} bytes).")
+            yield chunk
 
     async def params(self, request: Request) -> Params:
         items = list(request.query_params.multi_items())
         if request.method == "POST":
-            length = int(request.headers.get("content-length") or 0)
-            if length > MAX_FORM_BYTES:
-                raise ImgsvcError(ErrorKind.INVALID_ARGUMENT, "The request body is too large.")
-            form = await request.form(max_part_size=MAX_FORM_BYTES)
+            length = request.headers.get("content-length") or "0"
+            if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+                raise invalid(f"The request body is too large (limit {MAX_FORM_BYTES} bytes).")
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            try:
+                if kind == "multipart/form-data":
+                    form = await MultiPartParser(request.headers, self._capped_body(request),
+                                                 max_part_size=MAX_FORM_BYTES).parse()
+                else:  # urlencoded, or no/unknown content type: read as a form, as ArcGIS does
+                    form = await FormParser(request.headers, self._capped_body(request)).parse()
+            except (MultiPartException, FormParserError, ValueError) as exc:
+                raise invalid(f"The request body is not a valid form: {exc}") from None
             items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         return Params(items)
 
     def json(self, doc: dict, params: Params, status: int = 200) -> Response:
         pretty = (params.get("f") or "").lower() == "pjson"
-        body = json.dumps(doc, indent=2 if pretty else None, allow_nan=False)
+        try:
+            body = json.dumps(doc, indent=2 if pretty else None, allow_nan=False)
+        except ValueError:
+            body = json.dumps(_finite(doc), indent=2 if pretty else None, allow_nan=False)
         callback = params.get("callback")
         if callback and _CALLBACK.match(callback):
             return Response(f"{callback}({body});", status_code=status, media_type="application/javascript")
@@ -89,87 +174,228 @@ class Gateway:
     async def call(self, method: str, message, params: Params):
         """Call the gRPC service; returns the reply, or a Response carrying the error envelope."""
         try:
-            return await getattr(self.stub, method)(message)
+            return await getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds)
         except grpc.aio.AioRpcError as exc:
             return self.error(self.rpc_error(exc), params)
 
     def base_url(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    # ---- routes ---------------------------------------------------------------------------------------------
+    def service_url(self, request: Request, name: str) -> str:
+        return f"{self.base_url(request)}{SERVICES_PREFIX}/{name}/ImageServer"
 
-    async def services(self, request: Request) -> Response:
-        params = Params(request.query_params.multi_items())
+    @staticmethod
+    def form(params: Params, allowed: tuple[str, ...] = RESOURCE_FORMS) -> str:
+        form = (params.get("f") or "html").lower()
+        if form not in allowed:
+            raise invalid(f"f {form!r} is not supported here; expected one of: {', '.join(allowed)}.")
+        return form
+
+    async def document(self, request: Request, name: str, params: Params, method: str, message, to_doc,
+                       title: str) -> Response:
+        """The common shape of a JSON resource: check f, call, convert, answer as JSON or an HTML page."""
+        form = self.form(params)
+        reply = await self.call(method, message, params)
+        if isinstance(reply, Response):
+            return reply
+        doc = to_doc(reply)
+        if form == "html":
+            return HTMLResponse(pages.resource_page(name, title, doc, self.service_url(request, name)))
+        return self.json(doc, params)
+
+    # ---- routes outside a service ---------------------------------------------------------------------------
+
+    @guarded
+    async def info(self, request: Request) -> Response:
+        params = await self.params(request)
+        self.form(params, ("json", "pjson", "html"))
         reply = await self.call("ListServices", pb.ListServicesRequest(), params)
         if isinstance(reply, Response):
             return reply
-        doc = {"currentVersion": 11.3, "folders": [],
+        doc = {"currentVersion": reply.current_version, "fullVersion": reply.full_version,
+               "authInfo": {"isTokenBasedSecurity": False}}
+        if (params.get("f") or "html").lower() == "html":
+            return HTMLResponse(pages.info_page(doc))
+        return self.json(doc, params)
+
+    @guarded
+    async def services(self, request: Request) -> Response:
+        params = await self.params(request)
+        self.form(params)
+        reply = await self.call("ListServices", pb.ListServicesRequest(), params)
+        if isinstance(reply, Response):
+            return reply
+        doc = {"currentVersion": reply.current_version, "folders": [],
                "services": [{"name": s.name, "type": s.type} for s in reply.services]}
         if (params.get("f") or "html").lower() == "html":
             return HTMLResponse(pages.services_page(doc, self.base_url(request)))
         return self.json(doc, params)
 
-    async def root(self, request: Request) -> Response:
+    @guarded
+    async def service_resource(self, request: Request) -> Response:
+        """Everything below `/arcgis/rest/services/{name}/ImageServer`, resource names matched case-insensitively."""
         name = request.path_params["service"]
-        try:
-            params = await self.params(request)
-            info_request = pb.GetServiceInfoRequest(service=name)
-            if (rule := params.get("renderingRule")) is not None:
-                from imgsvc.rest.query import struct
+        kind = request.path_params["kind"]
+        resource = request.path_params.get("resource", "").strip("/").lower()
+        params = await self.params(request)
+        handler = self.resources.get(resource) if kind.lower() == "imageserver" else None
+        if handler is None:
+            raise ImgsvcError(ErrorKind.NOT_FOUND, f"No resource at {request.url.path}.", message="Not found.")
+        return await handler(request, name, params)
 
-                info_request.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
-        except ImgsvcError as error:
-            return self.error(error, Params(request.query_params.multi_items()))
-        reply = await self.call("GetServiceInfo", info_request, params)
-        if isinstance(reply, Response):
-            return reply
-        doc = arcgis_json.root_doc(reply)
-        if (params.get("f") or "html").lower() == "html":
-            return HTMLResponse(pages.root_page(doc, f"{self.base_url(request)}{SERVICES_PREFIX}/{name}/ImageServer"))
-        return self.json(doc, params)
-
-    async def export_image(self, request: Request) -> Response:
-        name = request.path_params["service"]
-        params = Params(request.query_params.multi_items())
-        try:
-            params = await self.params(request)
-            form = (params.get("f") or "html").lower()
-            if form not in RESPONSE_FORMS:
-                raise ImgsvcError(ErrorKind.INVALID_ARGUMENT, f"f {form!r} is not supported for exportImage; "
-                                  f"expected one of: {', '.join(RESPONSE_FORMS)}.")
-            if form == "html" and "bbox" not in params:
-                return HTMLResponse(pages.export_form(name, params, None))
-            message = export_request(name, params)
-        except ImgsvcError as error:
-            return self.error(error, params)
-        reply = await self.call("ExportImage", message, params)
-        if isinstance(reply, Response):
-            return reply
-        if form in ("image", "kmz"):
-            headers = {"Content-Disposition": f'inline; filename="{name}.{reply.extension}"'}
-            return Response(reply.image, media_type=reply.content_type, headers=headers)
-        stored = self.outputs.save(name, reply.image, reply.extension)
-        href = f"{self.base_url(request)}/arcgis/rest/directories/arcgisoutput/{stored}"
-        doc = arcgis_json.image_resource_doc(reply, href)
-        if form == "html":
-            return HTMLResponse(pages.export_form(name, params, doc))
-        return self.json(doc, params)
-
+    @guarded
     async def output_file(self, request: Request) -> Response:
         path = self.outputs.path(request.path_params["folder"], request.path_params["name"])
         if path is None:
-            params = Params(request.query_params.multi_items())
-            return self.error(ImgsvcError(ErrorKind.NOT_FOUND, "The output file does not exist or has expired.",
-                                          message="Not found."), params)
+            raise ImgsvcError(ErrorKind.NOT_FOUND, "The output file does not exist or has expired.",
+                              message="Not found.")
         media = {"png": "image/png", "jpg": "image/jpeg", "tif": "image/tiff", "gif": "image/gif",
                  "bmp": "image/bmp", "kmz": "application/vnd.google-earth.kmz"}.get(path.suffix[1:],
                                                                                     "application/octet-stream")
         return FileResponse(path, media_type=media)
 
+    @guarded
     async def not_found(self, request: Request) -> Response:
-        params = Params(request.query_params.multi_items())
-        return self.error(ImgsvcError(ErrorKind.NOT_FOUND, f"No resource at {request.url.path}.",
-                                      message="Not found."), params)
+        raise ImgsvcError(ErrorKind.NOT_FOUND, f"No resource at {request.url.path}.", message="Not found.")
+
+    async def http_exception(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own refusals (a method a route does not take, ...) in the ArcGIS envelope."""
+        envelope = {"code": exc.status_code, "message": "Invalid request.", "details": [str(exc.detail)]}
+        return self.error(envelope, self.query_params(request))
+
+    # ---- the service's resources ----------------------------------------------------------------------------
+
+    async def root(self, request: Request, name: str, params: Params) -> Response:
+        info_request = pb.GetServiceInfoRequest(service=name)
+        if (rule := params.get("renderingRule")) is not None:
+            info_request.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
+        form = self.form(params)
+        reply = await self.call("GetServiceInfo", info_request, params)
+        if isinstance(reply, Response):
+            return reply
+        doc = arcgis_json.root_doc(reply)
+        if form == "html":
+            return HTMLResponse(pages.root_page(doc, self.service_url(request, name)))
+        return self.json(doc, params)
+
+    async def export_image(self, request: Request, name: str, params: Params) -> Response:
+        form = self.form(params, RESPONSE_FORMS)
+        if form == "html":
+            return await self.export_page(request, name, params)
+        reply = await self.call("ExportImage", export_request(name, params), params)
+        if isinstance(reply, Response):
+            return reply
+        if form in ("image", "kmz"):
+            headers = {"Content-Disposition": f'inline; filename="{name}.{reply.extension}"'}
+            return Response(reply.image, media_type=reply.content_type, headers=headers)
+        return self.json(self.stored_image_doc(request, name, reply), params)
+
+    def stored_image_doc(self, request: Request, name: str, reply: pb.ExportImageResponse) -> dict:
+        stored = self.outputs.save(name, reply.image, reply.extension)
+        href = f"{self.base_url(request)}/arcgis/rest/directories/arcgisoutput/{stored}"
+        return arcgis_json.image_resource_doc(reply, href)
+
+    async def export_page(self, request: Request, name: str, params: Params) -> Response:
+        """The Services Directory form; after a submission (a bbox given) the image with its size and extent.
+        A person is reading this page, so a bad parameter is shown on the form rather than as JSON."""
+        info = await self.call("GetServiceInfo", pb.GetServiceInfoRequest(service=name), params)
+        if isinstance(info, Response):
+            return info
+        root = arcgis_json.root_doc(info)
+        url = self.service_url(request, name)
+        if "bbox" not in params:
+            return HTMLResponse(pages.export_form(root, url, params, None, None))
+        try:
+            message = export_request(name, params)
+        except ImgsvcError as error:
+            return HTMLResponse(pages.export_form(root, url, params, None, error_doc(error)))
+        try:
+            reply = await self.stub.ExportImage(message, timeout=self.settings.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            return HTMLResponse(pages.export_form(root, url, params, None, self.rpc_error(exc)))
+        return HTMLResponse(pages.export_form(root, url, params, self.stored_image_doc(request, name, reply), None))
+
+    async def identify(self, request: Request, name: str, params: Params) -> Response:
+        form = self.form(params)
+        if form == "html" and "geometry" not in params:
+            return HTMLResponse(pages.identify_form(name, self.service_url(request, name), params, None))
+        message = identify_request(name, params)
+        reply = await self.call("Identify", message, params)
+        if isinstance(reply, Response):
+            return reply
+        doc = arcgis_json.identify_doc(reply)
+        if form == "html":
+            return HTMLResponse(pages.identify_form(name, self.service_url(request, name), params, doc))
+        return self.json(doc, params)
+
+    async def key_properties(self, request: Request, name: str, params: Params) -> Response:
+        return await self.document(request, name, params, "GetKeyProperties", pb.KeyPropertiesRequest(service=name),
+                                   arcgis_json.key_properties_doc, "Key Properties")
+
+    async def raster_function_infos(self, request: Request, name: str, params: Params) -> Response:
+        return await self.document(request, name, params, "GetRasterFunctionInfos",
+                                   pb.RasterFunctionInfosRequest(service=name), arcgis_json.raster_function_infos_doc,
+                                   "Raster Function Infos")
+
+    @staticmethod
+    def _not_multidimensional(params: Params) -> None:
+        if params.get("variable") is not None:
+            raise unsupported("variable is not supported: the service is not multidimensional.")
+
+    async def _distribution(self, request: Request, name: str, params: Params, method: str, message, to_doc,
+                            title: str) -> Response:
+        """statistics and histograms: the same parameters (renderingRule, variable), different documents."""
+        self._not_multidimensional(params)
+        if (rule := params.get("renderingRule")) is not None:
+            message.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
+        return await self.document(request, name, params, method, message, to_doc, title)
+
+    async def statistics(self, request: Request, name: str, params: Params) -> Response:
+        return await self._distribution(request, name, params, "GetStatistics", pb.StatisticsRequest(service=name),
+                                        arcgis_json.statistics_doc, "Statistics")
+
+    async def histograms(self, request: Request, name: str, params: Params) -> Response:
+        return await self._distribution(request, name, params, "GetHistograms", pb.HistogramsRequest(service=name),
+                                        arcgis_json.histograms_doc, "Histograms")
+
+    async def legend(self, request: Request, name: str, params: Params) -> Response:
+        self._not_multidimensional(params)
+        message = pb.LegendRequest(service=name)
+        if (v := params.get("bandIds")) is not None:
+            message.band_ids.extend(band_ids(v))
+        if (rule := params.get("renderingRule")) is not None:
+            message.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
+        form = self.form(params)
+        reply = await self.call("GetLegend", message, params)
+        if isinstance(reply, Response):
+            return reply
+        doc = arcgis_json.legend_doc(reply)
+        if form == "html":
+            return HTMLResponse(pages.legend_page(name, doc, self.service_url(request, name)))
+        return self.json(doc, params)
+
+    async def item_info(self, request: Request, name: str, params: Params) -> Response:
+        return await self.document(request, name, params, "GetItemInfo", pb.ItemInfoRequest(service=name),
+                                   arcgis_json.item_info_doc, "Item Info")
+
+    async def metadata(self, request: Request, name: str, params: Params) -> Response:
+        self.form(params, ("xml", "html", "json", "pjson"))  # ArcGIS serves metadata as XML whatever f says
+        reply = await self.call("GetItemInfo", pb.ItemInfoRequest(service=name), params)
+        if isinstance(reply, Response):
+            return reply
+        return Response(arcgis_json.metadata_xml(reply), media_type="application/xml")
+
+    async def map_page(self, request: Request, name: str, params: Params) -> Response:
+        """Leaflet + esri-leaflet over the service, with the service's templates and bands as controls."""
+        self.form(params, ("html",))
+        info = await self.call("GetServiceInfo", pb.GetServiceInfoRequest(service=name), params)
+        if isinstance(info, Response):
+            return info
+        item = await self.call("GetItemInfo", pb.ItemInfoRequest(service=name), params)
+        if isinstance(item, Response):
+            return item
+        return HTMLResponse(pages.map_page(arcgis_json.root_doc(info), arcgis_json.item_info_doc(item),
+                                           self.service_url(request, name), f"{self.base_url(request)}{STATIC_PREFIX}"))
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -191,22 +417,28 @@ class Gateway:
             await asyncio.sleep(max(1.0, self.settings.output_ttl_seconds / 4))
 
 
+def error_doc(error: ImgsvcError) -> dict:
+    return {"code": error.kind.value, "message": error.message, "details": list(error.details)}
+
+
 def create_app(settings: GatewaySettings) -> Starlette:
     gateway = Gateway(settings)
-    service = SERVICES_PREFIX + "/{service}/ImageServer"
+    service = SERVICES_PREFIX + "/{service}/{kind}"
     both = ["GET", "POST"]
     routes = [
+        Route("/arcgis/rest/info", gateway.info, methods=both),
+        Route("/arcgis/rest/info/", gateway.info, methods=both),
         Route(SERVICES_PREFIX, gateway.services, methods=both),
         Route(SERVICES_PREFIX + "/", gateway.services, methods=both),
-        Route(service, gateway.root, methods=both),
-        Route(service + "/", gateway.root, methods=both),
-        Route(service + "/exportImage", gateway.export_image, methods=both),
-        Route(service + "/exportImage/", gateway.export_image, methods=both),
+        Route(service, gateway.service_resource, methods=both),
+        Route(service + "/{resource:path}", gateway.service_resource, methods=both),
         Route("/arcgis/rest/directories/arcgisoutput/{folder}/{name}", gateway.output_file, methods=["GET"]),
+        Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/{path:path}", gateway.not_found, methods=both),
     ]
     middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                              allow_headers=["*"])]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=gateway.lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=gateway.lifespan,
+                    exception_handlers={HTTPException: gateway.http_exception})
     app.state.gateway = gateway
     return app

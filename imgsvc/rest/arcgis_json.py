@@ -1,5 +1,8 @@
-"""Protobuf replies -> ArcGIS JSON documents (root resource, extents, the exportImage image resource)."""
+"""Protobuf replies -> ArcGIS JSON documents (root resource, extents, the exportImage image resource, and the
+resources around them: identify, keyProperties, rasterFunctionInfos, statistics, histograms, legend, item info)."""
 from __future__ import annotations
+
+import base64
 
 from imgsvc.v1 import image_service_pb2 as pb
 
@@ -73,12 +76,11 @@ def root_doc(info: pb.ServiceInfo) -> dict:
         "defaultCompressionQuality": info.default_compression_quality,
         "defaultResamplingMethod": info.default_resampling_method,
         "allowRasterFunction": True,
-        "rasterFunctionInfos": [{"name": f.name, "description": f.description, "help": f.help}
-                                for f in info.raster_function_infos],
+        "rasterFunctionInfos": [function_info_doc(f) for f in info.raster_function_infos],
         "rasterTypeInfos": [{"name": "Raster Dataset", "description": "Supports all ArcGIS Raster Datasets",
                              "help": ""}],
         "mensurationCapabilities": "",
-        "hasHistograms": False,
+        "hasHistograms": info.has_histograms,
         "hasColormap": False,
         "hasRasterAttributeTable": False,
         "minScale": 0,
@@ -89,7 +91,7 @@ def root_doc(info: pb.ServiceInfo) -> dict:
         "exportTilesAllowed": False,
         "allowCopy": True,
         "allowAnalysis": True,
-        "supportsStatistics": False,
+        "supportsStatistics": info.has_histograms,  # the /statistics resource
         "supportsAdvancedQueries": False,
         "editFieldsInfo": None,
         "ownershipBasedAccessControlForRasters": None,
@@ -102,3 +104,74 @@ def image_resource_doc(reply: pb.ExportImageResponse, href: str) -> dict:
     """`f=json` for exportImage: href, the requested size, the adjusted extent, scale 0 (REFERENCE §1.5)."""
     return {"href": href, "width": reply.width, "height": reply.height, "extent": extent_doc(reply.extent),
             "scale": reply.scale}
+
+
+def function_info_doc(f: pb.RasterFunctionInfo) -> dict:
+    return {"name": f.name, "description": f.description, "help": f.help, "functionType": f.function_type}
+
+
+def raster_function_infos_doc(reply: pb.RasterFunctionInfos) -> dict:
+    return {"rasterFunctionInfos": [function_info_doc(f) for f in reply.raster_function_infos]}
+
+
+def point_doc(p: pb.Point) -> dict:
+    return {"x": p.x, "y": p.y, "spatialReference": sr_doc(p.spatial_reference)}
+
+
+def identify_doc(reply: pb.IdentifyResponse) -> dict:
+    """The single-pixel identify answer; no catalog items (the services are datasets, not mosaic catalogs)."""
+    return {"objectId": reply.object_id, "name": reply.name, "value": reply.value,
+            "location": point_doc(reply.location), "properties": None, "catalogItems": None,
+            "catalogItemVisibilities": []}
+
+
+def key_properties_doc(reply: pb.KeyProperties) -> dict:
+    return {"DataType": reply.data_type,
+            "BandProperties": [{"BandName": b.band_name} for b in reply.band_properties],
+            "LowCellSize": reply.low_cell_size, "HighCellSize": reply.high_cell_size}
+
+
+def statistics_doc(reply: pb.StatisticsResponse) -> dict:
+    return {"statistics": [
+        {"min": s.min, "max": s.max, "mean": s.mean, "standardDeviation": s.standard_deviation, "median": s.median,
+         "mode": s.mode, "skipX": s.skip_x, "skipY": s.skip_y, "count": s.count} for s in reply.statistics]}
+
+
+def histograms_doc(reply: pb.HistogramsResponse) -> dict:
+    return {"histograms": [{"size": h.size, "min": h.min, "max": h.max, "counts": list(h.counts)}
+                           for h in reply.histograms]}
+
+
+def legend_doc(reply: pb.LegendResponse) -> dict:
+    return {"layers": [
+        {"layerId": layer.layer_id, "layerName": layer.layer_name, "layerType": layer.layer_type,
+         "minScale": 0, "maxScale": 0, "legendType": layer.legend_type,
+         "legend": [{"label": e.label, "url": "", "imageData": base64.b64encode(e.image).decode("ascii"),
+                     "contentType": e.content_type, "height": e.height, "width": e.width, "values": list(e.values)}
+                    for e in layer.legend]}
+        for layer in reply.layers]}
+
+
+def item_info_doc(reply: pb.ItemInfo) -> dict:
+    """The portal item description (`info/iteminfo`); `extent` is [[lon, lat], [lon, lat]] as portals write it."""
+    g = reply.geographic_extent
+    return {"name": reply.name, "title": reply.title, "snippet": reply.snippet, "description": reply.description,
+            "summary": reply.snippet, "accessInformation": reply.access_information, "licenseInfo": "",
+            "tags": list(reply.tags), "type": reply.type, "typeKeywords": list(reply.type_keywords),
+            "culture": "en-us", "thumbnail": None, "url": None,
+            "extent": [[g.xmin, g.ymin], [g.xmax, g.ymax]], "spatialReference": sr_doc(reply.spatial_reference)}
+
+
+def metadata_xml(reply: pb.ItemInfo) -> str:
+    """`info/metadata`: the item as ArcGIS metadata XML (title, abstract, credits, keywords, geographic extent)."""
+    from xml.sax.saxutils import escape
+
+    g = reply.geographic_extent
+    keywords = "".join(f"<keyword>{escape(t)}</keyword>" for t in reply.tags)
+    return ("<?xml version='1.0' encoding='UTF-8'?>\n<metadata xml:lang=\"en\"><Esri><ArcGISFormat>1.0</ArcGISFormat>"
+            "</Esri><dataIdInfo><idCitation><resTitle>" + escape(reply.title) + "</resTitle></idCitation>"
+            "<idAbs>" + escape(reply.description) + "</idAbs><idPurp>" + escape(reply.snippet) + "</idPurp>"
+            "<idCredit>" + escape(reply.access_information) + "</idCredit><searchKeys>" + keywords + "</searchKeys>"
+            f"<dataExt><geoEle><GeoBndBox esriExtentType=\"search\"><westBL>{g.xmin!r}</westBL><eastBL>{g.xmax!r}"
+            f"</eastBL><southBL>{g.ymin!r}</southBL><northBL>{g.ymax!r}</northBL></GeoBndBox></geoEle></dataExt>"
+            "</dataIdInfo></metadata>\n")

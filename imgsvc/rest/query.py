@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from google.protobuf import json_format, struct_pb2
 
-from imgsvc.errors import invalid
+from imgsvc.errors import invalid, unsupported
 from imgsvc.v1 import image_service_pb2 as pb
 
 FORMATS = {
@@ -261,6 +261,61 @@ def mosaic_rule(text: str) -> pb.MosaicRule:
     return rule
 
 
+def band_ids(text: str) -> list[int]:
+    ids = [_integer(p.strip(), "bandIds") for p in text.strip("[]").split(",")]
+    if any(not 0 <= i < 2**31 for i in ids):
+        raise invalid("bandIds must be non-negative band indexes.")
+    return ids
+
+
+def point(text: str, name: str = "geometry") -> pb.Point:
+    """`{"x": .., "y": .., "spatialReference": {..}}` or plain `x,y` (QGIS)."""
+    if text.lstrip().startswith("{"):
+        obj = _json(text, name)
+        if not isinstance(obj, dict) or "x" not in obj or "y" not in obj:
+            raise invalid(f"{name} must be a point: {{\"x\": .., \"y\": .., \"spatialReference\": ..}} or x,y.")
+        msg = pb.Point(x=_number(str(obj["x"]), f"{name}.x"), y=_number(str(obj["y"]), f"{name}.y"))
+        if isinstance(obj.get("spatialReference"), dict):
+            msg.spatial_reference.CopyFrom(_sr_object(obj["spatialReference"], f"{name}.spatialReference"))
+        return msg
+    x, y = _numbers(text, name, 2)
+    return pb.Point(x=x, y=y)
+
+
+GEOMETRY_TYPES = {"esrigeometrypoint": pb.ESRI_GEOMETRY_POINT, "esrigeometrypolygon": pb.ESRI_GEOMETRY_POLYGON}
+IDENTIFY_FLAGS = ("returnGeometry", "returnCatalogItems", "returnPixelValues")
+
+
+def identify_request(service: str, params: Params) -> pb.IdentifyRequest:
+    """identify's parameters (REFERENCE §4).  The response always has the pixel value and location and never catalog
+    items (the services are datasets), so the return* flags are checked for syntax only."""
+    req = pb.IdentifyRequest(service=service)
+    if (v := params.get("geometryType")) is not None:
+        req.geometry_type = _enum(GEOMETRY_TYPES, v, "geometryType")
+    geometry = params.get("geometry")
+    if geometry is None:
+        raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
+    if req.geometry_type != pb.ESRI_GEOMETRY_POLYGON:  # polygons are refused by the service, by name
+        req.geometry.CopyFrom(point(geometry))
+    if (v := params.get("mosaicRule")) is not None:
+        req.mosaic_rule.CopyFrom(mosaic_rule(v))
+    if (v := params.get("renderingRule")) is not None:
+        req.rendering_rule.CopyFrom(struct(v, "renderingRule"))
+    if params.get("renderingRules") is not None:
+        raise unsupported("renderingRules is not supported yet; send one renderingRule.")
+    if (v := params.get("pixelSize")) is not None:
+        size = point(v, "pixelSize")
+        req.pixel_size.x, req.pixel_size.y = size.x, size.y
+    if (v := params.get("time")) is not None:
+        req.time.CopyFrom(time_value(v))
+    for flag in IDENTIFY_FLAGS:
+        if (v := params.get(flag)) is not None:
+            _bool(v, flag)
+    if (v := params.get("maxItemCount")) is not None:
+        _int32(v, "maxItemCount")
+    return req
+
+
 def export_request(service: str, params: Params) -> pb.ExportImageRequest:
     """Build the gRPC request from ArcGIS parameters; every listed parameter is carried or refused."""
     req = pb.ExportImageRequest(service=service)
@@ -301,10 +356,7 @@ def export_request(service: str, params: Params) -> pb.ExportImageRequest:
     if (v := params.get("compressionTolerance")) is not None:
         req.compression_tolerance = _number(v, "compressionTolerance")
     if (v := params.get("bandIds")) is not None:
-        ids = [_integer(p.strip(), "bandIds") for p in v.strip("[]").split(",")]
-        if any(not 0 <= i < 2**31 for i in ids):
-            raise invalid("bandIds must be non-negative band indexes.")
-        req.band_ids.extend(ids)
+        req.band_ids.extend(band_ids(v))
     if (v := params.get("mosaicRule")) is not None:
         req.mosaic_rule.CopyFrom(mosaic_rule(v))
     if (v := params.get("renderingRule")) is not None:
