@@ -53,6 +53,7 @@ class ExportParams:
     adjust_aspect_ratio: bool
     validate_extent: bool
     kmz: bool
+    datum_transformation: sr.DatumTransformation | None = None
 
 
 def _crs(msg: pb.SpatialReference, name: str) -> CRS:
@@ -78,10 +79,22 @@ def _bbox(env: pb.Envelope) -> tuple[float, float, float, float]:
     return xmin, ymin, xmax, ymax
 
 
+def _datum_transformation(msg: pb.DatumTransformation) -> sr.DatumTransformation:
+    kind = msg.WhichOneof("kind")
+    if kind == "wkid":
+        return sr.datum_transformation([(msg.wkid, None)])
+    if kind == "wkt":
+        return sr.datum_transformation([(None, msg.wkt)])
+    if kind == "composite" and msg.composite.geo_transforms:
+        # transformForward is implied by the pair of SRs: PROJ runs each step in the direction the pair needs.
+        return sr.datum_transformation([
+            (gt.wkid if gt.HasField("wkid") else None, gt.wkt if gt.HasField("wkt") else None)
+            for gt in msg.composite.geo_transforms])
+    raise invalid("datumTransformation is empty: give a wkid, wkt or geoTransforms.")
+
+
 def _refuse_unimplemented(req: pb.ExportImageRequest) -> None:
     """Parameters the contract carries whose processing is not built yet: refused by name."""
-    if req.HasField("datum_transformation"):
-        raise unsupported("datumTransformation is not supported yet.")
     if req.HasField("mosaic_rule"):
         raise unsupported("mosaicRule is not supported yet.")
     if req.HasField("rendering_rule"):
@@ -158,4 +171,6 @@ def parse(req: pb.ExportImageRequest) -> ExportParams:
         adjust_aspect_ratio=req.adjust_aspect_ratio if req.HasField("adjust_aspect_ratio") else True,
         validate_extent=req.validate_extent if req.HasField("validate_extent") else False,
         kmz=req.output_form == pb.OUTPUT_FORM_KMZ,
+        datum_transformation=(_datum_transformation(req.datum_transformation)
+                              if req.HasField("datum_transformation") else None),
     )

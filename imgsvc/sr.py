@@ -4,14 +4,20 @@ pyproj lives behind this module only.  A PROJ transformer is not thread-safe, so
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import math
 import threading
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.crs import CoordinateOperation
+from pyproj.exceptions import CRSError, ProjError
+from pyproj.transformer import TransformerGroup
 
 from imgsvc.errors import invalid
 
@@ -81,18 +87,97 @@ def sr_json(crs: CRS) -> dict:
     return {"wkid": _LEGACY_WKID.get(code, code), "latestWkid": code}
 
 
+@dataclass(frozen=True)
+class DatumTransformation:
+    """ArcGIS `datumTransformation`: one geographic transformation or a chain of them, by PROJ database name.
+
+    It applies wherever a request transforms between two different datums that the chain connects (service SR <->
+    imageSR above all); between SRs on one datum it has nothing to do, as in ArcGIS.
+    """
+
+    names: tuple[str, ...]
+    label: str  # how the request named it, for error messages
+
+
+def _operation_name(wkid: int | None, wkt: str | None) -> str:
+    if wkid is not None:
+        for authority in ("EPSG", "ESRI"):
+            try:
+                return CoordinateOperation.from_authority(authority, wkid).name
+            except (CRSError, ProjError):
+                continue
+        raise invalid(f"Unknown datumTransformation wkid {wkid}.")
+    try:
+        return CoordinateOperation.from_string(wkt).name
+    except (CRSError, ProjError) as exc:
+        raise invalid(f"datumTransformation WKT is not a transformation PROJ knows: {exc}") from exc
+
+
+def datum_transformation(steps: list[tuple[int | None, str | None]]) -> DatumTransformation:
+    """The chain named by (wkid, wkt) steps, in order.  Direction is resolved per transformer, as ArcGIS does."""
+    names = tuple(_operation_name(wkid, wkt) for wkid, wkt in steps)
+    label = " + ".join(str(wkid) if wkid is not None else name for (wkid, _), name in zip(steps, names))
+    return DatumTransformation(names=names, label=label)
+
+
+_DATUM_TRANSFORMATION: contextvars.ContextVar[DatumTransformation | None] = contextvars.ContextVar(
+    "imgsvc_datum_transformation", default=None)
+
+
+@contextlib.contextmanager
+def datum_transformation_scope(choice: DatumTransformation | None):
+    """Every transformer made in this scope (this request, on this thread) honours ``choice``."""
+    token = _DATUM_TRANSFORMATION.set(choice)
+    try:
+        yield
+    finally:
+        _DATUM_TRANSFORMATION.reset(token)
+
+
+def _same_datum(src: CRS, dst: CRS) -> bool:
+    a, b = src.geodetic_crs, dst.geodetic_crs
+    return a is None or b is None or a.datum == b.datum
+
+
+def _chosen_transformer(src: CRS, dst: CRS, choice: DatumTransformation) -> Transformer:
+    """The candidate PROJ offers between src and dst whose operations run through ``choice``'s chain, in order."""
+    with warnings.catch_warnings():  # PROJ warns when its own best choice lacks a grid: not our choice here
+        warnings.simplefilter("ignore", UserWarning)
+        group = TransformerGroup(src, dst, always_xy=True, allow_ballpark=False)
+    for candidate in group.transformers:
+        names = [op.name.removeprefix("Inverse of ") for op in candidate.operations or ()]
+        remaining = iter(names)
+        if all(name in remaining for name in choice.names):  # an ordered subsequence
+            return candidate
+    for op in group.unavailable_operations:
+        if any(name in op.name for name in choice.names):
+            raise invalid(f"datumTransformation {choice.label} needs a grid file that is not installed.")
+    raise invalid(f"datumTransformation {choice.label} does not transform between {src.name} and {dst.name}.")
+
+
 _local = threading.local()
 
 
 def transformer(src: CRS, dst: CRS) -> Transformer:
-    """A per-thread cached transformer, always x/y (easting/longitude first) order."""
+    """A per-thread cached transformer, always x/y (easting/longitude first) order.
+
+    Inside a :func:`datum_transformation_scope`, a transformation between different datums goes through the
+    requested geographic transformation(s) instead of PROJ's default choice.
+    """
     cache = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = {}
-    key = (src.srs if src.srs else src.to_wkt(), dst.srs if dst.srs else dst.to_wkt())
+    choice = _DATUM_TRANSFORMATION.get()
+    if choice is not None and _same_datum(src, dst):
+        choice = None
+    key = (src.srs if src.srs else src.to_wkt(), dst.srs if dst.srs else dst.to_wkt(), choice)
     tr = cache.get(key)
     if tr is None:
-        tr = cache[key] = Transformer.from_crs(src, dst, always_xy=True)
+        if choice is None:
+            tr = Transformer.from_crs(src, dst, always_xy=True)
+        else:
+            tr = _chosen_transformer(src, dst, choice)
+        cache[key] = tr
     return tr
 
 

@@ -84,7 +84,6 @@ def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, frag
 @pytest.mark.parametrize("query, name", [
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicLockRaster", "lockRasterIds": [1]}'}, "mosaicRule"),
     ({"renderingRule": '{"rasterFunction": "Hillshade"}'}, "renderingRule"),
-    ({"datumTransformation": "1241"}, "datumTransformation"),
     ({"sliceId": "2"}, "sliceId"),
     ({"pixelType": "C64"}, "C64"),
 ])
@@ -93,6 +92,23 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
         parse(request(**query))
     assert info.value.kind is ErrorKind.UNIMPLEMENTED
     assert name in info.value.text
+
+
+@pytest.mark.parametrize("text, names", [
+    ("1173", ("NAD27 to WGS 84 (4)",)),
+    ('{"wkid": 1173}', ("NAD27 to WGS 84 (4)",)),
+    ('{"geoTransforms": [{"wkid": 1173, "transformForward": true}, {"wkid": 108190, "transformForward": false}]}',
+     ("NAD27 to WGS 84 (4)", "WGS_1984_(ITRF00)_To_NAD_1983")),
+])
+def test_datum_transformation_forms(text, names):
+    assert parse(request(datumTransformation=text)).datum_transformation.names == names
+
+
+@pytest.mark.parametrize("text", ["99999999", '{"geoTransforms": []}', '{"wkid": "x"}', '{"wkt": "GEOGTRAN[oops"}'])
+def test_bad_datum_transformation_is_invalid(text):
+    with pytest.raises(ImgsvcError) as info:
+        parse(request(datumTransformation=text))
+    assert info.value.kind is ErrorKind.INVALID_ARGUMENT and "datumTransformation" in info.value.text
 
 
 def test_identity_rendering_rule_is_accepted():
