@@ -51,6 +51,9 @@ class ItemRead:
     item: RasterItem
     overview: int | None  # index into the item's overviews, None = full resolution
     window: PixelWindow  # in the pixel space of that overview level, clipped to it
+    # A global geographic raster also stands 360 degrees east and west of itself, so an output grid that runs past
+    # the antimeridian finds its pixels: the read's source transform is moved by this many degrees.
+    x_shift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -159,22 +162,49 @@ def overview_for(item: RasterItem, grid: OutputGrid) -> int | None:
     return None if level < 0 else level
 
 
-def item_read(item: RasterItem, grid: OutputGrid, resampling: str) -> ItemRead | None:
-    """The window of ``item`` (at the overview GDAL would use) that the output grid needs, or None."""
+def _wraps_the_globe(item: RasterItem, crs: CRS) -> bool:
+    xmin, _, xmax, _ = item.bounds
+    return crs.is_geographic and xmax - xmin >= 359.999
+
+
+def item_reads(item: RasterItem, grid: OutputGrid, resampling: str) -> tuple[ItemRead, ...]:
+    """The windows of ``item`` (at the overview GDAL would use) that the output grid needs; none when it misses."""
     overview = overview_for(item, grid)
     if overview is None:
         width, height, transform = item.width, item.height, item.transform
     else:
         width, height = item.overview_shapes[overview]
         transform = item.transform @ Affine.scale(item.width / width, item.height / height)
+    item_crs = sr.crs_from_wkt(item.crs_wkt)
     xs, ys = _grid_points(grid, FOOTPRINT_SAMPLES)
-    sx, sy = sr.transform_points(grid.crs, sr.crs_from_wkt(item.crs_wkt), xs.ravel(), ys.ravel())
+    sx, sy = sr.transform_points(grid.crs, item_crs, xs.ravel(), ys.ravel())
     ok = np.isfinite(sx) & np.isfinite(sy)
     if not ok.any():
-        return None
+        return ()
+    sx, sy = sx[ok], sy[ok]
+    shifts = (0.0, 360.0, -360.0) if _wraps_the_globe(item, item_crs) else (0.0,)
+    reads = []
+    for shift in shifts:
+        px = sx - shift
+        if shift:
+            xmin, _, xmax, _ = item.bounds
+            inside = (px >= xmin) & (px <= xmax)
+            if not inside.any():
+                continue
+            px_used, py_used = px[inside], sy[inside]
+        else:
+            px_used, py_used = px, sy
+        window = _window(transform, width, height, px_used, py_used, grid, resampling)
+        if window is not None:
+            reads.append(ItemRead(item=item, overview=overview, window=window, x_shift=shift))
+    return tuple(reads)
+
+
+def _window(transform: Affine, width: int, height: int, xs: np.ndarray, ys: np.ndarray, grid: OutputGrid,
+            resampling: str) -> PixelWindow | None:
     inv = ~transform
-    cols = inv.a * sx[ok] + inv.b * sy[ok] + inv.c
-    rows = inv.d * sx[ok] + inv.e * sy[ok] + inv.f
+    cols = inv.a * xs + inv.b * ys + inv.c
+    rows = inv.d * xs + inv.e * ys + inv.f
     # Downsampling kernels widen with the scale (as GDAL's do), so the margin grows with source pixels per output.
     scale = max(1.0, (cols.max() - cols.min()) / grid.width, (rows.max() - rows.min()) / grid.height)
     margin = int(math.ceil(KERNEL_RADIUS[resampling] * scale)) + 2
@@ -184,12 +214,12 @@ def item_read(item: RasterItem, grid: OutputGrid, resampling: str) -> ItemRead |
     r1 = min(height, int(math.ceil(rows.max())) + margin)
     if c1 <= c0 or r1 <= r0:
         return None
-    return ItemRead(item=item, overview=overview, window=PixelWindow(c0, r0, c1 - c0, r1 - r0))
+    return PixelWindow(c0, r0, c1 - c0, r1 - r0)
 
 
 def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid | None = None) -> ExportPlan:
     grid = grid or output_grid(params, service)
     resampling = resampling_for(params, service)
     bands = band_selection(params, service.primary)
-    reads = tuple(r for r in (item_read(item, grid, resampling) for item in service.items) if r is not None)
+    reads = tuple(read for item in service.items for read in item_reads(item, grid, resampling))
     return ExportPlan(service=service, grid=grid, reads=reads, bands=bands, resampling=resampling)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from affine import Affine
 from pyproj import CRS
 
 from imgsvc import identify as identify_stage
@@ -46,8 +47,9 @@ def render(plan: ExportPlan) -> tuple[np.ndarray, np.ndarray]:
     valid = np.zeros((grid.height, grid.width), dtype=bool)
     for read in plan.reads:
         src = read_window(read.item, read.overview, _window(read.window), plan.bands)
+        src_transform = Affine.translation(read.x_shift, 0.0) @ src.transform
         out, out_valid = kernels.reproject(
-            src.data, src.valid, src.transform, sr.crs_from_wkt(read.item.crs_wkt),
+            src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
             grid.transform, grid.crs, (grid.height, grid.width), plan.resampling)
         if len(plan.reads) == 1:
             return out, out_valid  # the common case: no compositing, no copy

@@ -181,17 +181,53 @@ def transformer(src: CRS, dst: CRS) -> Transformer:
     return tr
 
 
+def _x_period(crs: CRS) -> float | None:
+    """The span after which x repeats (360 degrees, or the equator's length on a cylindrical projection)."""
+    if crs.is_geographic:
+        return 360.0
+    method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
+    if not any(word in method for word in ("mercator", "equirectangular", "cylindrical", "plate carree", "miller")):
+        return None
+    geographic = crs.geodetic_crs
+    east, _ = transformer(geographic, crs).transform(180.0, 0.0)
+    west, _ = transformer(geographic, crs).transform(-180.0, 0.0)
+    span = east - west
+    return span if math.isfinite(span) and span > 0 else None
+
+
 def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, float],
                      densify: int = 21) -> tuple[float, float, float, float]:
     """The envelope of a bbox's densified boundary projected into ``dst`` (REFERENCE §1.2).
 
-    Corner-only projection is wrong for rotated projections, so every edge carries ``densify`` points.
+    Corner-only projection is wrong for rotated projections, so every edge carries ``densify`` points.  A bbox that
+    crosses the antimeridian keeps going east (xmax beyond 180 degrees, or beyond the Web Mercator edge) instead of
+    turning into an envelope of the whole world, and a geographic envelope reaches a pole it contains.
     """
     if src == dst:
         return bounds
     try:
-        out = transformer(src, dst).transform_bounds(*bounds, densify_pts=densify)
-    except Exception as exc:  # pyproj raises ProjError and friends for points outside a projection's domain
+        if dst.is_geographic:
+            left, bottom, right, top = transformer(src, dst).transform_bounds(*bounds, densify_pts=densify)
+            if left > right:  # pyproj's signal for a crossing of the antimeridian
+                right += 360.0
+            out = (left, bottom, right, top)
+        else:
+            xmin, ymin, xmax, ymax = bounds
+            t = np.linspace(0.0, 1.0, densify)
+            ring_x = np.concatenate([xmin + t * (xmax - xmin), np.full(densify, xmax),
+                                     xmax - t * (xmax - xmin), np.full(densify, xmin)])
+            ring_y = np.concatenate([np.full(densify, ymin), ymin + t * (ymax - ymin),
+                                     np.full(densify, ymax), ymax - t * (ymax - ymin)])
+            xs, ys = transform_points(src, dst, ring_x, ring_y)
+            ok = np.isfinite(xs) & np.isfinite(ys)
+            if not ok.any():
+                raise invalid("The bbox cannot be projected into the requested spatial reference.")
+            xs, ys = xs[ok], ys[ok]
+            period = _x_period(dst)
+            if period:
+                xs = np.unwrap(xs, period=period)  # walk the ring continuously across the antimeridian
+            out = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    except ProjError as exc:
         raise invalid(f"The bbox cannot be projected into the requested spatial reference: {exc}") from exc
     if not all(math.isfinite(v) for v in out):
         raise invalid("The bbox cannot be projected into the requested spatial reference.")

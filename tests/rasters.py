@@ -50,3 +50,17 @@ def multiband_u16(path: Path, rows: int = 500, cols: int = 500) -> Path:
     data = np.stack([(base * k) % 10000 for k in (1.0, 1.3, 1.7, 2.1)]).astype(np.uint16)
     data[:, :, -20:] = 0
     return write_raster(path, data, nodata=0, res=10.0, descriptions=["Blue", "Green", "Red", "NearInfrared"])
+
+
+def global_ids(path: Path, res: float = 0.5) -> Path:
+    """A whole-globe EPSG:4326 raster whose value is the pixel's own index (row * width + col), so a nearest
+    export says exactly which source pixel each output pixel took."""
+    cols, rows = int(360 / res), int(180 / res)
+    data = np.arange(rows * cols, dtype=np.float32).reshape(1, rows, cols)
+    return write_raster(path, data, crs="EPSG:4326", res=res, origin=(-180.0, 90.0), overviews=(2, 4))
+
+
+def nad27_ids(path: Path) -> Path:
+    """UTM 11N on NAD27 (EPSG:26711), value = pixel index: which source pixel a datum-shifted export took."""
+    data = np.arange(400 * 400, dtype=np.float32).reshape(1, 400, 400)
+    return write_raster(path, data, crs="EPSG:26711", res=30.0, overviews=())
