@@ -182,3 +182,20 @@ def test_tiff_without_a_nodata_value_carries_an_internal_mask(core):
         assert src.nodata is None
         assert rasterio.enums.MaskFlags.per_dataset in src.mask_flag_enums[0]
         assert (src.read_masks(1) == 0).any() and (src.read_masks(1) == 255).any()
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_sub_byte_rasters_are_read_as_u8(tmp_path, nbits):
+    data = (np.arange(64 * 64).reshape(1, 64, 64) % (2 ** nbits)).astype(np.uint8)
+    path = rasters.write_raster(tmp_path / "bits.tif", data, overviews=())
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", nbits=nbits,
+                       crs=rasters.UTM11, transform=rasterio.transform.from_origin(*rasters.ORIGIN, 30, 30)) as dst:
+        dst.write(data)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    register(catalog, "bits", path, ServiceSettings())
+    core = ImageService(Catalog(tmp_path / "c.sqlite", readonly=True))
+    result = core.export_image(parse(export_request("bits", Params({
+        "bbox": "380000,4068080,381920,4070000", "size": "64,64", "format": "tiff",
+        "interpolation": "RSP_NearestNeighbor"}.items()))))
+    with MemoryFile(result.encoded.data) as mem, mem.open() as src:
+        assert src.dtypes[0] == "uint8" and np.array_equal(src.read(), data)
