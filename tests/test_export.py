@@ -7,12 +7,16 @@ import io
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pyproj import Transformer
 from pyproj.crs import CoordinateOperation
 from rasterio.io import MemoryFile
 
+from imgsvc import sr as srmod
 from imgsvc.catalog import Catalog, ServiceSettings
+from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.cli import register
 from imgsvc.params import parse
 from imgsvc.rest.query import Params, export_request
@@ -117,8 +121,6 @@ def test_datum_transformation_moves_pixels_as_the_named_operation_does(core):
 
 
 def test_datum_transformation_that_does_not_connect_the_datums_is_refused(core):
-    from imgsvc.errors import ImgsvcError
-
     with pytest.raises(ImgsvcError, match="datumTransformation"):
         export(core, "nad27", bbox="-13173000,4393000,-13166000,4400000", bboxSR="3857", imageSR="3857",
                size="10,10", datumTransformation="108190")
@@ -199,3 +201,37 @@ def test_sub_byte_rasters_are_read_as_u8(tmp_path, nbits):
         "interpolation": "RSP_NearestNeighbor"}.items()))))
     with MemoryFile(result.encoded.data) as mem, mem.open() as src:
         assert src.dtypes[0] == "uint8" and np.array_equal(src.read(), data)
+
+
+@pytest.fixture(scope="module")
+def dem_values(dem_path):
+    with rasterio.open(dem_path) as src:
+        values = [np.unique(src.read(1))]
+        for level in range(len(src.overviews(1))):
+            with rasterio.open(dem_path, overview_level=level) as ovr:
+                values.append(np.unique(ovr.read(1)))
+    return np.unique(np.concatenate(values))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sr=st.sampled_from(["3857", "4326", "32611", "3413", "32610"]),
+       cx=st.floats(-0.3, 1.3), cy=st.floats(-0.3, 1.3), span=st.floats(0.01, 2.0),
+       width=st.integers(1, 96), height=st.integers(1, 96), adjust=st.booleans())
+def test_random_requests_never_crash_and_nearest_picks_source_values(core, dem_values, sr, cx, cy, span, width,
+                                                                    height, adjust):
+    # A bbox around the DEM (UTM 11N, 21.6 x 19.2 km), expressed in the request's SR.
+    x = 380000 + cx * 21600
+    y = 4050800 + cy * 19200
+    half = span * 10000
+    bounds = srmod.transform_bounds(srmod.crs_from_wkid(32611), srmod.crs_from_wkid(int(sr)),
+                                    (x - half, y - half, x + half, y + half))
+    try:
+        data, valid, _, nodata = tiff(core, "dem", bbox=",".join(map(repr, bounds)), bboxSR=sr, imageSR=sr,
+                                      size=f"{width},{height}", adjustAspectRatio=str(adjust).lower(),
+                                      interpolation="RSP_NearestNeighbor")
+    except ImgsvcError as error:
+        assert error.kind is ErrorKind.INVALID_ARGUMENT
+        return
+    assert data.shape == (1, height, width)
+    assert (data[0][~valid] == nodata).all()
+    assert np.isin(data[0][valid], dem_values).all()
