@@ -297,8 +297,15 @@ def _footprint_scale(exact: _ExactMap, rows: int, cols: int, src_rows: int, src_
     """Output size over the source footprint size on each axis, as GDAL's warper measures it for a chunk.
 
     GDALWarpOperation::ComputeSourceWindow projects 21 points along each edge of the output grid (a 21 x 21 grid when
-    some fail) and takes their bounding box, clamped to the source; GDALWarpKernel::PerformWarp divides the output
-    size by it and snaps a ratio within 0.05 of an integer reciprocal onto it.
+    some fail) and takes their bounding box, its bounds rounded to an integer when within 1e-6 of one, clamped to the
+    source; it returns the padded integer window and, as dfSrcXExtraSize, how much of it is padding.
+    GDALWarpKernel::PerformWarp divides the output size by the window less that padding (the footprint) and snaps a
+    ratio within 0.05 of an integer reciprocal onto it.  That is what gdalwarp and rasterio.warp.reproject compute
+    (ChunkAndWarpImage hands each chunk's extra size to WarpRegion).  A whole-image read of a GDAL 3.10 WarpedVRT does
+    not: VRTWarpedDataset::IRasterIO's 12-argument WarpRegionToBuffer call lands on the overload whose last two
+    parameters are the progress base and scale, the extra size is lost, and the kernel divides by the padded window.
+    The clamp uses the array we are given, which matches GDAL's clamp to the whole raster as long as the array covers
+    the footprint where it overlaps the raster (the plan's windows do, with a margin).
     """
     t = np.linspace(0.0, 1.0, 21)
     px = np.concatenate([t * cols, t * cols, np.zeros(21), np.full(21, float(cols))])
@@ -315,7 +322,14 @@ def _footprint_scale(exact: _ExactMap, rows: int, cols: int, src_rows: int, src_
             _axis_scale(rows, sy[ok].min(), sy[ok].max(), src_rows))
 
 
+def _round_if_close(value: float) -> float:
+    """GDAL's ComputeSourceWindow snaps footprint bounds within 1e-6 of an integer onto it."""
+    rounded = float(round(value))
+    return rounded if abs(rounded - value) < 1e-6 else value
+
+
 def _axis_scale(dst_size: int, low: float, high: float, src_size: int) -> float:
+    low, high = _round_if_close(low), _round_if_close(high)
     raw = max(0.0, min(src_size - int(max(0.0, low)), high - low))
     if raw <= 0:
         return 1.0

@@ -8,6 +8,13 @@ The source mask reaches GDAL as the GeoTIFF's mask band, nodata values as its no
 as an alpha band.  The VRT warps in blocks of 128 rows, each a warp chunk with its own source window, which changes
 results along block seams (taps beyond a chunk's window drop out); the output grids here stay within one block.
 
+The VRT is read block by block (GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO), which warps each block the way gdalwarp warps a
+chunk (GDALWarpOperation::WarpRegionToBuffer computing the source window and its extra size itself).  A whole-image
+read takes VRTWarpedDataset::IRasterIO instead, which in GDAL 3.10 loses the window's extra size on the way to the
+kernel (its 12-argument WarpRegionToBuffer call binds dfSrcXExtraSize / dfSrcYExtraSize to the overload's
+dfProgressBase / dfProgressScale), so the kernel divides by the padded window instead of the footprint: a different
+scale on every fractional downsampling, and not what gdalwarp or rasterio.warp.reproject compute.
+
 Every case prints one line (run ``pytest -s tests/test_kernels.py`` to see them): the share of pixels valid in both
 whose values agree, and the number of output pixels whose validity differs.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
@@ -28,11 +36,19 @@ SRC_TRANSFORM = Affine(100.0, 0.0, 480000.0, 0.0, -100.0, 5550000.0)
 SRC_SHAPE = (150, 150)
 # The output grids cover the middle of the source, so every output pixel has source neighbours except where nodata
 # or the output corners (rotated grids) say otherwise.
-AREAS = {"up": (483000.0, 5538000.0, 492000.0, 5547000.0), "down": (481500.0, 5536500.0, 493500.0, 5548500.0)}
+DOWN_AREA = (481500.0, 5536500.0, 493500.0, 5548500.0)
+AREAS = {"up": (483000.0, 5538000.0, 492000.0, 5547000.0), "down": DOWN_AREA,
+         "1.33": DOWN_AREA, "1.7": DOWN_AREA, "2.6": DOWN_AREA}
 
-TARGETS = {"3857": 3857, "4326": 4326, "utm32": 32632, "3413": 3413}
-# Output width in pixels over the area: 120 px (75 m) upsamples the 100 m source, 40 px (300 m) downsamples it 3x.
-SCALES = {"up": 120, "down": 40}
+# EPSG code of the output grid, or (EPSG, degrees) for a grid rotated by its geotransform.  The UTM 32N and polar
+# stereographic grids are turned against the source by the projection; "rot" is the source's own CRS turned 20
+# degrees, so the map is affine (no lattice refinement) and the footprint's bounding box, from which GDAL measures the
+# scale, is wider than the grid, and clipped by the source on two sides.
+TARGETS = {"3857": 3857, "4326": 4326, "utm32": 32632, "3413": 3413, "rot": (32633, 20.0)}
+# Output width in pixels over the area: 120 px (75 m) upsamples the 100 m source, 40 px (300 m) downsamples it 3x; the
+# others downsample it by fractional ratios (120 source pixels wide over 90, 71, 46 output pixels), where GDAL's scale
+# comes from the footprint rather than snapping to an integer ratio and its widened kernels are least forgiving.
+SCALES = {"up": 120, "down": 40, "1.33": 90, "1.7": 71, "2.6": 46}
 DTYPES = ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")
 # Value ranges of real imagery (8-bit bands, 12-bit sensors, elevations, counts), above the nodata value for ints and
 # away from 0 for floats so that a relative tolerance means something.  The +-1 tolerance for integers is a bound on
@@ -43,9 +59,17 @@ RANGES = {"u1": (20, 230), "i1": (-100, 100), "u2": (200, 4000), "i2": (-400, 30
 MIN_AGREEMENT = 0.995
 
 
-def output_grid(target: int, scale: str) -> tuple[Affine, CRS, tuple[int, int]]:
-    crs = CRS.from_epsg(target)
+def output_grid(target, scale: str) -> tuple[Affine, CRS, tuple[int, int]]:
     width = SCALES[scale]
+    if isinstance(target, tuple):
+        # A square grid as wide as the area, turned about the area's centre.
+        epsg, angle = target
+        x0, y0, x1, y1 = AREAS[scale]
+        res = (x1 - x0) / width
+        centre = Affine.translation((x0 + x1) / 2, (y0 + y1) / 2) @ Affine.rotation(angle)
+        return centre @ Affine.translation(-res * width / 2, res * width / 2) @ Affine.scale(res, -res), \
+            CRS.from_epsg(epsg), (width, width)
+    crs = CRS.from_epsg(target)
     x0, y0, x1, y1 = sr.transform_bounds(SRC_CRS, crs, AREAS[scale])
     res = max((x1 - x0) / width, (y1 - y0) / width)
     rows = int(round((y1 - y0) / res))
@@ -115,9 +139,11 @@ def gdal_reproject(source, nodata, mask, dst_transform, dst_crs, shape, resampli
             ds.write(source)
             if mask is not None:
                 ds.write_mask(mask.astype(np.uint8) * 255)
-        with mem.open() as ds, WarpedVRT(ds, crs=dst_crs.to_wkt(), transform=dst_transform, width=shape[1],
-                                         height=shape[0], resampling=getattr(Resampling, resampling),
-                                         tolerance=1e-9, add_alpha=True) as vrt:
+        # Block reads: gdalwarp's chunk warp (see the module docstring for what a whole-image read does instead).
+        with rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"), mem.open() as ds, WarpedVRT(
+                ds, crs=dst_crs.to_wkt(), transform=dst_transform, width=shape[1], height=shape[0],
+                resampling=getattr(Resampling, resampling), tolerance=1e-9, add_alpha=True) as vrt:
+            assert vrt.block_shapes[0][0] >= shape[0] and vrt.block_shapes[0][1] >= shape[1]
             data = vrt.read(list(range(1, bands + 1)))
             valid = vrt.read(bands + 1) > 0
     return data, valid
