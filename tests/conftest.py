@@ -100,3 +100,14 @@ def gateway_url(grpc_server, tmp_path_factory):
 def http(gateway_url):
     with httpx.Client(base_url=gateway_url, timeout=60) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def http_4xx(grpc_server, tmp_path_factory):
+    """A second gateway on the same gRPC server with errors_with_http_200 off: errors carry 4xx/5xx statuses."""
+    from imgsvc.rest.app import GatewaySettings, create_app
+
+    app = create_app(GatewaySettings(grpc_target=grpc_server, output_dir=tmp_path_factory.mktemp("output4xx"),
+                                     errors_with_http_200=False))
+    with _Gateway(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client

@@ -88,9 +88,9 @@ def _integer(text: str, name: str) -> int:
     return int(value)
 
 
-def _int32(text: str, name: str) -> int:
+def _int32(text: str, name: str, bits: int = 32) -> int:
     value = _integer(text, name)
-    if not -(2**31) <= value < 2**31:
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
         raise invalid(f"{name} is out of range, got {text!r}.")
     return value
 
@@ -125,7 +125,7 @@ def spatial_reference(text: str, name: str) -> pb.SpatialReference:
         if not isinstance(obj, dict):
             raise invalid(f"{name} must be a wkid or a spatial reference object.")
         return _sr_object(obj, name)
-    return pb.SpatialReference(wkid=_integer(text, name))
+    return pb.SpatialReference(wkid=_int32(text, name))
 
 
 def _sr_object(obj: dict, name: str) -> pb.SpatialReference:
@@ -134,7 +134,7 @@ def _sr_object(obj: dict, name: str) -> pb.SpatialReference:
         if obj.get(key) is not None:
             if not isinstance(obj[key], (int, float)) or isinstance(obj[key], bool):
                 raise invalid(f"{name}.{key} must be an integer.")
-            setattr(msg, field, _integer(str(obj[key]), f"{name}.{key}"))
+            setattr(msg, field, _int32(str(obj[key]), f"{name}.{key}"))
     wkt = obj.get("wkt") or obj.get("wkt2")
     if wkt is not None:
         if not isinstance(wkt, str):
@@ -170,7 +170,7 @@ def time_value(text: str) -> pb.TimeValue:
         raise invalid(f"time must be an instant or start,end in epoch milliseconds, got {text!r}.")
 
     def end(p: str) -> int | None:
-        return None if p.lower() in ("null", "none", "") else _integer(p, "time")
+        return None if p.lower() in ("null", "none", "") else _int32(p, "time", bits=64)
 
     if len(parts) == 1:
         instant = end(parts[0])
@@ -185,7 +185,7 @@ def time_value(text: str) -> pb.TimeValue:
 
 def datum_transformation(text: str) -> pb.DatumTransformation:
     if not text.lstrip().startswith("{"):
-        return pb.DatumTransformation(wkid=_integer(text, "datumTransformation"))
+        return pb.DatumTransformation(wkid=_int32(text, "datumTransformation"))
     obj = _json(text, "datumTransformation")
     if not isinstance(obj, dict):
         raise invalid("datumTransformation must be a wkid or an object.")
@@ -197,12 +197,12 @@ def datum_transformation(text: str) -> pb.DatumTransformation:
         for step in steps:
             gt = chain.geo_transforms.add(transform_forward=bool(step.get("transformForward", True)))
             if step.get("wkid") is not None:
-                gt.wkid = _integer(str(step["wkid"]), "datumTransformation.geoTransforms.wkid")
+                gt.wkid = _int32(str(step["wkid"]), "datumTransformation.geoTransforms.wkid")
             if step.get("wkt"):
                 gt.wkt = str(step["wkt"])
         return pb.DatumTransformation(composite=chain)
     if obj.get("wkid") is not None:
-        return pb.DatumTransformation(wkid=_integer(str(obj["wkid"]), "datumTransformation.wkid"))
+        return pb.DatumTransformation(wkid=_int32(str(obj["wkid"]), "datumTransformation.wkid"))
     if obj.get("wkt"):
         return pb.DatumTransformation(wkt=str(obj["wkt"]))
     raise invalid("datumTransformation needs a wkid, wkt or geoTransforms.")
@@ -241,7 +241,7 @@ def mosaic_rule(text: str) -> pb.MosaicRule:
         if ids is not None:
             if not isinstance(ids, list):
                 raise invalid(f"mosaicRule.{key} must be a list of ids.")
-            getattr(rule, field).extend(_integer(str(i), f"mosaicRule.{key}") for i in ids)
+            getattr(rule, field).extend(_int32(str(i), f"mosaicRule.{key}", bits=64) for i in ids)
     if isinstance(obj.get("viewpoint"), dict):
         vp = obj["viewpoint"]
         rule.viewpoint.x = _number(str(vp.get("x")), "mosaicRule.viewpoint.x")
