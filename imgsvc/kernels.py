@@ -17,8 +17,8 @@ Semantics follow GDAL's warper (``rasterio.warp.reproject``) with an exact trans
   in row-major scan order, as in GDAL.
 
 The coordinate map is an approximate transformer (see :func:`_coordinate_lattice`): exact transforms on a lattice,
-bilinearly interpolated in the kernel, refined until the interpolation is within ``max_error`` source pixels of the
-exact transform at the midpoints.
+bilinearly interpolated in the kernel, refined cell by cell until the interpolation is within ``max_error`` source
+pixels of the exact transform (measured at the midpoints of the level before the last, predicted for the last).
 
 Deliberate differences from GDAL: NaN source values are always treated as invalid (GDAL only does so with a NaN
 nodata value) so that NaN never leaks into a valid output pixel; the validity mask is one for all bands.
@@ -41,11 +41,19 @@ RESAMPLINGS = ("nearest", "bilinear", "cubic", "mode")
 # Default interpolation error bound of the approximate transformer, in source pixels.  A nearest-neighbour pick moves
 # when the error carries a point across a source pixel edge, so about 2 x (mean error) of the picks differ from the
 # exact transform's: GDAL's 0.125 px moves 2-8 % of them, 0.01 px up to 0.5 % (measured), 0.002 px under 0.1 %.
-# What tightening costs is the exact transforms of the refinement (bench/bench_kernels.py reports it).
-DEFAULT_MAX_ERROR = 0.002
+# Interpolated values move by the error times the local gradient: on steep float data, agreeing with GDAL's exact
+# transformer to a relative 1e-4 takes about 0.0005 px (0.002 px leaves ~1 % of such pixels off).  What tightening
+# costs is the exact transforms of the refinement, four times the nodes per quartering of the bound on smooth maps,
+# which the lattice's reuse of nodes and predicted last level pay for (bench/bench_kernels.py --lattice reports it).
+DEFAULT_MAX_ERROR = 0.0005
 
 # Samples per lattice cell side before refinement (a power of two).
 LATTICE_CELL = 32
+
+# How much one more level of subdivision is trusted to shrink a cell's interpolation error: bilinear interpolation
+# misses a smooth map by (step^2 / 8) x its second derivative, a quarter at half the step.  The lattice keeps a cell
+# at the level after the one whose measured error is within this many times the bound (see _coordinate_lattice).
+_PREDICTED_GAIN = 4.0
 
 _SUPPORTED_DTYPES = {np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")}
 
@@ -204,10 +212,17 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
     """The approximate transformer for a rows x cols lattice of samples at output pixel coordinates (c + offset,
     r + offset): (level, offset, pool, cell) as the kernels take them.
 
-    Cells of LATTICE_CELL samples start with exact transforms at their corners; a cell is split in two along both
-    axes while bilinear interpolation from its current nodes misses the exact transform at the next level's nodes
-    (the midpoints) by more than ``max_error`` source pixels on either axis, down to exact transforms at every
-    sample.  Cells touching an unprojectable point always end there, so such points come out NaN, one by one.
+    Cells of LATTICE_CELL samples start with exact transforms at their corners and are refined one by one (a
+    quadtree of uniform subdivisions per cell): at level k a cell's nodes sit every LATTICE_CELL >> k samples and the
+    kernel interpolates them bilinearly.  A cell's error at level k is measured where it is largest, at the next
+    level's nodes (the midpoints), and bilinear interpolation of a smooth map shrinks it 4 times per level, so a cell
+    whose level-k error is within ``_PREDICTED_GAIN * max_error`` keeps the level-(k + 1) nodes that the measurement
+    has already computed; the others go on to level k + 1, down to exact transforms at every sample.  Each exact
+    transform is computed once: the nodes live in one table over the whole grid, so a level reuses the previous
+    level's nodes and neighbouring cells share their edges, and each level's new nodes are projected in one call.
+    A cell touching an unprojectable point never passes (its error is infinite), so such points come out NaN, one
+    by one, and so does a cell across a discontinuity of the map (the antimeridian, where longitudes wrap to
+    +-180): its midpoints miss the interpolation by the jump, down to one sample.
     Same CRS on both sides: the map is affine, which bilinear interpolation reproduces exactly, so one cell with four
     corners covers the whole grid and nothing is projected.
     """
@@ -220,6 +235,7 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
         return np.zeros((1, 1), np.int8), np.zeros((1, 1), np.intp), pool, cell
 
     cell = LATTICE_CELL
+    finest = cell.bit_length() - 1  # the level whose nodes are every sample
     # Cell R holds sample rows [R * cell, (R + 1) * cell); its last node row is the next cell's first.
     cell_rows = -(-rows // cell)
     cell_cols = -(-cols // cell)
@@ -229,12 +245,30 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
     blocks: list[np.ndarray] = []
     used = 0
 
+    # The table of exact transforms, one entry per sample position (untouched pages of np.empty cost nothing).
+    width = cell_cols * cell + 1
+    size = (cell_rows * cell + 1) * width
+    table_x = np.empty(size)
+    table_y = np.empty(size)
+    known = np.zeros(size, bool)
+    slot = np.empty(size, np.intp)
+
     def nodes(cells: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (cells, n, n) source x and y of the cells' level-k nodes, projecting those not known yet."""
         steps = np.arange((1 << k) + 1) * (cell >> k)
-        node_rows = (cell_r[cells, None] * cell + steps)[:, :, None] + offset
-        node_cols = (cell_c[cells, None] * cell + steps)[:, None, :] + offset
-        return exact(np.broadcast_to(node_cols, (cells.size, steps.size, steps.size)),
-                     np.broadcast_to(node_rows, (cells.size, steps.size, steps.size)))
+        index = ((cell_r[cells, None] * cell + steps)[:, :, None] * width
+                 + (cell_c[cells, None] * cell + steps)[:, None, :])
+        flat = index.ravel()
+        new = flat[~known[flat]]
+        if new.size:
+            # Distinct entries without sorting: each keeps the last of its repeats.
+            order = np.arange(new.size)
+            slot[new] = order
+            new = new[slot[new] == order]
+            node_rows, node_cols = np.divmod(new, width)
+            table_x[new], table_y[new] = exact(node_cols + offset, node_rows + offset)
+            known[new] = True
+        return table_x[index], table_y[index]
 
     def keep(cells: np.ndarray, k: int, x: np.ndarray, y: np.ndarray) -> None:
         nonlocal used
@@ -247,21 +281,21 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
         used += cells.size * n * n * 2
 
     active = np.arange(cell_rows * cell_cols)
-    k = 0
-    x, y = nodes(active, 0)
-    while active.size:
-        if cell >> k == 1:
-            keep(active, k, x, y)
-            break
-        fine_x, fine_y = nodes(active, k + 1)
-        if max_error > 0:
+    if max_error == 0:
+        keep(active, finest, *nodes(active, finest))
+    else:
+        k = 0
+        x, y = nodes(active, 0)
+        while active.size:
+            if k == finest:
+                keep(active, k, x, y)
+                break
+            fine_x, fine_y = nodes(active, k + 1)
             error = np.maximum(_midpoint_error(x, fine_x), _midpoint_error(y, fine_y))
-            ok = error <= max_error
-        else:
-            ok = np.zeros(active.size, bool)
-        keep(active[ok], k, x[ok], y[ok])
-        active, x, y = active[~ok], fine_x[~ok], fine_y[~ok]
-        k += 1
+            ok = error <= _PREDICTED_GAIN * max_error
+            keep(active[ok], k + 1, fine_x[ok], fine_y[ok])
+            active, x, y = active[~ok], fine_x[~ok], fine_y[~ok]
+            k += 1
     pool = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     return (level.reshape(cell_rows, cell_cols), starts.reshape(cell_rows, cell_cols),
             np.ascontiguousarray(pool, dtype=np.float64), cell)

@@ -166,6 +166,52 @@ def test_tighter_bound_moves_nearest_picks_closer_to_exact():
     assert agreement[kernels.DEFAULT_MAX_ERROR] >= agreement[0.5]
 
 
+@pytest.mark.parametrize("bound", [0.002, kernels.DEFAULT_MAX_ERROR])
+@pytest.mark.parametrize("epsg", [3857, 4326, 32632, 3413])
+def test_interpolated_coordinates_stay_within_the_bound(epsg, bound):
+    # Bilinear resampling of a ramp reproduces the coordinate it samples (value = x - 0.5 at source x), so the kernel's
+    # coordinates can be read off its output and compared with the exact transformer's, pixel by pixel (upsampling, so
+    # that the 4-tap formula is used).  The source spans 1000 km so that the map bends and the lattice refines.
+    src_transform = Affine(2000.0, 0.0, 0.0, 0.0, -2000.0, 6000000.0)
+    ramp = np.stack(np.meshgrid(np.arange(500.0), np.arange(500.0))[::-1])[::-1].copy()  # band 0: column, 1: row
+    crs = CRS.from_epsg(epsg)
+    x0, y0, x1, y1 = sr.transform_bounds(UTM33, crs, (350000.0, 5350000.0, 650000.0, 5650000.0))
+    res = max((x1 - x0) / 400, (y1 - y0) / 400)
+    dst = Affine(res, 0.0, x0, 0.0, -res, y1)
+    shape = (int(round((y1 - y0) / res)), 400)
+    assert kernels._method("bilinear", kernels._ExactMap(src_transform, UTM33, dst, crs), *shape, 500, 500)[0] \
+        == kernels._warp.BILINEAR
+    exact, exact_valid = kernels.reproject(ramp, None, src_transform, UTM33, dst, crs, shape, "bilinear",
+                                           max_error=0.0)
+    data, valid = kernels.reproject(ramp, None, src_transform, UTM33, dst, crs, shape, "bilinear", max_error=bound)
+    assert exact_valid.all() and valid.all()
+    assert np.abs(data - exact).max() <= bound
+
+
+def test_lattice_cells_across_the_antimeridian_are_exact_per_pixel():
+    # A global geographic source seen from a Web Mercator grid across x = +-20037508: PROJ wraps longitudes to
+    # +-180, so the map jumps by the whole globe at the seam, and the cells across it must be projected point by point.
+    wgs84, mercator = CRS.from_epsg(4326), CRS.from_epsg(3857)
+    source = np.arange(360 * 720, dtype="i4").reshape(1, 360, 720)  # 0.5 degree pixels, an id per pixel
+    src_transform = Affine(0.5, 0.0, -180.0, 0.0, -0.5, 90.0)
+    dst = Affine(10000.0, 0.0, 19000000.0, 0.0, -10000.0, 1500000.0)  # x 19.0e6 .. 21.0e6
+    shape = (300, 200)
+    data, valid = kernels.reproject(source, None, src_transform, wgs84, dst, mercator, shape, "nearest")
+    assert valid.all()
+    r, c = np.mgrid[0:shape[0], 0:shape[1]] + 0.5
+    lon, lat = sr.transform_points(mercator, wgs84, dst.c + dst.a * c, dst.f + dst.e * r)
+    expected = (np.floor((90.0 - np.asarray(lat)) / 0.5) * 720 + np.floor((np.asarray(lon) + 180.0) / 0.5))
+    assert (data[0] == expected).all()
+    exact, _ = kernels.reproject(source, None, src_transform, wgs84, dst, mercator, shape, "nearest", max_error=0.0)
+    assert np.array_equal(data, exact)
+    # The seam (column 103.7) runs through lattice column 3, refined down to one sample; the columns away from it
+    # are not.
+    level = kernels._coordinate_lattice(kernels._ExactMap(src_transform, wgs84, dst, mercator), *shape, 0.5,
+                                        kernels.DEFAULT_MAX_ERROR)[0]
+    finest = kernels.LATTICE_CELL.bit_length() - 1
+    assert (level[:, 3] == finest).all() and (level[:, [0, 1, 5, 6]] < finest).all()
+
+
 # --- threads ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("resampling", kernels.RESAMPLINGS)
