@@ -64,7 +64,8 @@ IDENTIFY_PARAMS = st.fixed_dictionaries(
 def check(reply: httpx.Response, query: dict) -> None:
     assert reply.status_code == 200, (reply.status_code, query, reply.text[:300])
     kind = reply.headers["content-type"].split(";")[0]
-    if kind.startswith("image/") or kind == "application/vnd.google-earth.kmz":
+    if kind.startswith("image/") or kind in ("application/vnd.google-earth.kmz", "application/octet-stream"):
+        # pictures, TIFF, KMZ, and the raw formats (bip, bsq, lerc) travel as octet-stream
         assert (query.get("f") or "").lower() in ("image", "kmz"), query
         return
     if kind == "text/html":

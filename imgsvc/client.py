@@ -1,0 +1,178 @@
+"""A Python gRPC client for service-to-service users.
+
+    with ImageClient("127.0.0.1:50051") as client:
+        image = client.export_image("elevation", bbox=[-13167000, 4388000, -13151000, 4400000], bboxSR=3857,
+                                    size=(512, 512), format="tiff", pixelType="F32")
+        image.data, image.extent, image.width, image.height, image.content_type
+
+Parameters keep their ArcGIS names and values (what the REST API takes) and go through the same parser as the REST
+gateway (``imgsvc.rest.query``), so a request means the same thing through either door.  Python values are written
+the way ArcGIS clients write them: lists/tuples comma-separated, dicts as JSON, booleans as true/false.
+
+gRPC failures come back as exceptions rooted at ``imgsvc.errors.ImgsvcError``, one class per error kind, carrying
+the service's ArcGIS message and details.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import grpc
+
+from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.rest.query import Params, export_request, identify_request
+from imgsvc.v1 import image_service_pb2 as pb
+from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+ERROR_METADATA_KEY = "imgsvc-error"  # the servicer's trailing metadata carrying the ArcGIS envelope
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class InvalidArgument(ImgsvcError):
+    """The request is malformed or asks for something out of range (ArcGIS code 400)."""
+
+
+class NotFound(ImgsvcError):
+    """No such service (or resource) (ArcGIS code 404)."""
+
+
+class Unsupported(ImgsvcError):
+    """A parameter value the service does not implement (ArcGIS code 501)."""
+
+
+class ServiceError(ImgsvcError):
+    """The service failed to complete the operation (ArcGIS code 500)."""
+
+
+class Unavailable(ServiceError):
+    """The service could not be reached or did not answer in time."""
+
+
+EXCEPTION_OF_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: (InvalidArgument, ErrorKind.INVALID_ARGUMENT),
+    grpc.StatusCode.NOT_FOUND: (NotFound, ErrorKind.NOT_FOUND),
+    grpc.StatusCode.UNIMPLEMENTED: (Unsupported, ErrorKind.UNIMPLEMENTED),
+    grpc.StatusCode.UNAVAILABLE: (Unavailable, ErrorKind.INTERNAL),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (Unavailable, ErrorKind.INTERNAL),
+}
+
+
+CLASS_OF_KIND = {ErrorKind.INVALID_ARGUMENT: InvalidArgument, ErrorKind.NOT_FOUND: NotFound,
+                 ErrorKind.UNIMPLEMENTED: Unsupported, ErrorKind.INTERNAL: ServiceError}
+
+
+def _parsed(build, *args):
+    """Run a request parser; its errors (raised before any call) come out as the same classes as the service's."""
+    try:
+        return build(*args)
+    except ImgsvcError as error:
+        if type(error) is not ImgsvcError:
+            raise
+        raise CLASS_OF_KIND[error.kind](error.kind, *error.details, message=error.message) from None
+
+
+def error_from_rpc(exc: grpc.RpcError) -> ImgsvcError:
+    """The exception for a failed call: its class from the status code, message and details from the envelope."""
+    cls, kind = EXCEPTION_OF_STATUS.get(exc.code(), (ServiceError, ErrorKind.INTERNAL))
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_METADATA_KEY:
+            envelope = json.loads(value)
+            return cls(kind, *envelope.get("details", []), message=envelope.get("message"))
+    return cls(kind, exc.details() or exc.code().name)
+
+
+def arcgis_text(value) -> str:
+    """A Python value as ArcGIS clients write it in a query string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(arcgis_text(v) for v in value)
+    return str(value)
+
+
+def _params(**values) -> Params:
+    return Params((name, arcgis_text(value)) for name, value in values.items() if value is not None)
+
+
+@dataclass(frozen=True)
+class Extent:
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    spatial_reference: dict  # ArcGIS SR JSON: {"wkid", "latestWkid"} or {"wkt"}
+
+
+@dataclass(frozen=True)
+class ExportedImage:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    extent: Extent  # the adjusted extent, in imageSR
+
+
+def _extent(env: pb.Envelope) -> Extent:
+    srm = env.spatial_reference
+    sr = {k: getattr(srm, f) for k, f in (("wkid", "wkid"), ("latestWkid", "latest_wkid"), ("wkt", "wkt"))
+          if srm.HasField(f)}
+    return Extent(env.xmin, env.ymin, env.xmax, env.ymax, sr)
+
+
+class ImageClient:
+    """A channel to an imgsvc gRPC server (``host:port``).  Use as a context manager, or call ``close()``."""
+
+    def __init__(self, target: str, timeout: float = 120.0, channel: grpc.Channel | None = None) -> None:
+        self.timeout = timeout
+        self.channel = channel or grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        self.stub = pb_grpc.ImageServiceStub(self.channel)
+
+    def __enter__(self) -> ImageClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method: str, message):
+        try:
+            return getattr(self.stub, method)(message, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def export_image(self, service: str, *, bbox=None, bboxSR=None, size=None, imageSR=None, time=None,  # noqa: N803
+                     format=None, pixelType=None, noData=None, noDataInterpretation=None, interpolation=None,  # noqa: A002
+                     compression=None, compressionQuality=None, compressionTolerance=None, lercVersion=None,
+                     bandIds=None, mosaicRule=None, renderingRule=None, sliceId=None, adjustAspectRatio=None,
+                     validateExtent=None, datumTransformation=None, f: str = "image") -> ExportedImage:
+        """exportImage with the ArcGIS parameters (REFERENCE §1.1); ``f="kmz"`` asks for the KMZ ground overlay."""
+        params = _params(bbox=bbox, bboxSR=bboxSR, size=size, imageSR=imageSR, time=time, format=format,
+                         pixelType=pixelType, noData=noData, noDataInterpretation=noDataInterpretation,
+                         interpolation=interpolation, compression=compression, compressionQuality=compressionQuality,
+                         compressionTolerance=compressionTolerance, lercVersion=lercVersion, bandIds=bandIds,
+                         mosaicRule=mosaicRule, renderingRule=renderingRule, sliceId=sliceId,
+                         adjustAspectRatio=adjustAspectRatio, validateExtent=validateExtent,
+                         datumTransformation=datumTransformation, f=f)
+        reply = self._call("ExportImage", _parsed(export_request, service, params))
+        return ExportedImage(data=reply.image, content_type=reply.content_type, extension=reply.extension,
+                             width=reply.width, height=reply.height, extent=_extent(reply.extent))
+
+    def identify(self, service: str, geometry, *, geometryType=None, mosaicRule=None,  # noqa: N803
+                 renderingRule=None, pixelSize=None, time=None) -> pb.IdentifyResponse:
+        """The pixel under ``geometry`` (a point dict, or an (x, y) pair in the service SR)."""
+        params = _params(geometry=geometry, geometryType=geometryType, mosaicRule=mosaicRule,
+                         renderingRule=renderingRule, pixelSize=pixelSize, time=time)
+        return self._call("Identify", _parsed(identify_request, service, params))
+
+    def service_info(self, name: str) -> pb.ServiceInfo:
+        """The service's root resource as a typed message."""
+        return self._call("GetServiceInfo", pb.GetServiceInfoRequest(service=name))
+
+    def list_services(self) -> list[str]:
+        return [s.name for s in self._call("ListServices", pb.ListServicesRequest()).services]

@@ -1,0 +1,92 @@
+"""imgsvc.client against the real gRPC server: the same bytes as the REST door, typed results, errors as the
+ImgsvcError hierarchy."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.io import MemoryFile
+
+from imgsvc.client import (ExportedImage, ImageClient, InvalidArgument, NotFound, ServiceError, Unavailable,
+                           Unsupported)
+from imgsvc.errors import ErrorKind, ImgsvcError
+
+DEM_3857 = (-13167000, 4388000, -13151000, 4400000)
+
+
+@pytest.fixture(scope="module")
+def client(grpc_server):
+    with ImageClient(grpc_server) as c:
+        yield c
+
+
+def test_export_image_equals_the_rest_door_and_carries_the_extent(client, http):
+    image = client.export_image("dem", bbox=list(DEM_3857), bboxSR=3857, imageSR={"wkid": 3857}, size=(512, 512),
+                                format="png", adjustAspectRatio=True)
+    assert isinstance(image, ExportedImage) and (image.width, image.height) == (512, 512)
+    rest = http.get("/arcgis/rest/services/dem/ImageServer/exportImage",
+                    params={"bbox": ",".join(map(str, DEM_3857)), "bboxSR": "3857", "imageSR": '{"wkid": 3857}',
+                            "size": "512,512", "format": "png", "adjustAspectRatio": "true", "f": "image"})
+    assert image.data == rest.content and image.content_type == "image/png" and image.extension == "png"
+    doc = http.get("/arcgis/rest/services/dem/ImageServer/exportImage",
+                   params={"bbox": ",".join(map(str, DEM_3857)), "bboxSR": "3857", "imageSR": "3857",
+                           "size": "512,512", "format": "png", "f": "json"}).json()["extent"]
+    assert (image.extent.xmin, image.extent.ymin, image.extent.xmax, image.extent.ymax) == (
+        doc["xmin"], doc["ymin"], doc["xmax"], doc["ymax"])
+    assert image.extent.spatial_reference == {"wkid": 102100, "latestWkid": 3857}
+
+
+def test_tiff_pixels_round_trip_with_band_ids_and_pixel_type(client, u16_path):
+    with rasterio.open(u16_path) as src:
+        left, bottom, right, top = src.bounds
+        expected = src.read([3, 1])
+    image = client.export_image("ms", bbox=(left, bottom, right, top), size=(500, 500), format="tiff",
+                                bandIds=[2, 0], pixelType="U16", interpolation="RSP_NearestNeighbor")
+    with MemoryFile(image.data) as memory, memory.open() as tiff:
+        assert tiff.count == 2 and tiff.dtypes[0] == "uint16"
+        assert np.array_equal(tiff.read(), expected)
+
+
+def test_service_info_list_and_identify(client, dem_path):
+    assert {"dem", "ms"} <= set(client.list_services())
+    info = client.service_info("dem")
+    assert info.name == "dem" and info.band_count == 1 and info.has_histograms
+    with rasterio.open(dem_path) as src:
+        x, y = src.xy(10, 100)
+        value = src.read(1, window=((10, 11), (100, 101)))[0, 0]
+    reply = client.identify("dem", {"x": x, "y": y, "spatialReference": {"wkid": 32611}})
+    assert reply.values[0] == value and reply.value == reply.value.strip()
+
+
+@pytest.mark.parametrize("call, cls, kind", [
+    (lambda c: c.export_image("dem", bbox="1,2,3"), InvalidArgument, ErrorKind.INVALID_ARGUMENT),   # local parse
+    (lambda c: c.export_image("dem", bbox=DEM_3857, size=(5000, 10)), InvalidArgument,
+     ErrorKind.INVALID_ARGUMENT),                                                                    # the service
+    (lambda c: c.export_image("nope", bbox=DEM_3857), NotFound, ErrorKind.NOT_FOUND),
+    (lambda c: c.service_info("nope"), NotFound, ErrorKind.NOT_FOUND),
+    (lambda c: c.export_image("dem", renderingRule={"rasterFunction": "Hillshade"}), Unsupported,
+     ErrorKind.UNIMPLEMENTED),
+    (lambda c: c.identify("dem", (1, 2), geometryType="esriGeometryPolygon"), Unsupported, ErrorKind.UNIMPLEMENTED),
+])
+def test_errors_map_to_the_hierarchy_with_the_arcgis_message(client, call, cls, kind):
+    with pytest.raises(cls) as info:
+        call(client)
+    assert isinstance(info.value, ImgsvcError) and info.value.kind == kind and info.value.details
+
+
+def test_size_limit_detail_comes_through_verbatim(client):
+    with pytest.raises(InvalidArgument) as info:
+        client.export_image("dem", bbox=DEM_3857, size=(100, 5000))
+    assert info.value.details == ("The requested image exceeds the size limit.",)
+    assert info.value.message == "Invalid or missing input parameters."
+
+
+def test_an_unreachable_server_is_unavailable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ImageClient(f"127.0.0.1:{port}", timeout=2) as c, pytest.raises(Unavailable) as info:
+        c.list_services()
+    assert isinstance(info.value, ServiceError)
