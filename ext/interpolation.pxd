@@ -7,7 +7,7 @@
 # source is one byte mask shared by the bands (NULL = every pixel valid).  It returns False when the output pixel
 # must stay invalid.
 
-from libc.math cimport floor, ceil, fabs
+from libc.math cimport fabs
 
 
 ctypedef fused pixel_t:
@@ -43,6 +43,13 @@ cdef struct Filter:
     double* yweights      # scratch of 2 * yradius + 2 doubles, likewise
 
 
+cdef inline double ffloor(double v) noexcept nogil:
+    """floor() for |v| < 2^63 without the libm call (x86-64's baseline SSE2 has no rounding instruction, so the
+    compiler cannot inline floor): truncate, then step down where truncation went up (negative non-integers)."""
+    cdef double t = <double><long long>v
+    return t - 1.0 if t > v else t
+
+
 cdef inline void store(pixel_t* dst, double value) noexcept nogil:
     """Write a resampled value the way GDAL does (GWKClampValueT): clamp to the type, round half up."""
     if pixel_t is float:
@@ -64,13 +71,19 @@ cdef inline void store(pixel_t* dst, double value) noexcept nogil:
         lo, hi = 0.0, 4294967295.0
     else:
         lo, hi = -2147483648.0, 2147483647.0
-    # Clamping first keeps the cast defined; floor(v + 0.5) is GDAL's rounding for signed and unsigned alike.
+    # Clamping first keeps the cast defined; floor(v + 0.5) is GDAL's rounding for signed and unsigned alike
+    # (computed as truncation stepped down where it rounded up, which every type's range fits in a long long).
+    cdef long long i
     if value <= lo:
         dst[0] = <pixel_t>lo
     elif value >= hi:
         dst[0] = <pixel_t>hi
     else:
-        dst[0] = <pixel_t>floor(value + 0.5)
+        value += 0.5
+        i = <long long>value
+        if <double>i > value:
+            i -= 1
+        dst[0] = <pixel_t>i
 
 
 cdef inline Py_ssize_t centre_pixel(const Grid* g, double x, double y) noexcept nogil:
@@ -102,27 +115,34 @@ cdef inline bint sample_nearest(const pixel_t* src, const Grid* g, double x, dou
     return True
 
 
+cdef inline bint bilinear_taps(const pixel_t* p, Py_ssize_t cols, Py_ssize_t plane, int bands, double rx, double ry,
+                               pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    cdef double sx = 1.0 - rx, sy = 1.0 - ry
+    cdef int b
+    for b in range(bands):
+        store(dst, (p[0] * rx + p[1] * sx) * ry + (p[cols] * rx + p[cols + 1] * sx) * sy)
+        p += plane
+        dst += dplane
+    return True
+
+
 cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
                                  pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
     """GWKBilinearResample4Sample: 2x2 neighbours, weights renormalised over the in-range, valid ones."""
     if centre_pixel(g, x, y) < 0:
         return False
-    cdef Py_ssize_t ix = <Py_ssize_t>floor(x - 0.5)
-    cdef Py_ssize_t iy = <Py_ssize_t>floor(y - 0.5)
+    cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)
     cdef double rx = 1.5 - (x - ix)
     cdef double ry = 1.5 - (y - iy)
     cdef Py_ssize_t o0 = iy * g.cols + ix
-    cdef const pixel_t* p
     cdef int b
     if (ix >= 0 and iy >= 0 and ix + 1 < g.cols and iy + 1 < g.rows
             and (g.valid == NULL or (g.valid[o0] and g.valid[o0 + 1] and g.valid[o0 + g.cols]
                                      and g.valid[o0 + g.cols + 1]))):
-        # All four taps present: GDAL's no-mask formula, in its order of operations.
-        for b in range(g.bands):
-            p = src + b * g.plane + o0
-            store(&dst[b * dplane], (p[0] * rx + p[1] * (1.0 - rx)) * ry
-                                    + (p[g.cols] * rx + p[g.cols + 1] * (1.0 - rx)) * (1.0 - ry))
-        return True
+        # All four taps present: GDAL's no-mask formula, in its order of operations.  The grid is read into locals
+        # first: a byte store may alias *g, which would make the compiler reload it after every band.
+        return bilinear_taps(src + o0, g.cols, g.plane, g.bands, rx, ry, dst, dplane)
     cdef double w[4]
     cdef Py_ssize_t o[4]
     cdef int n = 0, k
@@ -187,14 +207,19 @@ cdef inline bint sample_cubic(const pixel_t* src, const Grid* g, double x, doubl
     cdef double cy[4]
     cubic_weights(x - 0.5 - ix, cx)
     cubic_weights(y - 0.5 - iy, cy)
-    cdef const pixel_t* row
+    # Locals, not *g, in the band loop: a byte store may alias *g and force reloads.
+    cdef Py_ssize_t cols = g.cols, plane = g.plane
+    cdef int bands = g.bands
+    cdef const pixel_t* row = src + top
     cdef double acc
-    for b in range(g.bands):
+    for b in range(bands):
         acc = 0.0
         for j in range(4):
-            row = src + b * g.plane + top + j * g.cols
-            acc += cy[j] * (cx[0] * row[0] + cx[1] * row[1] + cx[2] * row[2] + cx[3] * row[3])
-        store(&dst[b * dplane], acc)
+            acc += cy[j] * (cx[0] * row[j * cols] + cx[1] * row[j * cols + 1] + cx[2] * row[j * cols + 2]
+                            + cx[3] * row[j * cols + 3])
+        store(dst, acc)
+        row += plane
+        dst += dplane
     return True
 
 
@@ -218,8 +243,8 @@ cdef inline bint sample_filtered(const pixel_t* src, const Grid* g, double x, do
     """GWKResample: separable kernel, stretched by 1/scale on a downsampled axis, renormalised over valid taps."""
     if centre_pixel(g, x, y) < 0:
         return False
-    cdef Py_ssize_t ix = <Py_ssize_t>floor(x - 0.5)
-    cdef Py_ssize_t iy = <Py_ssize_t>floor(y - 0.5)
+    cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)
     cdef double deltax = x - 0.5 - ix
     cdef double deltay = y - 0.5 - iy
     cdef int jmin = f.yinit, jmax = f.yradius, imin = f.xinit, imax = f.xradius
