@@ -107,6 +107,7 @@ def cmd_serve(args) -> int:
     base = f"http://{host}:{port}"
     print(f"imgsvc REST   listening on {base}/arcgis/rest/services", flush=True)
     print(f"open in a browser: {base}/arcgis/rest/services/elevation/ImageServer", flush=True)
+    print(f"map (Leaflet):     {base}/arcgis/rest/services/elevation/ImageServer/map", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

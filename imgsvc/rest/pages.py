@@ -235,6 +235,8 @@ def map_page(root: dict, item_info: dict, url: str, static: str) -> str:
         "functions": [f["name"] for f in root["rasterFunctionInfos"]],
         "bands": band_presets(root["bandNames"]),
     }
+    # Start a multispectral service in natural colour when its band names allow it (else the service's bands).
+    config["initialBands"] = next((ids for label, ids in config["bands"] if label.startswith("Natural")), "")
     interpolations = "".join(f"<option>{v}</option>" for v in INTERPOLATION_OF_DEFAULT.values())
     return f"""<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(name)} map</title>
 <link rel='stylesheet' href='{_e(static)}/{VENDOR["leaflet_css"]}'>
@@ -249,8 +251,9 @@ box-shadow:0 1px 5px rgba(0,0,0,.4);line-height:1.9}}.panel select{{max-width:16
 const CONFIG = {_script_json(config)};
 const map = L.map('map');
 map.fitBounds(CONFIG.bounds);
-const layer = L.esri.imageMapLayer({{url: CONFIG.url, format: 'jpgpng', interpolation: CONFIG.interpolation}})
-  .addTo(map);
+const options = {{url: CONFIG.url, format: 'jpgpng', interpolation: CONFIG.interpolation}};
+if (CONFIG.initialBands) {{ options.bandIds = CONFIG.initialBands; }}
+const layer = L.esri.imageMapLayer(options).addTo(map);
 layer.bindPopup(function (error, results) {{
   if (error) {{ return 'identify failed: ' + error.message; }}
   return 'Value: ' + results.pixel.properties.value;
@@ -277,7 +280,7 @@ new Controls({{position: 'topright'}}).addTo(map);
 const rule = document.getElementById('rule'), bands = document.getElementById('bands'),
       interp = document.getElementById('interpolation');
 CONFIG.functions.forEach(function (f, i) {{ rule.appendChild(option(f, f, i === 0)); }});
-CONFIG.bands.forEach(function (b) {{ bands.appendChild(option(b[1], b[0])); }});
+CONFIG.bands.forEach(function (b) {{ bands.appendChild(option(b[1], b[0], b[1] === CONFIG.initialBands)); }});
 interp.value = CONFIG.interpolation;
 rule.onchange = function () {{
   layer.setRenderingRule(rule.value === 'None' ? null : {{rasterFunction: rule.value}});
