@@ -31,6 +31,7 @@ $(DEMO): $(BUILT)
 demo: $(DEMO)
 
 serve: build demo
+	$(PY) -m imgsvc migrate
 	$(PY) -m imgsvc serve
 
 # The real clients the tests drive (Debian chromium, npm packages, the ArcGIS API for Python venv); idempotent.
