@@ -97,6 +97,10 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
             data = src.read(indexes, window=window)
             if item.mask_kind == "none":
                 valid = np.ones(data.shape[1:], dtype=bool)
+            elif item.mask_kind == "nodata" and sorted(bands) == list(range(item.band_count)):
+                # GDAL's dataset mask for a nodata value is "any band differs from it": derived from the pixels in
+                # hand instead of decoding every tile a second time (half the read cost of a request).
+                valid = _differs(data, item.nodata).any(axis=0)
             else:
                 valid = src.dataset_mask(window=window) > 0
             transform = src.window_transform(window)
@@ -105,6 +109,12 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     if data.dtype.kind == "f":
         valid &= ~np.isnan(data).any(axis=0)
     return SourceWindow(data=data, valid=valid, transform=transform)
+
+
+def _differs(data: np.ndarray, nodata: float) -> np.ndarray:
+    if np.isnan(nodata):
+        return ~np.isnan(data)
+    return data != np.asarray(nodata).astype(data.dtype)
 
 
 # Pixels per chunk when scanning a whole raster for its distributions: bounded memory for any raster size.
