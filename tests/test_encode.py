@@ -106,7 +106,7 @@ def test_jpgpng_without_masked_pixels_is_jpeg_close_to_the_pixels():
 
 @pytest.mark.parametrize("fmt, bands, dtype, mode", [
     ("jpgpng", 3, "uint8", "RGBA"), ("jpgpng", 1, "float32", "LA"), ("png", 4, "int16", "RGBA"),
-    ("png", 1, "uint8", "LA")])
+    ("png", 1, "uint8", "LA"), ("png32", 1, "float32", "RGBA"), ("png32", 2, "uint16", "RGBA")])
 def test_masked_pixels_give_a_png_with_alpha_zero_exactly_there(fmt, bands, dtype, mode):
     block = make_block(bands, dtype, valid=hole_mask())
     out = encode(block, EncodeOptions(fmt))
@@ -116,7 +116,10 @@ def test_masked_pixels_give_a_png_with_alpha_zero_exactly_there(fmt, bands, dtyp
     pixels = np.asarray(image)
     np.testing.assert_array_equal(pixels[..., -1], np.where(block.valid, 255, 0))
     colour = pixels[..., 0] if mode == "LA" else pixels[..., :3]
-    np.testing.assert_array_equal(colour[block.valid], display(block)[block.valid])
+    expected = display(block)
+    if mode == "RGBA" and expected.ndim == 2:  # gray into R, G and B
+        expected = np.repeat(expected[..., None], 3, axis=2)
+    np.testing.assert_array_equal(colour[block.valid], expected[block.valid])
 
 
 def test_jpg_quality_changes_size_and_masked_pixels_are_black():
@@ -160,6 +163,14 @@ def test_png32_is_always_rgba_even_for_one_band():
     assert (rgba[..., 3] == 255).all()
     for channel in range(3):
         np.testing.assert_array_equal(rgba[..., channel], block.data[0])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_png24_of_one_band_repeats_the_gray_into_rgb(dtype):
+    block = make_block(1, dtype)
+    image = decode_pillow(encode(block, EncodeOptions("png24")).data)
+    assert image.mode == "RGB" and "transparency" not in image.info
+    np.testing.assert_array_equal(np.asarray(image), np.repeat(display(block)[..., None], 3, axis=2))
 
 
 def test_png24_uses_one_transparent_colour_that_no_valid_pixel_has():
@@ -439,6 +450,42 @@ def test_png_writer_round_trips_every_layout_and_level(rows, cols, channels, lev
     np.testing.assert_array_equal(np.asarray(image), pixels)
 
 
+@pytest.mark.parametrize("level", [0, 1, 3, 6, 9])
+@pytest.mark.parametrize("with_alpha", [False, True])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (1, 17), (13, 1), (37, 53)])
+def test_png_writer_round_trips_gray_as_rgb(rows, cols, with_alpha, level):
+    rng = np.random.default_rng(rows * 100 + cols * 10 + with_alpha)
+    gray = (np.cumsum(rng.integers(-3, 4, (rows, cols)), axis=1) % 256).astype(np.uint8)
+    alpha = np.where(rng.random((rows, cols)) < 0.2, 0, 255).astype(np.uint8) if with_alpha else None
+    image = decode_pillow(png.write_gray_as_rgb(gray, alpha, level=level))
+    assert image.mode == ("RGBA" if with_alpha else "RGB")
+    pixels = np.asarray(image)
+    for channel in range(3):
+        np.testing.assert_array_equal(pixels[..., channel], gray)
+    if with_alpha:
+        np.testing.assert_array_equal(pixels[..., 3], alpha)
+
+
+@pytest.mark.parametrize("alpha_kind", [None, "opaque", "transparent", "masked"])
+def test_gray_as_rgb_is_filtered_exactly_as_the_interleaved_image(alpha_kind):
+    """Filtering the gray plane once gives the bytes (filter types included) of filtering R, G, B (and A)."""
+    rng = np.random.default_rng(5)
+    columns = np.arange(64)
+    ramps = (columns * 3 + rng.integers(0, 256, (6, 1))) % 256  # Sub wins
+    repeated = np.tile(rng.integers(0, 256, 64), (6, 1))  # Up wins
+    diagonal = 100 + 2 * (columns - np.arange(6)[:, None])  # Average wins
+    noise = rng.integers(0, 256, (6, 64))
+    gray = np.vstack([ramps, repeated, diagonal, noise]).astype(np.uint8)
+    alpha = None if alpha_kind is None else np.full(gray.shape, 0 if alpha_kind == "transparent" else 255, np.uint8)
+    if alpha_kind == "masked":
+        alpha[3:20, 40:] = 0  # a masked corner across rows of each kind
+    planes = [gray] * 3 + ([] if alpha is None else [alpha])
+    interleaved = np.stack(planes, axis=-1).reshape(gray.shape[0], -1)
+    expected = png.filtered_rows(interleaved, len(planes))
+    assert set(expected[:, 0].tolist()) == {png.FILTER_SUB, png.FILTER_UP, png.FILTER_AVERAGE}
+    np.testing.assert_array_equal(png.filtered_gray_as_rgb(gray, alpha), expected)
+
+
 def test_png_writer_uses_each_filter_where_it_is_cheapest():
     rng = np.random.default_rng(0)
     columns = np.arange(64)
@@ -451,6 +498,22 @@ def test_png_writer_uses_each_filter_where_it_is_cheapest():
     assert filtered[9:12, 0].tolist() == [png.FILTER_AVERAGE] * 3
 
 
+def best_of(function, repeats=5):
+    """(the shortest time of ``repeats`` calls, the result)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def pillow_default_png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
 def test_png_default_level_is_much_faster_than_pillows_default_and_not_much_larger():
     """The headline, checked loosely here (the bench measures it): a 512×512 textured RGB tile."""
     rng = np.random.default_rng(3)
@@ -458,24 +521,35 @@ def test_png_default_level_is_much_faster_than_pillows_default_and_not_much_larg
     rgb = np.stack([base, base * 0.7 + rng.normal(0, 20, (512, 512)).cumsum(axis=1), -base], axis=-1)
     rgb = ((rgb - rgb.min()) / np.ptp(rgb) * 255 + rng.normal(0, 2, rgb.shape)).clip(0, 255).astype(np.uint8)
 
-    def best_of(function, repeats=5):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            result = function()
-            times.append(time.perf_counter() - start)
-        return min(times), result
-
-    def pillow_default():
-        out = io.BytesIO()
-        Image.fromarray(rgb).save(out, "PNG")
-        return out.getvalue()
-
-    pillow_time, pillow_bytes = best_of(pillow_default)
+    pillow_time, pillow_bytes = best_of(lambda: pillow_default_png(rgb))
     ours_time, ours_bytes = best_of(lambda: png.write(rgb, level=DEFAULT_PNG_LEVEL))
     np.testing.assert_array_equal(np.asarray(decode_pillow(ours_bytes)), rgb)
     assert len(ours_bytes) <= 1.25 * len(pillow_bytes)
     assert ours_time * 3 < pillow_time  # the bench shows >= 5x; 3x keeps this robust on a busy machine
+
+
+@pytest.mark.parametrize("fmt, masked", [("png32", False), ("png32", True), ("png", True)])
+def test_one_band_terrain_as_png_is_much_faster_than_pillow_and_not_much_larger(fmt, masked):
+    """The layouts that repeat bytes within a pixel (gray as RGBA, gray + alpha), where ISA-L alone came out up to
+    1.6x Pillow's size (1.4x on this field as RGBA): a terrain-like field stretched to 8 bits.  The bench measures
+    the goal itself (5x, 1.25x), stretch included."""
+    rows = cols = 512
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:rows, 0:cols]
+    field = 1500 + 600 * np.sin(x / 37.0) * np.cos(y / 53.0) + 300 * np.sin((x + 2 * y) / 91.0)
+    data = (field + np.cumsum(rng.normal(0, 3, (rows, cols)), axis=1) + rng.normal(0, 2, (rows, cols)))
+    valid = (y + x < 1.6 * rows) if masked else np.ones((rows, cols), bool)
+    stretched = np.rint((data - data.min()) * 255 / np.ptp(data)).astype(np.uint8)
+    block = ImageBlock(stretched[None], valid, TRANSFORM, CRS_UTM)
+    gray = display(block)
+    alpha = np.where(valid, 255, 0).astype(np.uint8)
+    pixels = np.dstack([gray, gray, gray, alpha]) if fmt == "png32" else np.dstack([gray, alpha])
+
+    pillow_time, pillow_bytes = best_of(lambda: pillow_default_png(pixels))
+    ours_time, ours = best_of(lambda: encode(block, EncodeOptions(fmt)))
+    np.testing.assert_array_equal(np.asarray(decode_pillow(ours.data)), pixels)
+    assert len(ours.data) <= 1.25 * len(pillow_bytes)
+    assert ours_time * 3 < pillow_time
 
 
 @pytest.mark.parametrize("dtype", ["complex64", "complex128", "int64", "uint64", "bool", "float16"])

@@ -50,8 +50,13 @@ def picture_pixels(block: ImageBlock, *, rgb: bool = False, alpha: bool = False)
     for channel, band in enumerate(colour):
         out[..., channel] = band
     if alpha:
-        np.multiply(block.valid.view(np.uint8), np.uint8(255), out=out[..., -1])
+        alpha_plane(block, out=out[..., -1])
     return out
+
+
+def alpha_plane(block: ImageBlock, out: np.ndarray | None = None) -> np.ndarray:
+    """(rows, cols) uint8: 255 where valid, 0 where masked."""
+    return np.multiply(block.valid.view(np.uint8), np.uint8(255), out=out)
 
 
 def masked_pixels(block: ImageBlock) -> bool:
@@ -80,6 +85,9 @@ def encode_png(block: ImageBlock, options: EncodeOptions) -> Encoded:
 
 
 def encode_png32(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    if block.band_count < 3:  # gray into R, G and B: png.py filters and compresses it as such
+        data = png.write_gray_as_rgb(picture_pixels(block), alpha_plane(block), level=options.png_level)
+        return Encoded(data, "image/png", "png")
     rgba = picture_pixels(block, rgb=True, alpha=True)
     return Encoded(png.write(rgba, level=options.png_level), "image/png", "png")
 
@@ -100,6 +108,9 @@ def unused_colour(rgb: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
 
 
 def encode_png24(block: ImageBlock, options: EncodeOptions) -> Encoded:
+    if block.band_count < 3 and not masked_pixels(block):
+        return Encoded(png.write_gray_as_rgb(picture_pixels(block), None, level=options.png_level), "image/png",
+                       "png")
     rgb = picture_pixels(block, rgb=True)
     transparent = None
     if masked_pixels(block):
