@@ -81,7 +81,8 @@ cdef inline void store(pixel_t* dst, double value) noexcept nogil:
     else:
         value += 0.5
         i = <long long>value
-        if <double>i > value:
+        # Above an unsigned type's low bound value + 0.5 > 0, where truncation is floor already.
+        if lo < 0.0 and <double>i > value:
             i -= 1
         dst[0] = <pixel_t>i
 
@@ -104,15 +105,23 @@ cdef inline Py_ssize_t centre_pixel(const Grid* g, double x, double y) noexcept 
     return offset
 
 
-cdef inline bint sample_nearest(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
-                                pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
-    cdef Py_ssize_t offset = centre_pixel(g, x, y)
-    if offset < 0:
+cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
+                                 pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    """GWKBilinearResample4Sample: 2x2 neighbours, weights renormalised over the in-range, valid ones."""
+    if centre_pixel(g, x, y) < 0:
         return False
-    cdef int b
-    for b in range(g.bands):
-        dst[b * dplane] = src[b * g.plane + offset]
-    return True
+    cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
+    cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)
+    cdef double rx = 1.5 - (x - ix)
+    cdef double ry = 1.5 - (y - iy)
+    cdef Py_ssize_t o0 = iy * g.cols + ix
+    if (ix >= 0 and iy >= 0 and ix + 1 < g.cols and iy + 1 < g.rows
+            and (g.valid == NULL or (g.valid[o0] and g.valid[o0 + 1] and g.valid[o0 + g.cols]
+                                     and g.valid[o0 + g.cols + 1]))):
+        # All four taps present: GDAL's no-mask formula, in its order of operations.  The grid is read into locals
+        # first: a byte store may alias *g, which would make the compiler reload it after every band.
+        return bilinear_taps(src + o0, g.cols, g.plane, g.bands, rx, ry, dst, dplane)
+    return bilinear_partial(src, g, ix, iy, rx, ry, dst, dplane)
 
 
 cdef inline bint bilinear_taps(const pixel_t* p, Py_ssize_t cols, Py_ssize_t plane, int bands, double rx, double ry,
@@ -126,26 +135,13 @@ cdef inline bint bilinear_taps(const pixel_t* p, Py_ssize_t cols, Py_ssize_t pla
     return True
 
 
-cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
-                                 pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
-    """GWKBilinearResample4Sample: 2x2 neighbours, weights renormalised over the in-range, valid ones."""
-    if centre_pixel(g, x, y) < 0:
-        return False
-    cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
-    cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)
-    cdef double rx = 1.5 - (x - ix)
-    cdef double ry = 1.5 - (y - iy)
-    cdef Py_ssize_t o0 = iy * g.cols + ix
-    cdef int b
-    if (ix >= 0 and iy >= 0 and ix + 1 < g.cols and iy + 1 < g.rows
-            and (g.valid == NULL or (g.valid[o0] and g.valid[o0 + 1] and g.valid[o0 + g.cols]
-                                     and g.valid[o0 + g.cols + 1]))):
-        # All four taps present: GDAL's no-mask formula, in its order of operations.  The grid is read into locals
-        # first: a byte store may alias *g, which would make the compiler reload it after every band.
-        return bilinear_taps(src + o0, g.cols, g.plane, g.bands, rx, ry, dst, dplane)
+cdef inline bint bilinear_partial(const pixel_t* src, const Grid* g, Py_ssize_t ix, Py_ssize_t iy, double rx,
+                                  double ry, pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
+    """The 2x2 taps at the array's edge or next to invalid pixels: those present, their weights renormalised (kept
+    apart from sample_bilinear so that the common case stays small enough to inline)."""
     cdef double w[4]
     cdef Py_ssize_t o[4]
-    cdef int n = 0, k
+    cdef int n = 0, k, b
     cdef double divisor = 0.0, acc
     cdef Py_ssize_t cx, cy
     cdef int dx, dy
