@@ -11,6 +11,14 @@ Two threads: both sides run two calls at once on a thread pool (two requests bei
 way the service uses threads) and the time is the wall clock for the pair; GDAL's own ``num_threads`` splits one
 warp instead, which is a different measure, so it is left out.  The cost of the approximate transformer (the exact
 transforms and the lattice) is reported apart for a few error bounds.
+
+    .venv/bin/python -m bench.bench_kernels --lattice [--bounds 0.002 0.0005]
+
+The approximate transformer alone on 1024 x 1024 grids in four output systems (Web Mercator, WGS 84, the next UTM
+zone, polar stereographic) over a UTM 33N source whose pixels are the output's size, for extents of 10 km, 200 km
+and a continent (4000 km): per error bound, the time to build the lattice (median of 3), the exact transforms it
+made, the largest distance of its coordinates from the exact map (source pixels, either axis) and the share of
+output pixels whose containing source pixel (the nearest pick) is the exact map's.
 """
 from __future__ import annotations
 
@@ -78,12 +86,70 @@ def median_time(fn, repeat: int, threads: int) -> float:
     return statistics.median(once() for _ in range(repeat))
 
 
+LATTICE_TARGETS = {"3857": 3857, "4326": 4326, "UTM 32N": 32632, "3413": 3413}
+LATTICE_EXTENTS = {"10 km": 10e3, "200 km": 200e3, "4000 km": 4000e3}
+LATTICE_CENTRE = (500000.0, 5500000.0)  # UTM 33N, 49.6 N 15 E
+
+
+def lattice_case(target: int, extent: float) -> kernels._ExactMap:
+    half = extent / 2
+    area = (LATTICE_CENTRE[0] - half, LATTICE_CENTRE[1] - half, LATTICE_CENTRE[0] + half, LATTICE_CENTRE[1] + half)
+    src_res = extent / DST_SIZE
+    src_transform = Affine(src_res, 0.0, area[0], 0.0, -src_res, area[3])
+    crs = CRS.from_epsg(target)
+    x0, y0, x1, y1 = sr.transform_bounds(SRC_CRS, crs, area)
+    res = max((x1 - x0) / DST_SIZE, (y1 - y0) / DST_SIZE)
+    return kernels._ExactMap(src_transform, SRC_CRS, Affine(res, 0.0, x0, 0.0, -res, y1), crs)
+
+
+def lattice_table(bounds: list[float]) -> None:
+    projected = 0
+    transform_points = sr.transform_points
+
+    def counting(src, dst, xs, ys):
+        nonlocal projected
+        projected += np.size(xs)
+        return transform_points(src, dst, xs, ys)
+
+    print(f"approximate transformer, {DST_SIZE}x{DST_SIZE} output over a UTM 33N source of the same pixel size: "
+          "ms (median of 3), exact transforms, max error (source px), nearest picks equal to the exact map's")
+    print(f"{'output':8s} {'extent':8s} " + " ".join(f"{'@' + format(b, 'g'):>8s} {'points':>8s} {'error':>8s} "
+                                                     f"{'picks':>8s}" for b in bounds))
+    centres = np.arange(DST_SIZE) + 0.5
+    sr.transform_points = counting
+    try:
+        for name, target in LATTICE_TARGETS.items():
+            for extent_name, extent in LATTICE_EXTENTS.items():
+                exact = lattice_case(target, extent)
+                ex, ey = exact(centres[None, :], centres[:, None])
+                line = f"{name:8s} {extent_name:8s} "
+                for bound in bounds:
+                    times = []
+                    for _ in range(3):
+                        projected = 0
+                        start = time.perf_counter()
+                        lattice = kernels._coordinate_lattice(exact, DST_SIZE, DST_SIZE, 0.5, bound)
+                        times.append(time.perf_counter() - start)
+                    x, y = kernels._lattice_coordinates(lattice, DST_SIZE, DST_SIZE)
+                    error = float(np.nanmax(np.maximum(np.abs(x - ex), np.abs(y - ey))))
+                    picks = float(((np.floor(x) == np.floor(ex)) & (np.floor(y) == np.floor(ey))).mean())
+                    line += f"{statistics.median(times) * 1e3:8.1f} {projected:8d} {error:8.5f} {picks:8.4%} "
+                print(line, flush=True)
+    finally:
+        sr.transform_points = transform_points
+
+
 def main() -> None:
     # rasterio warns about in-memory datasets it builds itself when called from worker threads.
     warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--lattice", action="store_true", help="only the approximate transformer's table")
+    parser.add_argument("--bounds", type=float, nargs="+", default=[0.002, kernels.DEFAULT_MAX_ERROR])
     args = parser.parse_args()
+    if args.lattice:
+        lattice_table(args.bounds)
+        return
     dst_transform = output_grid()
     print(f"{DST_SIZE}x{DST_SIZE} output, UTM 33N -> EPSG:3857, medians of {args.repeat} runs (ms); "
           f"ratio = GDAL / imgsvc")

@@ -175,6 +175,22 @@ cdef inline void nearest_row(const pixel_t* src, const Grid* g, const double* xs
                 plane[c] = band[k]
 
 
+def coordinates(const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
+                Py_ssize_t cell, double[:, ::1] xs, double[:, ::1] ys):
+    """The source coordinates the kernels use at every sample of a lattice, into xs / ys (rows, cols)."""
+    cdef Lattice L
+    L.cell = cell
+    L.cell_cols = level.shape[1]
+    L.width = xs.shape[1]
+    L.level = &level[0, 0]
+    L.offset = &offset[0, 0]
+    L.pool = &pool[0]
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(xs.shape[0]):
+            fill_row(&L, r, &xs[r, 0], &ys[r, 0])
+
+
 def warp_mode(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,
               const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
               Py_ssize_t cell, pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid):

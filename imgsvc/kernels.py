@@ -301,6 +301,17 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
             np.ascontiguousarray(pool, dtype=np.float64), cell)
 
 
+def _lattice_coordinates(lattice, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, cols) source x and y that the kernels interpolate from a lattice (for tests and benchmarks)."""
+    level, starts, pool, cell = lattice
+    if level.shape[0] * cell < rows or level.shape[1] * cell < cols:
+        raise ValueError("the lattice does not cover the grid")
+    xs = np.empty((rows, cols))
+    ys = np.empty((rows, cols))
+    _warp.coordinates(level, starts, pool, cell, xs, ys)
+    return xs, ys
+
+
 def _midpoint_error(coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
     """Per cell, the largest gap between the exact values at the next level's nodes and the bilinear interpolation
     of the current nodes there; inf when anything is NaN."""
