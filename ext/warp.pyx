@@ -6,9 +6,12 @@
 # Coordinates.  The output grid's sample positions (pixel centres, or pixel corners for mode) are mapped to source
 # pixel coordinates by an approximate transformer: the exact map is known at the nodes of a lattice of square cells
 # (S x S samples, S a power of two); each cell is subdivided 2^level times per side, so its nodes sit every
-# S >> level samples, and the map is bilinearly interpolated between nodes.  The lattice is refined in Python where
-# the interpolation misses the exact map by more than the caller's bound; a cell at step 1 holds the exact map of
-# every sample, which is how points that cannot be projected (NaN nodes) reach the kernel: as NaN coordinates.
+# S >> level samples, and the map is interpolated between nodes: bilinearly, or, in a cell whose level carries the
+# CUBIC_NODES flag, by the tensor product of cubic Lagrange polynomials through 4 consecutive nodes of the cell (the
+# interval's neighbours, one-sided at the cell's edges), whose error shrinks 16 times per halving of the step where
+# bilinear's shrinks 4 times.  The lattice is refined in Python where the interpolation misses the exact map by more
+# than the caller's bound; a cell at step 1 holds the exact map of every sample, which is how points that cannot be
+# projected (NaN nodes) reach the kernel: as NaN coordinates.
 
 from libc.math cimport floor, ceil
 from libc.stdlib cimport malloc, free
@@ -35,6 +38,15 @@ FILTERED_BILINEAR = M_FILTERED_BILINEAR
 FILTERED_CUBIC = M_FILTERED_CUBIC
 
 
+# Level flag of a cell interpolated by cubics (it needs 4 nodes a side: level >= 2), and the most nodes a side.
+cdef enum:
+    C_CUBIC_NODES = 64
+    MAX_NODES = 129
+
+CUBIC_NODES = C_CUBIC_NODES
+MAX_CELL = MAX_NODES - 1
+
+
 cdef struct Lattice:
     Py_ssize_t cell        # S, samples per cell side
     Py_ssize_t cell_cols   # cells per lattice row
@@ -53,10 +65,12 @@ cdef inline void fill_row(const Lattice* L, Py_ssize_t r, double* xs, double* ys
     cdef const double* top
     cdef const double* bottom
     cdef double fy, x0, y0, x1, y1, dx, dy
+    cdef signed char lv
     for C in range(L.cell_cols):
         cell = cell_row * L.cell_cols + C
-        n = (1 << L.level[cell]) + 1
-        h = L.cell >> L.level[cell]
+        lv = L.level[cell]
+        n = (1 << (lv & ~C_CUBIC_NODES)) + 1
+        h = L.cell >> (lv & ~C_CUBIC_NODES)
         node = L.pool + L.offset[cell]
         c0 = C * L.cell
         c1 = min(c0 + L.cell, L.width)
@@ -67,6 +81,9 @@ cdef inline void fill_row(const Lattice* L, Py_ssize_t r, double* xs, double* ys
             for v in range(c1 - c0):
                 xs[c0 + v] = top[2 * v]
                 ys[c0 + v] = top[2 * v + 1]
+            continue
+        if lv & C_CUBIC_NODES:
+            cubic_cell_row(node, n, h, t, c0, c1, xs, ys)
             continue
         fy = <double>(t - a * h) / h
         for b in range(n - 1):
@@ -84,6 +101,52 @@ cdef inline void fill_row(const Lattice* L, Py_ssize_t r, double* xs, double* ys
             for v in range(min(h, c1 - u0)):
                 xs[u0 + v] = x0 + dx * v
                 ys[u0 + v] = y0 + dy * v
+
+
+cdef inline void lagrange4(double u, double* w) noexcept nogil:
+    """Weights of the cubic through nodes 0, 1, 2, 3 at position u."""
+    cdef double a = u - 1.0, b = u - 2.0, c = u - 3.0
+    w[0] = -(a * b * c) / 6.0
+    w[1] = u * b * c / 2.0
+    w[2] = -(u * a * c) / 2.0
+    w[3] = u * a * b / 6.0
+
+
+cdef inline void cubic_cell_row(const double* node, Py_ssize_t n, Py_ssize_t h, Py_ssize_t t, Py_ssize_t c0,
+                                Py_ssize_t c1, double* xs, double* ys) noexcept nogil:
+    """Row t of a cubic cell (n >= 4 nodes a side every h samples) into xs / ys [c0, c1): the node columns are
+    interpolated to the row first, then each interval between two of them along the row, from the 4 node columns
+    around it (Newton's form of the same cubic)."""
+    cdef double colx[MAX_NODES]
+    cdef double coly[MAX_NODES]
+    cdef double w[4]
+    cdef Py_ssize_t a = t // h, j0, b, b0, u0, v, m
+    cdef const double* p
+    cdef double inv = 1.0 / h, u, f0, d1, d2, d3, g0, e1, e2, e3
+    j0 = min(max(a - 1, 0), n - 4)
+    lagrange4(<double>(a - j0) + <double>(t - a * h) * inv, w)
+    for b in range(n):
+        p = node + (j0 * n + b) * 2
+        colx[b] = w[0] * p[0] + w[1] * p[2 * n] + w[2] * p[4 * n] + w[3] * p[6 * n]
+        coly[b] = w[0] * p[1] + w[1] * p[2 * n + 1] + w[2] * p[4 * n + 1] + w[3] * p[6 * n + 1]
+    for b in range(n - 1):
+        u0 = c0 + b * h
+        if u0 >= c1:
+            break
+        b0 = min(max(b - 1, 0), n - 4)
+        f0 = colx[b0]
+        d1 = colx[b0 + 1] - f0
+        d2 = 0.5 * (colx[b0 + 2] - 2.0 * colx[b0 + 1] + f0)
+        d3 = (colx[b0 + 3] - 3.0 * colx[b0 + 2] + 3.0 * colx[b0 + 1] - f0) / 6.0
+        g0 = coly[b0]
+        e1 = coly[b0 + 1] - g0
+        e2 = 0.5 * (coly[b0 + 2] - 2.0 * coly[b0 + 1] + g0)
+        e3 = (coly[b0 + 3] - 3.0 * coly[b0 + 2] + 3.0 * coly[b0 + 1] - g0) / 6.0
+        m = min(h, c1 - u0)
+        for v in range(m):
+            u = <double>(b - b0) + v * inv
+            xs[u0 + v] = f0 + u * (d1 + (u - 1.0) * (d2 + (u - 2.0) * d3))
+            ys[u0 + v] = g0 + u * (e1 + (u - 1.0) * (e2 + (u - 2.0) * e3))
 
 
 def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,

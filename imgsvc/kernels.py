@@ -17,7 +17,7 @@ Semantics follow GDAL's warper (``rasterio.warp.reproject``) with an exact trans
   in row-major scan order, as in GDAL.
 
 The coordinate map is an approximate transformer (see :func:`_coordinate_lattice`): exact transforms on a lattice,
-bilinearly interpolated in the kernel, refined cell by cell until the interpolation is within ``max_error`` source
+interpolated in the kernel (bilinearly, or by cubics where the map bends), refined cell by cell until the interpolation is within ``max_error`` source
 pixels of the exact transform (measured at the midpoints of the level before the last, predicted for the last).
 
 Deliberate differences from GDAL: NaN source values are always treated as invalid (GDAL only does so with a NaN
@@ -49,11 +49,16 @@ DEFAULT_MAX_ERROR = 0.0005
 
 # Samples per lattice cell side before refinement (a power of two).
 LATTICE_CELL = 32
+assert LATTICE_CELL <= _warp.MAX_CELL, "the kernels' cubic cells hold at most MAX_CELL + 1 nodes a side"
 
 # How much one more level of subdivision is trusted to shrink a cell's interpolation error: bilinear interpolation
-# misses a smooth map by (step^2 / 8) x its second derivative, a quarter at half the step.  The lattice keeps a cell
-# at the level after the one whose measured error is within this many times the bound (see _coordinate_lattice).
-_PREDICTED_GAIN = 4.0
+# misses a smooth map by (step^2 / 8) x its second derivative, a quarter at half the step (a little less before the
+# asymptote: 4 overshot the bound by 0.2 % on a 4000 km polar grid).  The lattice keeps a cell at the level after
+# the one whose measured error is within this many times the bound (see _coordinate_lattice).
+_PREDICTED_GAIN = 3.5
+# The same for the cubics (cells of 4 nodes a side or more): 16 times per halving in theory; the midpoints measure
+# up to 6 % under the largest error in the edge intervals (one-sided stencils), whence a little less.
+_PREDICTED_CUBIC_GAIN = 12.0
 
 _SUPPORTED_DTYPES = {np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")}
 
@@ -214,10 +219,13 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
 
     Cells of LATTICE_CELL samples start with exact transforms at their corners and are refined one by one (a
     quadtree of uniform subdivisions per cell): at level k a cell's nodes sit every LATTICE_CELL >> k samples and the
-    kernel interpolates them bilinearly.  A cell's error at level k is measured where it is largest, at the next
-    level's nodes (the midpoints), and bilinear interpolation of a smooth map shrinks it 4 times per level, so a cell
-    whose level-k error is within ``_PREDICTED_GAIN * max_error`` keeps the level-(k + 1) nodes that the measurement
-    has already computed; the others go on to level k + 1, down to exact transforms at every sample.  Each exact
+    kernel interpolates them bilinearly, or by cubics through 4 nodes a side (from level 2 on; see ext/warp.pyx).
+    A cell's error at level k is measured where it is largest, at the next level's nodes (the midpoints), and
+    halving the step shrinks it about 4 times for bilinear interpolation of a smooth map and 16 times for the
+    cubics, so a cell whose level-k error is within ``_PREDICTED_GAIN * max_error`` (bilinear) or
+    ``_PREDICTED_CUBIC_GAIN * max_error`` (cubic) keeps the level-(k + 1) nodes that the measurement has already
+    computed, bilinear where that suffices; the others go on to level k + 1, down to exact transforms at every
+    sample.  Cubics are what make continental grids cheap: bilinear would need a node every 2-4 samples there.  Each exact
     transform is computed once: the nodes live in one table over the whole grid, so a level reuses the previous
     level's nodes and neighbouring cells share their edges, and each level's new nodes are projected in one call.
     A cell touching an unprojectable point never passes (its error is infinite), so such points come out NaN, one
@@ -270,12 +278,12 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
             known[new] = True
         return table_x[index], table_y[index]
 
-    def keep(cells: np.ndarray, k: int, x: np.ndarray, y: np.ndarray) -> None:
+    def keep(cells: np.ndarray, k: int, x: np.ndarray, y: np.ndarray, cubic: bool = False) -> None:
         nonlocal used
         if not cells.size:
             return
         n = (1 << k) + 1
-        level[cells] = k
+        level[cells] = k | _warp.CUBIC_NODES if cubic else k
         starts[cells] = used + np.arange(cells.size) * n * n * 2
         blocks.append(np.stack([x, y], axis=-1).ravel())
         used += cells.size * n * n * 2
@@ -294,6 +302,15 @@ def _coordinate_lattice(exact: _ExactMap, rows: int, cols: int, offset: float, m
             error = np.maximum(_midpoint_error(x, fine_x), _midpoint_error(y, fine_y))
             ok = error <= _PREDICTED_GAIN * max_error
             keep(active[ok], k + 1, fine_x[ok], fine_y[ok])
+            if k >= 2 and not ok.all():
+                # Where bilinear falls short, cubics through the same nodes may not.
+                rest = ~ok
+                error = np.maximum(_midpoint_error(x[rest], fine_x[rest], cubic=True),
+                                   _midpoint_error(y[rest], fine_y[rest], cubic=True))
+                cubic = np.zeros_like(ok)
+                cubic[rest] = error <= _PREDICTED_CUBIC_GAIN * max_error
+                keep(active[cubic], k + 1, fine_x[cubic], fine_y[cubic], cubic=True)
+                ok |= cubic
             active, x, y = active[~ok], fine_x[~ok], fine_y[~ok]
             k += 1
     pool = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
@@ -312,16 +329,33 @@ def _lattice_coordinates(lattice, rows: int, cols: int) -> tuple[np.ndarray, np.
     return xs, ys
 
 
-def _midpoint_error(coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
-    """Per cell, the largest gap between the exact values at the next level's nodes and the bilinear interpolation
-    of the current nodes there; inf when anything is NaN."""
-    interp = np.empty_like(fine)
-    interp[:, ::2, ::2] = coarse
-    interp[:, ::2, 1::2] = 0.5 * (coarse[:, :, :-1] + coarse[:, :, 1:])
-    interp[:, 1::2, :] = 0.5 * (interp[:, :-2:2, :] + interp[:, 2::2, :])
+def _midpoint_error(coarse: np.ndarray, fine: np.ndarray, cubic: bool = False) -> np.ndarray:
+    """Per cell, the largest gap between the exact values at the next level's nodes and the interpolation of the
+    current nodes there (bilinear, or the kernels' cubics, which need 4 nodes a side); inf when anything is NaN."""
+    if cubic:
+        m = _cubic_midpoints(coarse.shape[1])
+        interp = np.einsum("ij,cjk,lk->cil", m, coarse, m)
+    else:
+        interp = np.empty_like(fine)
+        interp[:, ::2, ::2] = coarse
+        interp[:, ::2, 1::2] = 0.5 * (coarse[:, :, :-1] + coarse[:, :, 1:])
+        interp[:, 1::2, :] = 0.5 * (interp[:, :-2:2, :] + interp[:, 2::2, :])
     gap = np.abs(fine - interp)
     gap[np.isnan(gap)] = np.inf
     return gap.reshape(gap.shape[0], -1).max(axis=1)
+
+
+def _cubic_midpoints(n: int) -> np.ndarray:
+    """The (2n - 1, n) operator taking n nodes to themselves and their midpoints through the kernels' cubics: the
+    midpoint of nodes i, i + 1 from nodes j0..j0 + 3, j0 = i - 1 clamped into the cell (warp.cubic_cell_row)."""
+    m = np.zeros((2 * n - 1, n))
+    m[::2] = np.eye(n)
+    for i in range(n - 1):
+        j0 = min(max(i - 1, 0), n - 4)
+        u = i + 0.5 - j0
+        a, b, c = u - 1.0, u - 2.0, u - 3.0
+        m[2 * i + 1, j0:j0 + 4] = (-(a * b * c) / 6.0, u * b * c / 2.0, -(u * a * c) / 2.0, u * a * b / 6.0)
+    return m
 
 
 def _method(resampling: str, exact: _ExactMap, rows: int, cols: int, src_rows: int, src_cols: int):

@@ -188,6 +188,29 @@ def test_interpolated_coordinates_stay_within_the_bound(epsg, bound):
     assert np.abs(data - exact).max() <= bound
 
 
+@pytest.mark.parametrize("bound", [0.002, kernels.DEFAULT_MAX_ERROR, 0.0001])
+@pytest.mark.parametrize("epsg", [3857, 4326, 3413])
+def test_continental_grids_use_cubic_cells_within_the_bound(epsg, bound):
+    # 4000 km on 512 pixels: bilinear would need a node every 2-4 samples; the cubics get by with one every 8 or 16.
+    src_transform = Affine(8000.0, 0.0, -1500000.0, 0.0, -8000.0, 7500000.0)
+    crs = CRS.from_epsg(epsg)
+    x0, y0, x1, y1 = sr.transform_bounds(UTM33, crs, (-1500000.0, 3500000.0, 2500000.0, 7500000.0))
+    res = max((x1 - x0) / 512, (y1 - y0) / 512)
+    exact = kernels._ExactMap(src_transform, UTM33, Affine(res, 0.0, x0, 0.0, -res, y1), crs)
+    lattice = kernels._coordinate_lattice(exact, 512, 512, 0.5, bound)
+    assert (lattice[0] & kernels._warp.CUBIC_NODES).mean() > 0.5
+    x, y = kernels._lattice_coordinates(lattice, 512, 512)
+    centres = np.arange(512) + 0.5
+    ex, ey = exact(centres[None, :], centres[:, None])
+    assert np.isfinite(ex).all() and max(np.abs(x - ex).max(), np.abs(y - ey).max()) <= bound
+    # Pixel corners (mode's lattice) too.
+    corners = np.arange(513.0)
+    lattice = kernels._coordinate_lattice(exact, 513, 513, 0.0, bound)
+    x, y = kernels._lattice_coordinates(lattice, 513, 513)
+    ex, ey = exact(corners[None, :], corners[:, None])
+    assert max(np.abs(x - ex).max(), np.abs(y - ey).max()) <= bound
+
+
 def test_lattice_cells_across_the_antimeridian_are_exact_per_pixel():
     # A global geographic source seen from a Web Mercator grid across x = +-20037508: PROJ wraps longitudes to
     # +-180, so the map jumps by the whole globe at the seam, and the cells across it must be projected point by point.
@@ -209,6 +232,7 @@ def test_lattice_cells_across_the_antimeridian_are_exact_per_pixel():
     level = kernels._coordinate_lattice(kernels._ExactMap(src_transform, wgs84, dst, mercator), *shape, 0.5,
                                         kernels.DEFAULT_MAX_ERROR)[0]
     finest = kernels.LATTICE_CELL.bit_length() - 1
+    level = level & ~kernels._warp.CUBIC_NODES
     assert (level[:, 3] == finest).all() and (level[:, [0, 1, 5, 6]] < finest).all()
 
 
