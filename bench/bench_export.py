@@ -102,6 +102,8 @@ def main() -> None:
         gdal_ms = timed(lambda: gdal_baseline(service_record, params, Resampling.bilinear), args.runs)
         print(f"{size:>5}x{size:<4} {rest_ms:8.1f} {grpc_ms:8.1f} {gdal_ms:12.1f} {gdal_ms / rest_ms:10.2f} "
               f"{gdal_ms / grpc_ms:10.2f}")
+    client.close()
+    channel.close()
     http_server.should_exit = True
     server.stop(None)
 
