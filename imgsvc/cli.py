@@ -20,6 +20,12 @@ DEMO_SERVICES = {
 }
 
 
+def kernels_default_error() -> float:
+    from imgsvc.kernels import DEFAULT_MAX_ERROR
+
+    return DEFAULT_MAX_ERROR
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -92,7 +98,7 @@ def cmd_serve(args) -> int:
     server = None
     grpc_target = args.grpc_target
     if not args.gateway_only:
-        service = ImageService(Catalog(args.catalog, readonly=True))
+        service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error)
         server, port = create_server(service, args.grpc)
         server.start()
         grpc_target = f"{_host_port(args.grpc)[0]}:{port}"
@@ -130,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-target", default=None, help="gRPC server the gateway calls (with --gateway-only)")
     serve.add_argument("--output-dir", default="data/output", help="where f=json exports are kept for their href")
     serve.add_argument("--output-ttl", type=float, default=600.0, help="seconds an f=json output file is kept")
+    serve.add_argument("--transform-error", type=float, default=kernels_default_error(),
+                       help="bound of the approximate transformer in source pixels (smaller: closer to exact PROJ "
+                            "transforms, slower on large extents)")
     serve.add_argument("--http-error-status", action="store_true",
                        help="answer errors with 4xx/5xx HTTP statuses instead of ArcGIS's HTTP 200")
     serve.set_defaults(func=cmd_serve)

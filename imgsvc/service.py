@@ -39,7 +39,7 @@ def _window(w: PixelWindow):
     return Window(w.col_off, w.row_off, w.width, w.height)
 
 
-def render(plan: ExportPlan) -> tuple[np.ndarray, np.ndarray]:
+def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> tuple[np.ndarray, np.ndarray]:
     """Read each planned window and resample it into the output grid; earlier items win where they have data."""
     grid = plan.grid
     item = plan.service.primary
@@ -50,7 +50,7 @@ def render(plan: ExportPlan) -> tuple[np.ndarray, np.ndarray]:
         src_transform = Affine.translation(read.x_shift, 0.0) @ src.transform
         out, out_valid = kernels.reproject(
             src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
-            grid.transform, grid.crs, (grid.height, grid.width), plan.resampling)
+            grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error)
         if len(plan.reads) == 1:
             return out, out_valid  # the common case: no compositing, no copy
         take = out_valid & ~valid
@@ -107,8 +107,12 @@ def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOption
 class ImageService:
     """exportImage, identify and the resources around them, over one catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> None:
+        """``transform_error``: the approximate transformer's bound, in source pixels (a server setting)."""
+        if not transform_error > 0:
+            raise ValueError("transform_error must be a positive number of source pixels")
         self.catalog = catalog
+        self.transform_error = transform_error
 
     def service(self, name: str) -> ServiceRecord:
         return self.catalog.service(name)
@@ -123,7 +127,7 @@ class ImageService:
             params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
         with sr.datum_transformation_scope(params.datum_transformation):
             plan = make_plan(params, service, output_grid(params, service))
-            data, valid = render(plan)
+            data, valid = render(plan, self.transform_error)
         valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
         data = kernels.convert_pixel_type(data, valid, params.pixel_type)
         nodata = _output_nodata(params, service.primary.nodata, data.dtype, data.shape[0])

@@ -235,3 +235,13 @@ def test_random_requests_never_crash_and_nearest_picks_source_values(core, dem_v
     assert data.shape == (1, height, width)
     assert (data[0][~valid] == nodata).all()
     assert np.isin(data[0][valid], dem_values).all()
+
+
+def test_transform_error_is_a_server_setting(core):
+    query = dict(bbox="-13167000,4388000,-13151000,4400000", bboxSR="3857", imageSR="3857", size="200,150",
+                 interpolation="RSP_NearestNeighbor", format="tiff")
+    loose = ImageService(core.catalog, transform_error=8.0)
+    tight = export(core, "dem", **query).encoded.data
+    assert export(loose, "dem", **query).encoded.data != tight  # an 8-pixel bound moves nearest picks
+    with pytest.raises(ValueError):
+        ImageService(core.catalog, transform_error=0.0)
