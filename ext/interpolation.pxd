@@ -28,6 +28,8 @@ cdef struct Grid:
     Py_ssize_t plane
     int bands
     const unsigned char* valid
+    double xlimit         # cols and rows as doubles (converted once, not per pixel)
+    double ylimit
 
 
 cdef struct Filter:
@@ -87,28 +89,44 @@ cdef inline void store(pixel_t* dst, double value) noexcept nogil:
         dst[0] = <pixel_t>i
 
 
+cdef inline bint inside(const Grid* g, double x, double y) noexcept nogil:
+    """Whether (x, y) lies in the source array, the way GDAL tests it.
+
+    GDAL nudges the lookup by 1e-10 so that a coordinate landing on a pixel boundary give or take rounding noise
+    picks the pixel after it (GWKNearest*, GWKGeneralCase); matching it matters on exact 2:1 grids.  NaN coordinates
+    (points that could not be projected) fail the comparisons.
+    """
+    return x >= 0.0 and y >= 0.0 and x + 1e-10 < g.xlimit and y + 1e-10 < g.ylimit
+
+
+cdef inline Py_ssize_t centre_offset(const Grid* g, double x, double y) noexcept nogil:
+    """Offset of the source pixel holding (x, y), which must be inside()."""
+    return <Py_ssize_t>(y + 1e-10) * g.cols + <Py_ssize_t>(x + 1e-10)
+
+
 cdef inline Py_ssize_t centre_pixel(const Grid* g, double x, double y) noexcept nogil:
     """Offset of the source pixel holding (x, y), or -1 when it is outside the array or invalid.
 
     Every GDAL kernel but average/mode skips an output pixel whose containing source pixel is missing, whatever the
-    interpolation; NaN coordinates (points that could not be projected) fail the comparisons and are skipped too.
+    interpolation.
     """
-    # GDAL nudges the lookup by 1e-10 so that a coordinate landing on a pixel boundary give or take rounding noise
-    # picks the pixel after it (GWKNearest*, GWKGeneralCase); matching it matters on exact 2:1 grids.
-    cdef double xe = x + 1e-10
-    cdef double ye = y + 1e-10
-    if not (x >= 0.0 and y >= 0.0 and xe < g.cols and ye < g.rows):
+    if not inside(g, x, y):
         return -1
-    cdef Py_ssize_t offset = <Py_ssize_t>ye * g.cols + <Py_ssize_t>xe
+    cdef Py_ssize_t offset = centre_offset(g, x, y)
     if g.valid != NULL and not g.valid[offset]:
         return -1
     return offset
 
 
+cdef inline bint centre_present(const Grid* g, double x, double y) noexcept nogil:
+    """centre_pixel(g, x, y) >= 0, without computing the offset when there is no mask."""
+    return inside(g, x, y) and (g.valid == NULL or g.valid[centre_offset(g, x, y)])
+
+
 cdef inline bint sample_bilinear(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
                                  pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
     """GWKBilinearResample4Sample: 2x2 neighbours, weights renormalised over the in-range, valid ones."""
-    if centre_pixel(g, x, y) < 0:
+    if not centre_present(g, x, y):
         return False
     cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
     cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)
@@ -185,7 +203,7 @@ cdef inline void cubic_weights(double t, double* c) noexcept nogil:
 cdef inline bint sample_cubic(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
                               pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
     """GWKCubicResample4Sample: 4x4 cubic convolution; bilinear at the array border or if any tap is invalid."""
-    if centre_pixel(g, x, y) < 0:
+    if not centre_present(g, x, y):
         return False
     # GDAL truncates (not floors) here; x, y >= 0 so it is the same except in [0, 0.5), which is a border anyway.
     cdef Py_ssize_t ix = <Py_ssize_t>(x - 0.5)
@@ -237,7 +255,7 @@ cdef inline double cubic_weight(double t) noexcept nogil:
 cdef inline bint sample_filtered(const pixel_t* src, const Grid* g, double x, double y, const Filter* f,
                                  pixel_t* dst, Py_ssize_t dplane) noexcept nogil:
     """GWKResample: separable kernel, stretched by 1/scale on a downsampled axis, renormalised over valid taps."""
-    if centre_pixel(g, x, y) < 0:
+    if not centre_present(g, x, y):
         return False
     cdef Py_ssize_t ix = <Py_ssize_t>ffloor(x - 0.5)
     cdef Py_ssize_t iy = <Py_ssize_t>ffloor(y - 0.5)

@@ -165,9 +165,10 @@ def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] so
     g.plane = g.cols * g.rows
     g.bands = <int>source.shape[0]
     g.valid = &source_valid[0, 0] if has_valid else NULL
+    g.xlimit = <double>g.cols
+    g.ylimit = <double>g.rows
 
     cdef Py_ssize_t rows = out.shape[1], cols = out.shape[2]
-    cdef Py_ssize_t dplane = rows * cols
     cdef Lattice L
     L.cell = cell
     L.cell_cols = level.shape[1]
@@ -194,26 +195,32 @@ def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] so
     cdef double[::1] ys = np.empty(cols, dtype=np.float64)
     cdef Py_ssize_t[::1] offsets = np.empty(cols, dtype=np.intp)
 
-    cdef const pixel_t* src = &source[0, 0, 0]
-    cdef pixel_t* dst = &out[0, 0, 0]
-    cdef unsigned char* dvalid = &out_valid[0, 0]
-    cdef Py_ssize_t r, c, o
-    # One loop per method so that each sampler is inlined into it (no call per pixel through a pointer).
     with nogil:
-        for r in range(rows):
-            fill_row(&L, r, &xs[0], &ys[0])
-            o = r * cols
-            if method == M_NEAREST:
-                nearest_row(src, &g, &xs[0], &ys[0], &offsets[0], cols, dst + o, dplane, dvalid + o)
-            elif method == M_BILINEAR:
-                for c in range(cols):
-                    dvalid[o + c] = sample_bilinear(src, &g, xs[c], ys[c], &f, dst + o + c, dplane)
-            elif method == M_CUBIC:
-                for c in range(cols):
-                    dvalid[o + c] = sample_cubic(src, &g, xs[c], ys[c], &f, dst + o + c, dplane)
-            else:
-                for c in range(cols):
-                    dvalid[o + c] = sample_filtered(src, &g, xs[c], ys[c], &f, dst + o + c, dplane)
+        centre_rows(&source[0, 0, 0], &g, &f, &L, method, &xs[0], &ys[0], &offsets[0], rows, cols, &out[0, 0, 0],
+                    &out_valid[0, 0])
+
+
+cdef void centre_rows(const pixel_t* src, const Grid* g, const Filter* f, const Lattice* L, int method, double* xs,
+                      double* ys, Py_ssize_t* offsets, Py_ssize_t rows, Py_ssize_t cols, pixel_t* dst,
+                      unsigned char* dvalid) noexcept nogil:
+    """warp_centres' loops, in a function of their own: the compiler inlines the samplers into a small function but
+    gives up inside the large one Cython generates around the buffer arguments."""
+    cdef Py_ssize_t r, c, o, dplane = rows * cols
+    # One loop per method so that each sampler is inlined into it (no call per pixel through a pointer).
+    for r in range(rows):
+        fill_row(L, r, xs, ys)
+        o = r * cols
+        if method == M_NEAREST:
+            nearest_row(src, g, xs, ys, offsets, cols, dst + o, dplane, dvalid + o)
+        elif method == M_BILINEAR:
+            for c in range(cols):
+                dvalid[o + c] = sample_bilinear(src, g, xs[c], ys[c], f, dst + o + c, dplane)
+        elif method == M_CUBIC:
+            for c in range(cols):
+                dvalid[o + c] = sample_cubic(src, g, xs[c], ys[c], f, dst + o + c, dplane)
+        else:
+            for c in range(cols):
+                dvalid[o + c] = sample_filtered(src, g, xs[c], ys[c], f, dst + o + c, dplane)
 
 
 cdef inline void nearest_row(const pixel_t* src, const Grid* g, const double* xs, const double* ys,

@@ -17,8 +17,9 @@ Semantics follow GDAL's warper (``rasterio.warp.reproject``) with an exact trans
   in row-major scan order, as in GDAL.
 
 The coordinate map is an approximate transformer (see :func:`_coordinate_lattice`): exact transforms on a lattice,
-interpolated in the kernel (bilinearly, or by cubics where the map bends), refined cell by cell until the interpolation is within ``max_error`` source
-pixels of the exact transform (measured at the midpoints of the level before the last, predicted for the last).
+interpolated in the kernel (bilinearly, or by cubics where the map bends), refined cell by cell until the
+interpolation is within ``max_error`` source pixels of the exact transform (measured at the midpoints of the level
+before the last, predicted for the last).
 
 Deliberate differences from GDAL: NaN source values are always treated as invalid (GDAL only does so with a NaN
 nodata value) so that NaN never leaks into a valid output pixel; the validity mask is one for all bands.
@@ -176,7 +177,8 @@ def _check_valid(source: np.ndarray, source_valid: np.ndarray | None) -> np.ndar
         source_valid = np.asarray(source_valid)
         if source_valid.shape != source.shape[1:] or source_valid.dtype != np.bool_:
             raise invalid("source_valid must be a bool (rows, cols) array matching the source.")
-    if source.dtype.kind == "f" and source.size:
+    # min() propagates NaN and is the cheapest full pass that does; the per-pixel mask only when there is one.
+    if source.dtype.kind == "f" and source.size and np.isnan(source.min()):
         nan = np.isnan(source).any(axis=0)
         if nan.any():
             source_valid = ~nan if source_valid is None else source_valid & ~nan
