@@ -71,24 +71,38 @@ def apply_no_data(data: np.ndarray, valid: np.ndarray, values: tuple[float, ...]
     elif len(values) != bands:
         raise invalid(f"noData has {len(values)} values but the result has {bands} band(s): give one value or one "
                       "per band.")
-    hits = np.stack([data[b] == values[b] for b in range(bands)])
+    # Compared as float64: a value outside the data type's range matches nothing (no wrap-around in a cast).
+    hits = np.stack([data[b] == np.float64(values[b]) for b in range(bands)])
     matched = hits.all(axis=0) if match_all else hits.any(axis=0)
     return valid & ~matched
 
 
+def _fits(value: float, dtype: np.dtype) -> bool:
+    """Whether ``dtype`` holds ``value`` exactly (NaN and infinities only in float types)."""
+    if dtype.kind == "f":
+        return not np.isfinite(value) or abs(value) <= float(np.finfo(dtype).max)
+    info = np.iinfo(dtype)
+    return bool(np.isfinite(value)) and value == int(value) and info.min <= value <= info.max
+
+
 def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.dtype, bands: int):
-    """The value TIFF output writes into masked pixels: the request's noData, else the source's if it fits."""
+    """The value TIFF output writes into masked pixels: the request's noData, else the source's if it fits.
+
+    A requested noData the output pixel type cannot hold is never wrapped or clipped (the written value would
+    then mark the wrong pixels): a TIFF, which declares it as GDAL_NODATA, is refused; other formats carry the mask
+    themselves and write nothing.
+    """
     if params.no_data:
         values = params.no_data * bands if len(params.no_data) == 1 else params.no_data
-        return tuple(float(v) for v in values)
-    if source_nodata is None:
-        return None
-    if np.isnan(source_nodata):
-        return (float("nan"),) * bands if dtype.kind == "f" else None
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if not (info.min <= source_nodata <= info.max):
+        bad = [v for v in values if not _fits(v, dtype)]
+        if bad and params.format != "tiff":
             return None
+        if bad:
+            raise invalid(f"noData {bad[0]:g} cannot be represented in the output pixel type "
+                          f"({np.dtype(dtype).name}); choose a value inside its range or another pixelType.")
+        return tuple(float(v) for v in values)
+    if source_nodata is None or not _fits(source_nodata, dtype):
+        return None
     return (float(source_nodata),) * bands
 
 

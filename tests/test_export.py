@@ -246,3 +246,15 @@ def test_transform_error_is_a_server_setting(core):
     assert export(loose, "globe", **query).encoded.data != tight  # an 8-pixel bound moves nearest picks
     with pytest.raises(ValueError):
         ImageService(core.catalog, transform_error=0.0)
+
+
+def test_no_data_outside_the_output_type(core):
+    query = dict(bbox="370000,4055000,390000,4065000", size="50,25", pixelType="U8", noData="-1")
+    with pytest.raises(ImgsvcError) as info:
+        tiff(core, "dem", **query)
+    assert info.value.kind is ErrorKind.INVALID_ARGUMENT and "noData" in info.value.text
+    png = export(core, "dem", format="png", **query).encoded.data  # the PNG's alpha carries the mask
+    alpha = np.asarray(Image.open(io.BytesIO(png)).convert("LA"))[..., 1]
+    assert (alpha == 0).any() and (alpha == 255).any()
+    with pytest.raises(ImgsvcError, match="noData"):
+        tiff(core, "dem", bbox="370000,4055000,390000,4065000", size="50,25", noData="1e40")  # beyond float32
