@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -110,12 +111,18 @@ def cmd_serve(args) -> int:
     app = create_app(GatewaySettings(grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
                                      output_ttl_seconds=args.output_ttl,
                                      errors_with_http_200=not args.http_error_status))
-    base = f"http://{host}:{port}"
+    # Bind first, so the address printed is the one the OS gave (port 0 picks a free port).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    base = f"http://{host}:{sock.getsockname()[1]}"
     print(f"imgsvc REST   listening on {base}/arcgis/rest/services", flush=True)
-    print(f"open in a browser: {base}/arcgis/rest/services/elevation/ImageServer", flush=True)
-    print(f"map (Leaflet):     {base}/arcgis/rest/services/elevation/ImageServer/map", flush=True)
+    names = Catalog(args.catalog, readonly=True).service_names() if not args.gateway_only else []
+    if names:
+        print(f"open in a browser: {base}/arcgis/rest/services/{names[0]}/ImageServer", flush=True)
+        print(f"map (Leaflet):     {base}/arcgis/rest/services/{names[0]}/ImageServer/map", flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     finally:
         if server is not None:
             server.stop(grace=2)

@@ -2,6 +2,9 @@
 the REST gateway served by uvicorn over HTTP."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -87,12 +90,48 @@ class _Gateway:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def gateway_url(grpc_server, tmp_path_factory):
-    from imgsvc.rest.app import GatewaySettings, create_app
+class _Serve:
+    """`imgsvc serve` itself, in its own process, on ports the OS picks; the URL is read from what it prints."""
 
-    app = create_app(GatewaySettings(grpc_target=grpc_server, output_dir=tmp_path_factory.mktemp("output")))
-    with _Gateway(app) as url:
+    def __init__(self, catalog: Path, output: Path) -> None:
+        self.args = [sys.executable, "-m", "imgsvc", "--catalog", str(catalog), "serve", "--grpc", "127.0.0.1:0",
+                     "--http", "127.0.0.1:0", "--output-dir", str(output)]
+        self.lines: list[str] = []
+
+    def __enter__(self) -> str:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        url = None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if match := re.search(r"REST\s+listening on (http://\S+)/arcgis/rest/services", line):
+                url = match.group(1)
+                break
+        if url is None:
+            raise RuntimeError("imgsvc serve did not start:\n" + "".join(self.lines))
+        # Keep reading what it prints (logs of handled errors), so a full pipe never blocks the server.
+        threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/arcgis/rest/info", params={"f": "json"}, timeout=5).raise_for_status()
+                return url
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("imgsvc serve does not answer:\n" + "".join(self.lines)) from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(catalog_path, tmp_path_factory):
+    """The REST gateway as users run it: a real `imgsvc serve` process (gRPC server + gateway) on port 0."""
+    with _Serve(catalog_path, tmp_path_factory.mktemp("output")) as url:
         yield url
 
 
