@@ -76,7 +76,8 @@ def main() -> None:
     server.start()
     app = create_app(GatewaySettings(grpc_target=f"127.0.0.1:{port}", output_dir=Path("/tmp/imgsvc-bench-out")))
     http_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    threading.Thread(target=http_server.run, daemon=True).start()
+    http_thread = threading.Thread(target=http_server.run, daemon=True)
+    http_thread.start()
     while not http_server.started:
         time.sleep(0.05)
     http_port = http_server.servers[0].sockets[0].getsockname()[1]
@@ -105,6 +106,7 @@ def main() -> None:
     client.close()
     channel.close()
     http_server.should_exit = True
+    http_thread.join(timeout=10)  # the gateway closes its channel before the gRPC server goes away
     server.stop(None)
 
 
