@@ -195,6 +195,25 @@ def _x_period(crs: CRS) -> float | None:
     return span if math.isfinite(span) and span > 0 else None
 
 
+def _singular_at_poles(crs: CRS) -> bool:
+    """Projections that send a pole (Mercator family) or the far hemisphere (polar stereographic) to infinity."""
+    method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
+    return ("mercator" in method and "transverse" not in method) or "polar stereographic" in method
+
+
+def _clamp_latitudes(src: CRS, dst: CRS, bounds: tuple[float, float, float, float]):
+    """A geographic bbox cut to the latitudes ``dst`` is defined for, where beyond them it runs off to infinity
+    (ArcGIS likewise shows Web Mercator only to +-85.05 degrees); other projections keep the bbox as asked."""
+    area = dst.area_of_use
+    if not (src.is_geographic and area is not None and _singular_at_poles(dst)):
+        return bounds
+    xmin, ymin, xmax, ymax = bounds
+    south, north = max(ymin, area.south), min(ymax, area.north)
+    if south >= north:
+        raise invalid("The bbox lies outside the latitudes the requested spatial reference covers.")
+    return xmin, south, xmax, north
+
+
 def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, float],
                      densify: int = 21) -> tuple[float, float, float, float]:
     """The envelope of a bbox's densified boundary projected into ``dst`` (REFERENCE §1.2).
@@ -212,7 +231,7 @@ def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, floa
                 right += 360.0
             out = (left, bottom, right, top)
         else:
-            xmin, ymin, xmax, ymax = bounds
+            xmin, ymin, xmax, ymax = _clamp_latitudes(src, dst, bounds)
             t = np.linspace(0.0, 1.0, densify)
             ring_x = np.concatenate([xmin + t * (xmax - xmin), np.full(densify, xmax),
                                      xmax - t * (xmax - xmin), np.full(densify, xmin)])

@@ -258,3 +258,20 @@ def test_no_data_outside_the_output_type(core):
     assert (alpha == 0).any() and (alpha == 255).any()
     with pytest.raises(ImgsvcError, match="noData"):
         tiff(core, "dem", bbox="370000,4055000,390000,4065000", size="50,25", noData="1e40")  # beyond float32
+
+
+@pytest.mark.parametrize("image_sr, half_height", [("3857", 20048966.1), ("3413", 3282246.7)])
+def test_whole_globe_into_a_projection_singular_at_the_poles(core, image_sr, half_height):
+    # A Mercator pole or the far hemisphere of a polar stereographic projection is at infinity: the geographic
+    # bbox is cut to the latitudes the SR covers (Web Mercator to 85.06 degrees), as ArcGIS shows it.
+    result = export(core, "globe", bbox="-180,-90,180,90", bboxSR="4326", imageSR=image_sr, size="128,128",
+                    format="png")
+    xmin, ymin, xmax, ymax = result.grid.extent
+    assert ymax == pytest.approx(half_height, rel=1e-6) and ymin == pytest.approx(-half_height, rel=1e-6)
+    alpha = np.asarray(Image.open(io.BytesIO(result.encoded.data)).convert("LA"))[..., 1]
+    assert (alpha == 255).all()
+
+
+def test_transverse_mercator_keeps_the_bbox_as_asked(core):
+    result = export(core, "globe", bbox="10,-5,20,5", bboxSR="4326", imageSR="32633", size="64,64", format="png")
+    assert result.grid.extent[1] < 0  # UTM north is defined a little south of the equator too
