@@ -4,6 +4,9 @@ Paths handed to GDAL here only ever come from the catalog (written by the CLI), 
 """
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +21,13 @@ from imgsvc.block import BandStats
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
 
-# No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders).
+# No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders), tiles
+# of one read decoded on every core.  GDAL_CACHEMAX is deliberately absent: an Env that sets it resizes, and so
+# empties, GDAL's block cache on every entry and exit, and the cache is what makes repeated tiles cheap.
 GDAL_OPTIONS = {
     "GDAL_PAM_ENABLED": "NO",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_CACHEMAX": 256,
+    "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 
 # Bands GDAL reads as U8 even when stored with fewer bits (U1/U2/U4); complex types are refused.
@@ -85,6 +90,36 @@ class SourceWindow:
     transform: Affine
 
 
+# Open datasets each worker thread keeps between requests: GDAL's block cache belongs to an open dataset, so keeping
+# it open lets tiles shared by neighbouring, overlapping and repeated requests (a map being panned) be decoded once.
+OPEN_DATASETS_PER_THREAD = 16
+_thread = threading.local()
+
+
+def _dataset(path: str, overview: int | None):
+    """This thread's open handle on ``path`` at ``overview``; reopened when the file changed on disk.
+
+    rasterio datasets are not safe to share between threads, hence one cache per thread.
+    """
+    cache = getattr(_thread, "datasets", None)
+    if cache is None:
+        cache = _thread.datasets = OrderedDict()
+    stat = os.stat(path)
+    signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    key = (path, overview)
+    entry = cache.get(key)
+    if entry is not None and entry[1] == signature:
+        cache.move_to_end(key)
+        return entry[0]
+    if entry is not None:
+        entry[0].close()
+    dataset = rasterio.open(path, overview_level=overview)
+    cache[key] = (dataset, signature)
+    while len(cache) > OPEN_DATASETS_PER_THREAD:
+        cache.popitem(last=False)[1][0].close()
+    return dataset
+
+
 def read_window(item: RasterItem, overview: int | None, window: Window, bands: tuple[int, ...]) -> SourceWindow:
     """Read ``bands`` (0-based) of ``window`` from ``item`` at ``overview`` (None = full resolution).
 
@@ -93,7 +128,8 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     """
     indexes = [b + 1 for b in bands]
     try:
-        with rasterio.Env(**GDAL_OPTIONS), rasterio.open(item.path, overview_level=overview) as src:
+        with rasterio.Env(**GDAL_OPTIONS):
+            src = _dataset(item.path, overview)
             data = src.read(indexes, window=window)
             if item.mask_kind == "none":
                 valid = np.ones(data.shape[1:], dtype=bool)
@@ -104,7 +140,7 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
             else:
                 valid = src.dataset_mask(window=window) > 0
             transform = src.window_transform(window)
-    except RasterioError as exc:
+    except (RasterioError, OSError) as exc:
         raise ImgsvcError(ErrorKind.INTERNAL, f"Reading the source raster failed: {exc}") from exc
     if data.dtype.kind == "f":
         valid &= ~np.isnan(data).any(axis=0)

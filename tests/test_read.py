@@ -24,3 +24,26 @@ def test_float_nodata_and_nan(dem_path):
     got = read_window(item, 0, Window(0, 0, 200, 100), (0,))
     with rasterio.open(dem_path, overview_level=0) as src:
         assert np.array_equal(got.valid, src.dataset_mask(window=Window(0, 0, 200, 100)) > 0)
+
+
+def test_kept_open_datasets_notice_a_replaced_file(tmp_path):
+    from tests import rasters
+
+    path = rasters.write_raster(tmp_path / "r.tif", np.full((1, 64, 64), 7, dtype=np.uint8), overviews=())
+    item = describe_raster(path)
+    assert (read_window(item, None, Window(0, 0, 64, 64), (0,)).data == 7).all()
+    replacement = rasters.write_raster(tmp_path / "new.tif", np.full((1, 64, 64), 9, dtype=np.uint8), overviews=())
+    replacement.replace(path)  # what an operator does when updating data in place
+    assert (read_window(item, None, Window(0, 0, 64, 64), (0,)).data == 9).all()
+
+
+def test_every_thread_reads_through_its_own_handle(u16_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    item = describe_raster(u16_path)
+    windows = [Window(c, r, 120, 90) for c in (0, 200, 380) for r in (0, 150, 400)]
+    expected = [read_window(item, None, w, (3, 2, 1)).data.tobytes() for w in windows]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = list(pool.map(lambda w: read_window(item, None, w, (3, 2, 1)).data.tobytes(), windows))
+            assert got == expected
