@@ -3,7 +3,6 @@ pixel with the block; options validation; every pixel type through every format;
 from __future__ import annotations
 
 import io
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -498,41 +497,31 @@ def test_png_writer_uses_each_filter_where_it_is_cheapest():
     assert filtered[9:12, 0].tolist() == [png.FILTER_AVERAGE] * 3
 
 
-def best_of(function, repeats=5):
-    """(the shortest time of ``repeats`` calls, the result)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 def pillow_default_png(pixels: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "PNG")
     return out.getvalue()
 
 
-def test_png_default_level_is_much_faster_than_pillows_default_and_not_much_larger():
-    """The headline, checked loosely here (the bench measures it): a 512×512 textured RGB tile."""
+def test_png_default_level_is_not_much_larger_than_pillows_default():
+    """The size half of the headline on a 512×512 textured RGB tile; speed is the bench's job (bench_encode), since
+    tests never assert on wall time."""
     rng = np.random.default_rng(3)
     base = np.cumsum(np.cumsum(rng.normal(0, 1, (512, 512)), axis=0), axis=1)
     rgb = np.stack([base, base * 0.7 + rng.normal(0, 20, (512, 512)).cumsum(axis=1), -base], axis=-1)
     rgb = ((rgb - rgb.min()) / np.ptp(rgb) * 255 + rng.normal(0, 2, rgb.shape)).clip(0, 255).astype(np.uint8)
 
-    pillow_time, pillow_bytes = best_of(lambda: pillow_default_png(rgb))
-    ours_time, ours_bytes = best_of(lambda: png.write(rgb, level=DEFAULT_PNG_LEVEL))
+    pillow_bytes = pillow_default_png(rgb)
+    ours_bytes = png.write(rgb, level=DEFAULT_PNG_LEVEL)
     np.testing.assert_array_equal(np.asarray(decode_pillow(ours_bytes)), rgb)
     assert len(ours_bytes) <= 1.25 * len(pillow_bytes)
-    assert ours_time * 3 < pillow_time  # the bench shows >= 5x; 3x keeps this robust on a busy machine
 
 
 @pytest.mark.parametrize("fmt, masked", [("png32", False), ("png32", True), ("png", True)])
-def test_one_band_terrain_as_png_is_much_faster_than_pillow_and_not_much_larger(fmt, masked):
+def test_one_band_terrain_as_png_is_not_much_larger_than_pillow(fmt, masked):
     """The layouts that repeat bytes within a pixel (gray as RGBA, gray + alpha), where ISA-L alone came out up to
     1.6x Pillow's size (1.4x on this field as RGBA): a terrain-like field stretched to 8 bits.  The bench measures
-    the goal itself (5x, 1.25x), stretch included."""
+    the speed half of the goal (5x)."""
     rows = cols = 512
     rng = np.random.default_rng(4)
     y, x = np.mgrid[0:rows, 0:cols]
@@ -545,11 +534,10 @@ def test_one_band_terrain_as_png_is_much_faster_than_pillow_and_not_much_larger(
     alpha = np.where(valid, 255, 0).astype(np.uint8)
     pixels = np.dstack([gray, gray, gray, alpha]) if fmt == "png32" else np.dstack([gray, alpha])
 
-    pillow_time, pillow_bytes = best_of(lambda: pillow_default_png(pixels))
-    ours_time, ours = best_of(lambda: encode(block, EncodeOptions(fmt)))
+    pillow_bytes = pillow_default_png(pixels)
+    ours = encode(block, EncodeOptions(fmt))
     np.testing.assert_array_equal(np.asarray(decode_pillow(ours.data)), pixels)
     assert len(ours.data) <= 1.25 * len(pillow_bytes)
-    assert ours_time * 3 < pillow_time
 
 
 @pytest.mark.parametrize("dtype", ["complex64", "complex128", "int64", "uint64", "bool", "float16"])
