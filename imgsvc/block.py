@@ -8,6 +8,21 @@ from affine import Affine
 from pyproj import CRS
 
 
+def grid_bounds(transform: Affine, cols: int, rows: int) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of a grid: all four corners, so rotated or sheared geotransforms are right too."""
+    xs, ys = zip(*(transform @ corner for corner in ((0, 0), (cols, 0), (0, rows), (cols, rows))))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def holds(dtype: np.dtype, value: float) -> bool:
+    """Whether ``dtype`` holds ``value`` exactly (NaN and infinities only in float types)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return not np.isfinite(value) or abs(value) <= float(np.finfo(dtype).max)
+    info = np.iinfo(dtype)
+    return bool(np.isfinite(value)) and value == int(value) and info.min <= value <= info.max
+
+
 @dataclass(frozen=True)
 class BandStats:
     """Per-band statistics of a service (computed once at registration); the default stretch uses them."""
@@ -52,6 +67,4 @@ class ImageBlock:
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the block's grid."""
         rows, cols = self.shape
-        x0, y0 = self.transform @ (0, 0)
-        x1, y1 = self.transform @ (cols, rows)
-        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+        return grid_bounds(self.transform, cols, rows)

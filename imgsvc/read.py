@@ -17,7 +17,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from imgsvc.block import BandStats
+from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
 
@@ -150,6 +150,8 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
 def _differs(data: np.ndarray, nodata: float) -> np.ndarray:
     if np.isnan(nodata):
         return ~np.isnan(data)
+    if not holds(data.dtype, nodata):  # a nodata value the band cannot hold marks nothing (as in GDAL)
+        return np.ones(data.shape, dtype=bool)
     return data != np.asarray(nodata).astype(data.dtype)
 
 

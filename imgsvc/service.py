@@ -12,7 +12,7 @@ from pyproj import CRS
 
 from imgsvc import identify as identify_stage
 from imgsvc import kernels, resources, sr
-from imgsvc.block import ImageBlock
+from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
@@ -77,14 +77,6 @@ def apply_no_data(data: np.ndarray, valid: np.ndarray, values: tuple[float, ...]
     return valid & ~matched
 
 
-def _fits(value: float, dtype: np.dtype) -> bool:
-    """Whether ``dtype`` holds ``value`` exactly (NaN and infinities only in float types)."""
-    if dtype.kind == "f":
-        return not np.isfinite(value) or abs(value) <= float(np.finfo(dtype).max)
-    info = np.iinfo(dtype)
-    return bool(np.isfinite(value)) and value == int(value) and info.min <= value <= info.max
-
-
 def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.dtype, bands: int):
     """The value TIFF output writes into masked pixels: the request's noData, else the source's if it fits.
 
@@ -94,14 +86,14 @@ def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.
     """
     if params.no_data:
         values = params.no_data * bands if len(params.no_data) == 1 else params.no_data
-        bad = [v for v in values if not _fits(v, dtype)]
+        bad = [v for v in values if not holds(dtype, v)]
         if bad and params.format != "tiff":
             return None
         if bad:
             raise invalid(f"noData {bad[0]:g} cannot be represented in the output pixel type "
                           f"({np.dtype(dtype).name}); choose a value inside its range or another pixelType.")
         return tuple(float(v) for v in values)
-    if source_nodata is None or not _fits(source_nodata, dtype):
+    if source_nodata is None or not holds(dtype, source_nodata):
         return None
     return (float(source_nodata),) * bands
 

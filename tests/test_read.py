@@ -47,3 +47,26 @@ def test_every_thread_reads_through_its_own_handle(u16_path):
         for _ in range(5):
             got = list(pool.map(lambda w: read_window(item, None, w, (3, 2, 1)).data.tobytes(), windows))
             assert got == expected
+
+
+def test_rotated_grid_bounds_and_nodata_outside_the_band_type(tmp_path):
+    from dataclasses import replace
+
+    from affine import Affine
+
+    from tests import rasters
+
+    path = tmp_path / "rot.tif"
+    data = np.full((1, 40, 60), 200, dtype=np.uint8)
+    data[0, :10] = np.array(-9999).astype(np.uint8)  # 241: what the nodata value wraps to in a careless cast
+    rotated = Affine.translation(380000, 4070000) @ Affine.rotation(30) @ Affine.scale(30, -30)
+    with rasterio.open(path, "w", driver="GTiff", width=60, height=40, count=1, dtype="uint8", crs=rasters.UTM11,
+                       transform=rotated, nodata=None) as dst:
+        dst.write(data)
+    item = describe_raster(path)
+    corners = [rotated @ c for c in ((0, 0), (60, 0), (0, 40), (60, 40))]
+    assert item.bounds == (min(x for x, _ in corners), min(y for _, y in corners),
+                           max(x for x, _ in corners), max(y for _, y in corners))
+    # A uint8 band whose declared nodata it cannot hold (as some writers leave it): nothing is masked, as in GDAL.
+    item = replace(item, nodata=-9999.0, mask_kind="nodata")
+    assert read_window(item, None, Window(0, 0, 60, 40), (0,)).valid.all()

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from affine import Affine
 
-from imgsvc.block import BandStats
+from imgsvc.block import BandStats, grid_bounds
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,7 @@ class RasterItem:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        x0, y0 = self.transform @ (0, 0)
-        x1, y1 = self.transform @ (self.width, self.height)
-        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+        return grid_bounds(self.transform, self.width, self.height)
 
 
 @dataclass(frozen=True)

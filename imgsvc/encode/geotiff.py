@@ -17,8 +17,8 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 
-from imgsvc.block import ImageBlock
-from imgsvc.encode.nodata import filled, fits
+from imgsvc.block import ImageBlock, holds
+from imgsvc.encode.nodata import filled
 from imgsvc.encode.types import Encoded, EncodeOptions
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
 
@@ -30,7 +30,7 @@ def shared_nodata(block: ImageBlock) -> float | None:
     if not block.nodata or (len(set(block.nodata)) != 1 and not all(np.isnan(block.nodata))):
         return None
     value = block.nodata[0]
-    return value if fits(value, block.data.dtype) else None
+    return value if holds(block.data.dtype, value) else None
 
 
 def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:

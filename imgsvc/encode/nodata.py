@@ -3,24 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgsvc.block import ImageBlock
-
-
-def fits(value: float, dtype: np.dtype) -> bool:
-    """Whether ``value`` is exactly representable in ``dtype`` (NaN only in floats)."""
-    if np.isnan(value):
-        return dtype.kind == "f"
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return value == int(value) and info.min <= value <= info.max
-    return bool(np.isinf(value) or abs(value) <= np.finfo(dtype).max)
+from imgsvc.block import ImageBlock, holds
 
 
 def fill_values(block: ImageBlock) -> list[float]:
     """Per band: its nodata value where the pixel type can hold it, else 0."""
     dtype = block.data.dtype
     given = block.nodata or ()
-    return [given[band] if band < len(given) and fits(given[band], dtype) else 0 for band in range(block.band_count)]
+    return [given[band] if band < len(given) and holds(dtype, given[band]) else 0 for band in range(block.band_count)]
 
 
 def filled(block: ImageBlock) -> np.ndarray:
