@@ -33,6 +33,13 @@ class ExportResult:
     grid: OutputGrid
 
 
+@dataclass(frozen=True)
+class PlannedExport:
+    params: ExportParams  # as planned (f=kmz swaps in WGS84)
+    plan: ExportPlan
+    options: EncodeOptions
+
+
 def _window(w: PixelWindow):
     from rasterio.windows import Window  # the read stage's own type; imported lazily to keep plan pure
 
@@ -127,24 +134,38 @@ class ImageService:
         return self.catalog.service_names()
 
     def export_image(self, params: ExportParams) -> ExportResult:
+        export = self.plan_export(params)
+        block = self.render_block(export)
+        encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
+        return ExportResult(encoded=encoded, grid=export.plan.grid)
+
+    # The stages of export_image, public so that bench/ can time each on its own.
+
+    def plan_export(self, params: ExportParams) -> PlannedExport:
+        """Validate the encoding options and plan the output grid and the reads."""
         service = self.catalog.service(params.service)
         options = encode_options(params, service)
         if params.kmz and not (params.image_crs or sr.crs_from_wkt(service.primary.crs_wkt)).is_geographic:
             params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
         with sr.datum_transformation_scope(params.datum_transformation):
             plan = make_plan(params, service, output_grid(params, service))
+        return PlannedExport(params=params, plan=plan, options=options)
+
+    def render_block(self, export: PlannedExport) -> ImageBlock:
+        """Read and resample, then apply the request's noData and pixelType: the block the encoder gets."""
+        params, plan = export.params, export.plan
+        with sr.datum_transformation_scope(params.datum_transformation):
             data, valid = render(plan, self.transform_error)
         valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
         data = kernels.convert_pixel_type(data, valid, params.pixel_type)
-        nodata = _output_nodata(params, service.primary.nodata, data.dtype, data.shape[0])
+        primary = plan.service.primary
+        nodata = _output_nodata(params, primary.nodata, data.dtype, data.shape[0])
         if nodata is not None:
             for b in range(data.shape[0]):
                 data[b][~valid] = nodata[b]
-        stats = tuple(service.primary.stats[b] for b in plan.bands)
-        block = ImageBlock(data=data, valid=valid, transform=plan.grid.transform, crs=plan.grid.crs,
-                           nodata=nodata, stats=stats)
-        encoded = encode_kmz(block, options) if params.kmz else encode(block, options)
-        return ExportResult(encoded=encoded, grid=plan.grid)
+        stats = tuple(primary.stats[b] for b in plan.bands)
+        return ImageBlock(data=data, valid=valid, transform=plan.grid.transform, crs=plan.grid.crs, nodata=nodata,
+                          stats=stats)
 
     def identify(self, name: str, x: float, y: float, crs: CRS | None) -> identify_stage.IdentifyResult:
         return identify_stage.identify(self.catalog.service(name), x, y, crs)
