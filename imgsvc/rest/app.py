@@ -191,45 +191,44 @@ class Gateway:
             raise invalid(f"f {form!r} is not supported here; expected one of: {', '.join(allowed)}.")
         return form
 
-    async def document(self, request: Request, name: str, params: Params, method: str, message, to_doc,
-                       title: str) -> Response:
-        """The common shape of a JSON resource: check f, call, convert, answer as JSON or an HTML page."""
-        form = self.form(params)
+    async def answer(self, params: Params, form: str, method: str, message, to_doc, page) -> Response:
+        """The common shape of a JSON resource: call, convert the reply to its document, answer it as JSON or as
+        the HTML ``page(doc)`` (an RPC error comes back as the envelope)."""
         reply = await self.call(method, message, params)
         if isinstance(reply, Response):
             return reply
         doc = to_doc(reply)
         if form == "html":
-            return HTMLResponse(pages.resource_page(name, title, doc, self.service_url(request, name)))
+            return HTMLResponse(page(doc))
         return self.json(doc, params)
+
+    async def document(self, request: Request, name: str, params: Params, method: str, message, to_doc,
+                       title: str) -> Response:
+        """A resource whose HTML form is the generic resource page."""
+        url = self.service_url(request, name)
+        return await self.answer(params, self.form(params), method, message, to_doc,
+                                 lambda doc: pages.resource_page(name, title, doc, url))
 
     # ---- routes outside a service ---------------------------------------------------------------------------
 
     @guarded
     async def info(self, request: Request) -> Response:
         params = await self.params(request)
-        self.form(params, ("json", "pjson", "html"))
-        reply = await self.call("ListServices", pb.ListServicesRequest(), params)
-        if isinstance(reply, Response):
-            return reply
-        doc = {"currentVersion": reply.current_version, "fullVersion": reply.full_version,
-               "authInfo": {"isTokenBasedSecurity": False}}
-        if (params.get("f") or "html").lower() == "html":
-            return HTMLResponse(pages.info_page(doc))
-        return self.json(doc, params)
+        return await self.answer(
+            params, self.form(params, ("json", "pjson", "html")), "ListServices", pb.ListServicesRequest(),
+            lambda reply: {"currentVersion": reply.current_version, "fullVersion": reply.full_version,
+                           "authInfo": {"isTokenBasedSecurity": False}},
+            pages.info_page)
 
     @guarded
     async def services(self, request: Request) -> Response:
         params = await self.params(request)
-        self.form(params)
-        reply = await self.call("ListServices", pb.ListServicesRequest(), params)
-        if isinstance(reply, Response):
-            return reply
-        doc = {"currentVersion": reply.current_version, "folders": [],
-               "services": [{"name": s.name, "type": s.type} for s in reply.services]}
-        if (params.get("f") or "html").lower() == "html":
-            return HTMLResponse(pages.services_page(doc, self.base_url(request)))
-        return self.json(doc, params)
+        base = self.base_url(request)
+        return await self.answer(
+            params, self.form(params), "ListServices", pb.ListServicesRequest(),
+            lambda reply: {"currentVersion": reply.current_version, "folders": [],
+                           "services": [{"name": s.name, "type": s.type} for s in reply.services]},
+            lambda doc: pages.services_page(doc, base))
 
     @guarded
     async def service_resource(self, request: Request) -> Response:
@@ -269,14 +268,9 @@ class Gateway:
         info_request = pb.GetServiceInfoRequest(service=name)
         if (rule := params.get("renderingRule")) is not None:
             info_request.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
-        form = self.form(params)
-        reply = await self.call("GetServiceInfo", info_request, params)
-        if isinstance(reply, Response):
-            return reply
-        doc = arcgis_json.root_doc(reply)
-        if form == "html":
-            return HTMLResponse(pages.root_page(doc, self.service_url(request, name)))
-        return self.json(doc, params)
+        url = self.service_url(request, name)
+        return await self.answer(params, self.form(params), "GetServiceInfo", info_request, arcgis_json.root_doc,
+                                 lambda doc: pages.root_page(doc, url))
 
     async def export_image(self, request: Request, name: str, params: Params) -> Response:
         form = self.form(params, RESPONSE_FORMS)
@@ -319,14 +313,9 @@ class Gateway:
         form = self.form(params)
         if form == "html" and "geometry" not in params:
             return HTMLResponse(pages.identify_form(name, self.service_url(request, name), params, None))
-        message = identify_request(name, params)
-        reply = await self.call("Identify", message, params)
-        if isinstance(reply, Response):
-            return reply
-        doc = arcgis_json.identify_doc(reply)
-        if form == "html":
-            return HTMLResponse(pages.identify_form(name, self.service_url(request, name), params, doc))
-        return self.json(doc, params)
+        url = self.service_url(request, name)
+        return await self.answer(params, form, "Identify", identify_request(name, params), arcgis_json.identify_doc,
+                                 lambda doc: pages.identify_form(name, url, params, doc))
 
     async def key_properties(self, request: Request, name: str, params: Params) -> Response:
         return await self.document(request, name, params, "GetKeyProperties", pb.KeyPropertiesRequest(service=name),
@@ -365,14 +354,9 @@ class Gateway:
             message.band_ids.extend(band_ids(v))
         if (rule := params.get("renderingRule")) is not None:
             message.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
-        form = self.form(params)
-        reply = await self.call("GetLegend", message, params)
-        if isinstance(reply, Response):
-            return reply
-        doc = arcgis_json.legend_doc(reply)
-        if form == "html":
-            return HTMLResponse(pages.legend_page(name, doc, self.service_url(request, name)))
-        return self.json(doc, params)
+        url = self.service_url(request, name)
+        return await self.answer(params, self.form(params), "GetLegend", message, arcgis_json.legend_doc,
+                                 lambda doc: pages.legend_page(name, doc, url))
 
     async def item_info(self, request: Request, name: str, params: Params) -> Response:
         return await self.document(request, name, params, "GetItemInfo", pb.ItemInfoRequest(service=name),
