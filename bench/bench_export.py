@@ -47,18 +47,19 @@ class GdalBaseline:
     pick (GDAL reads only the blocks it needs), stretch to 8 bits, Pillow's PNG.  Its datasets stay open between
     requests, as ours do, so both sides have GDAL's block cache warm."""
 
-    def __init__(self, service) -> None:
+    def __init__(self, service, item) -> None:
         self.service = service
+        self.item = item
         self.datasets = {}
 
     def dataset(self, overview):
         if overview not in self.datasets:
-            self.datasets[overview] = rasterio.open(self.service.primary.path, overview_level=overview)
+            self.datasets[overview] = rasterio.open(self.item.path, overview_level=overview)
         return self.datasets[overview]
 
     def __call__(self, params, resampling) -> bytes:
         grid = output_grid(params, self.service)
-        item = self.service.primary
+        item = self.item
         src = self.dataset(overview_for(item, grid))
         dst = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
         reproject(rasterio.band(src, 1), dst, dst_transform=grid.transform, dst_crs=grid.crs.to_wkt(),
@@ -92,7 +93,7 @@ def main() -> None:
         time.sleep(0.05)
     http_port = http_server.servers[0].sockets[0].getsockname()[1]
 
-    item = service_record.primary
+    (item,) = catalog.items(args.service)  # the baseline is a script over one raster
     x0, y0, x1, y1 = transform_bounds(crs_from_wkt(item.crs_wkt), crs_from_wkid(3857), item.bounds)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, min(x1 - x0, y1 - y0) / 4
     bbox = f"{cx - half},{cy - half},{cx + half},{cy + half}"
@@ -101,7 +102,7 @@ def main() -> None:
     client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=60)
     url = f"/arcgis/rest/services/{args.service}/ImageServer/exportImage"
 
-    gdal = GdalBaseline(service_record)
+    gdal = GdalBaseline(service_record, item)
     print(f"service {args.service}, bbox {bbox} (EPSG:3857), bilinear PNG, {args.runs} runs, median ms")
     print(f"{'size':>10} {'REST':>8} {'gRPC':>8} {'GDAL+Pillow':>12} {'GDAL/REST':>10} {'GDAL/gRPC':>10}")
     for size in (512, 1024):

@@ -37,7 +37,7 @@ def main() -> None:
     print(f"{'result':<11} {'format':<7} {'plan':>6} {'read':>6} {'resample':>9} {'encode':>7} {'total':>7} "
           f"{'encode %':>8} {'bytes':>9}")
     for label, service, extra in CASES:
-        item = core.service(service).primary
+        (item,) = core.catalog.items(service)
         x0, y0 = item.transform.c + 200 * item.transform.a, item.transform.f + 200 * item.transform.e
         x1, y1 = x0 + args.size * item.transform.a, y0 + args.size * item.transform.e
         for fmt in FORMATS:

@@ -52,9 +52,8 @@ def cmd_add(args) -> int:
 def cmd_list(args) -> int:
     catalog = Catalog(args.catalog)
     for name in catalog.service_names():
-        record = catalog.service(name)
-        item = record.primary
-        print(f"{name}\t{item.width}x{item.height}x{item.band_count} {item.dtype}\t{item.path}")
+        for item in catalog.items(name):
+            print(f"{name}\t{item.width}x{item.height}x{item.band_count} {item.dtype}\t{item.path}")
     return 0
 
 
@@ -130,12 +129,15 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    catalog_help = "SQLite catalog (default: $IMGSVC_CATALOG or data/catalog.sqlite)"
     parser = argparse.ArgumentParser(prog="imgsvc", description=__doc__)
-    parser.add_argument("--catalog", default=str(default_catalog_path()),
-                        help="SQLite catalog (default: $IMGSVC_CATALOG or data/catalog.sqlite)")
+    parser.add_argument("--catalog", default=str(default_catalog_path()), help=catalog_help)
+    # --catalog is also taken after the subcommand; there it has no default, so it never hides one given before.
+    catalog_option = argparse.ArgumentParser(add_help=False)
+    catalog_option.add_argument("--catalog", default=argparse.SUPPRESS, help=catalog_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="start the gRPC server and the REST gateway")
+    serve = sub.add_parser("serve", parents=[catalog_option], help="start the gRPC server and the REST gateway")
     serve.add_argument("--grpc", default="127.0.0.1:50051", help="gRPC listen address HOST:PORT")
     serve.add_argument("--http", default="127.0.0.1:8080", help="REST gateway listen address HOST:PORT")
     serve.add_argument("--grpc-only", action="store_true", help="start only the gRPC server")
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer errors with 4xx/5xx HTTP statuses instead of ArcGIS's HTTP 200")
     serve.set_defaults(func=cmd_serve)
 
-    add = sub.add_parser("add", help="register a GeoTIFF/COG as an image service")
+    add = sub.add_parser("add", parents=[catalog_option], help="register a GeoTIFF/COG as an image service")
     add.add_argument("name")
     add.add_argument("path")
     add.add_argument("--description", default="")
@@ -160,17 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--replace", action="store_true", help="replace a service of the same name")
     add.set_defaults(func=cmd_add)
 
-    lst = sub.add_parser("list", help="list registered services")
+    lst = sub.add_parser("list", parents=[catalog_option], help="list registered services")
     lst.set_defaults(func=cmd_list)
 
-    remove = sub.add_parser("remove", help="unregister a service")
+    remove = sub.add_parser("remove", parents=[catalog_option], help="unregister a service")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_remove)
 
-    migrate = sub.add_parser("migrate", help="upgrade an older catalog (computes missing statistics/histograms)")
+    migrate = sub.add_parser("migrate", parents=[catalog_option],
+                             help="upgrade an older catalog (computes missing statistics/histograms)")
     migrate.set_defaults(func=cmd_migrate)
 
-    demo = sub.add_parser("demo", help="generate the demo rasters and register them")
+    demo = sub.add_parser("demo", parents=[catalog_option], help="generate the demo rasters and register them")
     demo.add_argument("--dest", default=str(DEMO_DIR))
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -29,8 +29,10 @@ ARCGIS_MESSAGES = {
 class ImgsvcError(Exception):
     """The root error.  ``details`` are short human sentences naming the parameter at fault."""
 
-    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None) -> None:
+    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None,
+                 parameter: str | None = None) -> None:
         self.kind = kind
+        self.parameter = parameter
         self.message = message or ARCGIS_MESSAGES[kind]
         self.details = tuple(details)
         super().__init__(self.text)
@@ -41,13 +43,13 @@ class ImgsvcError(Exception):
         return " ".join((self.message, *self.details)).strip()
 
 
-def invalid(*details: str) -> ImgsvcError:
-    return ImgsvcError(ErrorKind.INVALID_ARGUMENT, *details)
+def invalid(*details: str, parameter: str | None = None) -> ImgsvcError:
+    return ImgsvcError(ErrorKind.INVALID_ARGUMENT, *details, parameter=parameter)
 
 
 def not_found(*details: str) -> ImgsvcError:
     return ImgsvcError(ErrorKind.NOT_FOUND, *details)
 
 
-def unsupported(*details: str) -> ImgsvcError:
-    return ImgsvcError(ErrorKind.UNIMPLEMENTED, *details)
+def unsupported(*details: str, parameter: str | None = None) -> ImgsvcError:
+    return ImgsvcError(ErrorKind.UNIMPLEMENTED, *details, parameter=parameter)

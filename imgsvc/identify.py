@@ -14,7 +14,7 @@ import numpy as np
 from pyproj import CRS
 
 from imgsvc import sr
-from imgsvc.catalog import ServiceRecord
+from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.read import read_pixel
 
 NO_DATA_TEXT = "NoData"
@@ -45,11 +45,12 @@ def format_value(value: float, dtype: str) -> str:
     return np.format_float_positional(np.dtype(dtype).type(value), unique=True, trim="-")
 
 
-def identify(service: ServiceRecord, x: float, y: float, crs: CRS | None) -> IdentifyResult:
-    """The values under (x, y), given in ``crs`` (None = the service SR)."""
-    primary = service.primary
-    point_crs = crs or sr.crs_from_wkt(primary.crs_wkt)
-    for item in service.items:
+def identify(service: ServiceRecord, candidates: tuple[RasterItem, ...], x: float, y: float,
+             point_crs: CRS) -> IdentifyResult:
+    """The values under (x, y), given in ``point_crs``, from the first of ``candidates`` (the catalog's items under
+    the point, by object id) with data there."""
+    dtype = service.description.dtype
+    for item in candidates:
         xs, ys = sr.transform_points(point_crs, sr.crs_from_wkt(item.crs_wkt), np.array([x]), np.array([y]))
         ix, iy = float(xs[0]), float(ys[0])
         if not (math.isfinite(ix) and math.isfinite(iy)):
@@ -60,5 +61,5 @@ def identify(service: ServiceRecord, x: float, y: float, crs: CRS | None) -> Ide
             continue
         values, valid = read_pixel(item, col, row)
         if valid:
-            return IdentifyResult(tuple(float(v) for v in values), primary.dtype, x, y, point_crs)
-    return IdentifyResult(None, primary.dtype, x, y, point_crs)
+            return IdentifyResult(tuple(float(v) for v in values), dtype, x, y, point_crs)
+    return IdentifyResult(None, dtype, x, y, point_crs)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import sr
+from imgsvc import functions, mosaic, sr
 from imgsvc.errors import invalid, unsupported
 from imgsvc.v1 import image_service_pb2 as pb
 
@@ -54,6 +54,8 @@ class ExportParams:
     validate_extent: bool
     kmz: bool
     datum_transformation: sr.DatumTransformation | None = None
+    mosaic_rule: mosaic.MosaicRule = mosaic.DEFAULT_RULE
+    rendering_rule: functions.Chain = functions.IDENTITY
 
 
 def _crs(msg: pb.SpatialReference, name: str) -> CRS:
@@ -93,25 +95,28 @@ def _datum_transformation(msg: pb.DatumTransformation) -> sr.DatumTransformation
     raise invalid("datumTransformation is empty: give a wkid, wkt or geoTransforms.")
 
 
-def _refuse_unimplemented(req: pb.ExportImageRequest) -> None:
-    """Parameters the contract carries whose processing is not built yet: refused by name."""
-    if req.HasField("mosaic_rule"):
-        raise unsupported("mosaicRule is not supported yet.")
-    if req.HasField("rendering_rule"):
-        rule = MessageToDict(req.rendering_rule)
-        # The identity template is what clients send to mean "no processing".
-        if rule and not (set(rule) <= {"rasterFunction", "rasterFunctionArguments", "variableName"}
-                         and str(rule.get("rasterFunction", "None")).lower() == "none"
-                         and not rule.get("rasterFunctionArguments")):
-            raise unsupported(f"renderingRule {rule.get('rasterFunction')!r} is not supported yet.")
-    if req.HasField("slice_id"):
-        raise unsupported("sliceId is not supported: the service is not multidimensional.")
+def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
+    """The message's mosaic rule; the core's method and operation enums carry the proto's names without prefix."""
+    method = mosaic.DEFAULT_RULE.method
+    if msg.mosaic_method != pb.MOSAIC_METHOD_UNSPECIFIED:
+        method = mosaic.MosaicMethod[pb.MosaicMethod.Name(msg.mosaic_method).removeprefix("ESRI_MOSAIC_")]
+    operation = mosaic.DEFAULT_RULE.operation
+    if msg.mosaic_operation != pb.MOSAIC_OPERATION_UNSPECIFIED:
+        operation = mosaic.MosaicOperation[pb.MosaicOperation.Name(msg.mosaic_operation).removeprefix("MT_")]
+    return mosaic.MosaicRule(
+        method=method, operation=operation, ascending=msg.ascending if msg.HasField("ascending") else True,
+        where=msg.where if msg.HasField("where") else None, fids=tuple(msg.fids) if msg.fids else None,
+        lock_raster_ids=tuple(msg.lock_raster_ids), sort_field=msg.sort_field if msg.HasField("sort_field") else None,
+        has_sort_value=msg.HasField("sort_value"), has_viewpoint=msg.HasField("viewpoint"),
+        has_multidimensional_definition=bool(msg.multidimensional_definition),
+        item_rendering_rule=MessageToDict(msg.item_rendering_rule) if msg.HasField("item_rendering_rule") else None)
 
 
 def parse(req: pb.ExportImageRequest) -> ExportParams:
     if not req.service:
         raise invalid("service is required.")
-    _refuse_unimplemented(req)
+    if req.HasField("slice_id"):
+        raise unsupported("sliceId is not supported: the service is not multidimensional.", parameter="sliceId")
 
     bbox = bbox_crs = None
     if req.HasField("bbox"):
@@ -173,4 +178,7 @@ def parse(req: pb.ExportImageRequest) -> ExportParams:
         kmz=req.output_form == pb.OUTPUT_FORM_KMZ,
         datum_transformation=(_datum_transformation(req.datum_transformation)
                               if req.HasField("datum_transformation") else None),
+        mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else mosaic.DEFAULT_RULE,
+        rendering_rule=(functions.parse_rule(MessageToDict(req.rendering_rule))
+                        if req.HasField("rendering_rule") else functions.IDENTITY),
     )

@@ -12,9 +12,10 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from imgsvc import sr
+from imgsvc import mosaic, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid
+from imgsvc.functions import Chain
 from imgsvc.params import DEFAULT_RESAMPLING_NAMES, ExportParams
 
 SIZE_LIMIT_DETAIL = "The requested image exceeds the size limit."
@@ -36,6 +37,13 @@ class OutputGrid:
         x0, y1 = self.transform @ (0, 0)
         x1, y0 = self.transform @ (self.width, self.height)
         return x0, y0, x1, y1
+
+    def widened(self, margin: int) -> OutputGrid:
+        """The grid with ``margin`` more pixels on every side (same pixels where they overlap)."""
+        if margin == 0:
+            return self
+        return OutputGrid(crs=self.crs, transform=self.transform @ Affine.translation(-margin, -margin),
+                          width=self.width + 2 * margin, height=self.height + 2 * margin)
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,18 @@ class ItemRead:
 @dataclass(frozen=True)
 class ExportPlan:
     service: ServiceRecord
-    grid: OutputGrid
-    reads: tuple[ItemRead, ...]  # empty when the request does not touch the data
-    bands: tuple[int, ...]  # 0-based source bands, in output order
+    grid: OutputGrid  # what the client gets
+    read_grid: OutputGrid  # ``grid`` widened by the function chain's buffer: what is rendered
+    reads: tuple[ItemRead, ...]  # in compositing order, top item first; empty when the request misses the data
+    bands: tuple[int, ...]  # 0-based source bands read, in order
+    output_bands: tuple[int, ...] | None  # bands kept after the functions (bandIds), None = all
     resampling: str
+    operation: mosaic.MosaicOperation
+    chain: Chain
+
+    @property
+    def buffer(self) -> int:
+        return (self.read_grid.width - self.grid.width) // 2
 
 
 def output_grid(params: ExportParams, service: ServiceRecord) -> OutputGrid:
@@ -71,15 +87,15 @@ def output_grid(params: ExportParams, service: ServiceRecord) -> OutputGrid:
     width, height = params.size
     if width > settings.max_image_width or height > settings.max_image_height:
         raise invalid(SIZE_LIMIT_DETAIL)
-    service_crs = sr.crs_from_wkt(service.primary.crs_wkt)
+    service_crs = sr.crs_from_wkt(service.description.crs_wkt)
     image_crs = params.image_crs or service_crs
     if params.bbox is None:
         # Open question 1: with no bbox, export the service's full extent (what the root calls `extent`).
-        bbox, bbox_crs = service.primary.bounds, service_crs
+        bbox, bbox_crs = service.description.extent, service_crs
     else:
         bbox, bbox_crs = params.bbox, params.bbox_crs or service_crs
     if params.validate_extent:
-        _validate_extent(bbox, bbox_crs, service.primary.bounds, service_crs)
+        _validate_extent(bbox, bbox_crs, service.description.extent, service_crs)
     x0, y0, x1, y1 = sr.transform_bounds(bbox_crs, image_crs, bbox)
     if not (x1 > x0 and y1 > y0):
         raise invalid("The bbox is empty once projected into imageSR.")
@@ -108,13 +124,15 @@ def resampling_for(params: ExportParams, service: ServiceRecord) -> str:
     return DEFAULT_RESAMPLING_NAMES.get(service.settings.default_resampling_method.lower(), "bilinear")
 
 
-def band_selection(params: ExportParams, item: RasterItem) -> tuple[int, ...]:
-    if not params.band_ids:
-        return tuple(range(item.band_count))
-    bad = [b for b in params.band_ids if b >= item.band_count]
+def band_selection(band_ids: tuple[int, ...], band_count: int) -> tuple[int, ...]:
+    """``band_ids`` checked against ``band_count`` bands; all of them when none are given."""
+    if not band_ids:
+        return tuple(range(band_count))
+    bad = [b for b in band_ids if b >= band_count]
     if bad:
-        raise invalid(f"bandIds {bad} out of range: the service has {item.band_count} band(s) (0-based ids).")
-    return params.band_ids
+        raise invalid(f"bandIds {bad} out of range: the service has {band_count} band(s) (0-based ids).",
+                      parameter="bandIds")
+    return band_ids
 
 
 def _grid_points(grid: OutputGrid, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,9 +235,50 @@ def _window(transform: Affine, width: int, height: int, xs: np.ndarray, ys: np.n
     return PixelWindow(c0, r0, c1 - c0, r1 - r0)
 
 
-def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid | None = None) -> ExportPlan:
-    grid = grid or output_grid(params, service)
+def search_bounds(grid: OutputGrid, service_crs: CRS) -> tuple[float, float, float, float] | None:
+    """The box, in the service SR, that holds every item the grid can touch (None: the grid does not map there).
+
+    The grid's sample points (edges and interior) taken into the service SR, widened by one sample spacing so that
+    an edge bulging between samples, and the kernels' margins, stay inside.
+    """
+    xs, ys = _grid_points(grid, FOOTPRINT_SAMPLES)
+    sx, sy = sr.transform_points(grid.crs, service_crs, xs.ravel(), ys.ravel())
+    ok = np.isfinite(sx) & np.isfinite(sy)
+    if not ok.any():
+        return None
+    sx, sy = sx[ok], sy[ok]
+    pad_x = (sx.max() - sx.min()) / (FOOTPRINT_SAMPLES - 1)
+    pad_y = (sy.max() - sy.min()) / (FOOTPRINT_SAMPLES - 1)
+    return sx.min() - pad_x, sy.min() - pad_y, sx.max() + pad_x, sy.max() + pad_y
+
+
+def view_centre(grid: OutputGrid, service_crs: CRS) -> tuple[float, float]:
+    """The output grid's centre in the service SR (what esriMosaicCenter measures from)."""
+    cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
+    x, y = sr.transform_points(grid.crs, service_crs, np.array([cx]), np.array([cy]))
+    return float(x[0]), float(y[0])
+
+
+def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, candidates: tuple[RasterItem, ...],
+              chain: Chain) -> ExportPlan:
+    """Select and order the ``candidates`` (the catalog's items under the grid), and plan their reads over the grid
+    widened by the chain's buffer.
+
+    bandIds are read as asked when every function treats bands alone; otherwise every band is read and bandIds
+    pick from the chain's output (docs/protocol.md §1.2).
+    """
+    description = service.description
+    rule = params.mosaic_rule
+    service_crs = sr.crs_from_wkt(description.crs_wkt)
+    read_grid = grid.widened(chain.buffer)
+    items = mosaic.order_items(rule, candidates, view_centre(grid, service_crs), description.extent,
+                               service.settings.max_mosaic_image_count)
     resampling = resampling_for(params, service)
-    bands = band_selection(params, service.primary)
-    reads = tuple(read for item in service.items for read in item_reads(item, grid, resampling))
-    return ExportPlan(service=service, grid=grid, reads=reads, bands=bands, resampling=resampling)
+    if chain.bandwise:
+        bands, output_bands = band_selection(params.band_ids, description.band_count), None
+    else:
+        bands = tuple(range(description.band_count))
+        output_bands = params.band_ids or None
+    reads = tuple(read for item in items for read in item_reads(item, read_grid, resampling))
+    return ExportPlan(service=service, grid=grid, read_grid=read_grid, reads=reads, bands=bands,
+                      output_bands=output_bands, resampling=resampling, operation=rule.operation, chain=chain)

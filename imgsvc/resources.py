@@ -4,11 +4,12 @@ histograms were computed at registration and are kept in the catalog.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from imgsvc import sr
+from imgsvc import functions, mosaic, sr
 from imgsvc.block import BandStats
 from imgsvc.catalog import BandDistribution, ServiceRecord
 from imgsvc.encode import png
@@ -36,13 +37,52 @@ def raster_function_templates(service: ServiceRecord) -> tuple[FunctionTemplate,
     return RASTER_FUNCTION_TEMPLATES
 
 
+# ---- root resource facts ------------------------------------------------------------------------------------------
+
+CAPABILITIES = "Image,Metadata"  # QGIS needs "Image" (docs/protocol.md §3.2)
+MAX_RECORD_COUNT = 1000
+CURRENT_VERSION = 11.3  # advertised so clients send lercVersion=2 and adjustAspectRatio (docs/protocol.md §3.2)
+FULL_VERSION = "11.3.0"
+# The mosaic methods the mosaic stage builds (docs/protocol.md §5.1), in the root's short names.
+ALLOWED_MOSAIC_METHODS = ",".join(m.value for m in mosaic.MosaicMethod if m not in mosaic.NOT_BUILT_METHODS)
+
+
+@dataclass(frozen=True)
+class MosaicDefaults:
+    """What the root says about mosaicking: empty for a one-raster service, the defaults of a mosaic dataset."""
+
+    default_method: str
+    allowed_methods: str
+    operator: str
+    sort_field: str = ""
+    sort_ascending: bool = True
+
+
+def mosaic_defaults(service: ServiceRecord) -> MosaicDefaults:
+    if service.description.item_count == 1:
+        return MosaicDefaults("", "", mosaic.DEFAULT_RULE.operation.value)
+    return MosaicDefaults(mosaic.DEFAULT_RULE.method.value, ALLOWED_MOSAIC_METHODS,
+                          mosaic.DEFAULT_RULE.operation.value)
+
+
 def require_identity_rule(rule: dict | None, resource: str) -> None:
-    """Resources describe the service as it is; a rendering rule other than the "None" template is refused."""
-    if not rule:
-        return
-    name = str(rule.get("rasterFunction", "None"))
-    if name.lower() != "none" or rule.get("rasterFunctionArguments"):
-        raise unsupported(f"renderingRule {name!r} is not supported on {resource} yet.")
+    """Statistics, histograms, legend and identify describe the service's own pixels: a valid rule that changes
+    them is refused there until those resources compute them for the chain's output (issue 11)."""
+    if not functions.parse_rule(rule).is_identity:
+        raise unsupported(f"renderingRule {rule.get('rasterFunction')!r} is not supported on {resource} yet.",
+                          parameter="renderingRule")
+
+
+def described(service: ServiceRecord, rule: dict | None) -> ServiceRecord:
+    """The service as the rule outputs it: what the root answers with a ``renderingRule`` (its bands, pixel type
+    and statistics; a source nodata value no longer marks the chain's values)."""
+    chain = functions.parse_rule(rule)
+    if chain.is_identity:
+        return service
+    d = service.description
+    info = chain.describe(functions.BandsInfo(d.band_names, d.dtype, d.stats))
+    return dataclasses.replace(service, description=dataclasses.replace(
+        d, band_names=info.names, dtype=info.dtype, stats=info.stats or (), nodata=None))
 
 
 @dataclass(frozen=True)
@@ -54,16 +94,15 @@ class KeyPropertiesResult:
 
 
 def key_properties(service: ServiceRecord) -> KeyPropertiesResult:
-    item = service.primary
+    description = service.description
     data_type = service.settings.service_data_type.removeprefix(DATA_TYPE_PREFIX) or "Generic"
-    low = abs(item.transform.a)
-    coarsest = item.overview_shapes[-1][0] if item.overview_shapes else item.width
-    return KeyPropertiesResult(data_type=data_type, band_names=item.band_names, low_cell_size=low,
-                               high_cell_size=low * item.width / coarsest)
+    return KeyPropertiesResult(data_type=data_type, band_names=description.band_names,
+                               low_cell_size=description.pixel_size[0],
+                               high_cell_size=description.coarsest_pixel_size)
 
 
 def distributions(service: ServiceRecord, stored: tuple[BandDistribution, ...] | None) -> tuple[BandDistribution, ...]:
-    """The service's per-band distributions (its primary raster's, as the root's min/max/mean/stdv are)."""
+    """The service's per-band distributions (over all its items, as the root's min/max/mean/stdv are)."""
     if stored is None:
         raise not_found(f"Statistics and histograms of service {service.name!r} have not been computed; "
                         "run `imgsvc migrate` on its catalog.")
@@ -112,27 +151,28 @@ def legend(service: ServiceRecord, band_ids: tuple[int, ...]) -> LegendResult:
     the top, that stack into the gray ramp, labelled with the data values the ramp's ends stand for.  Three or more
     bands render the first three as RGB: an "RGB Composite" legend naming the band on each channel.
     """
-    item = service.primary
-    bands = band_ids or tuple(range(item.band_count))
-    bad = [b for b in bands if not 0 <= b < item.band_count]
+    description = service.description
+    bands = band_ids or tuple(range(description.band_count))
+    bad = [b for b in bands if not 0 <= b < description.band_count]
     if bad:
-        raise invalid(f"bandIds {bad} out of range: the service has {item.band_count} band(s) (0-based ids).")
+        raise invalid(f"bandIds {bad} out of range: the service has {description.band_count} band(s) (0-based "
+                      "ids).", parameter="bandIds")
     if len(bands) >= 3:
-        swatches = tuple(LegendSwatch(f"{channel}: {item.band_names[b]}", _solid_swatch(rgb), ())
+        swatches = tuple(LegendSwatch(f"{channel}: {description.band_names[b]}", _solid_swatch(rgb), ())
                          for (channel, rgb), b in zip(RGB_CHANNELS, bands))
         return LegendResult(service.name, "RGB Composite", swatches)
     band = bands[0]
-    if item.dtype == "uint8":
+    if description.dtype == "uint8":
         lo, hi = 0.0, 255.0  # 8-bit data is shown as is
     else:
-        stats: BandStats = item.stats[band]
+        stats: BandStats = description.stats[band]
         lo, hi = stretch_range(stats)
     steps = np.linspace(1.0, 0.0, STRETCH_ENTRIES + 1)
     values = np.linspace(hi, lo, STRETCH_ENTRIES)
     labels = [f"High : {_number(hi)}"] + [""] * (STRETCH_ENTRIES - 2) + [f"Low : {_number(lo)}"]
     swatches = tuple(LegendSwatch(labels[i], _ramp_swatch(steps[i], steps[i + 1]), (float(values[i]),))
                      for i in range(STRETCH_ENTRIES))
-    return LegendResult(f"{service.name}: {item.band_names[band]}", "Stretched", swatches)
+    return LegendResult(f"{service.name}: {description.band_names[band]}", "Stretched", swatches)
 
 
 # ---- item info ----------------------------------------------------------------------------------------------------
@@ -147,9 +187,8 @@ class ItemInfoResult:
 
 
 def item_info(service: ServiceRecord) -> ItemInfoResult:
-    item = service.primary
     wgs84 = sr.crs_from_wkid(4326)
-    extent = sr.transform_bounds(sr.crs_from_wkt(item.crs_wkt), wgs84, item.bounds)
+    extent = sr.transform_bounds(sr.crs_from_wkt(service.description.crs_wkt), wgs84, service.description.extent)
     return ItemInfoResult(name=service.name, description=service.settings.description,
                           copyright_text=service.settings.copyright_text,
                           service_data_type=service.settings.service_data_type, geographic_extent=extent)

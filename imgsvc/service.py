@@ -1,4 +1,5 @@
-"""The orchestrator: parse -> plan -> read -> kernels -> pixel type -> encode, each stage a function of the last.
+"""The orchestrator: plan -> render (read, kernels, mosaic) -> functions -> finish -> encode, each stage a function
+of the last.
 
 Front doors (gRPC servicer, and through it the REST gateway) call this and only convert.
 """
@@ -11,13 +12,14 @@ from affine import Affine
 from pyproj import CRS
 
 from imgsvc import identify as identify_stage
-from imgsvc import kernels, resources, sr
+from imgsvc import kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
+from imgsvc.functions import BandsInfo
 from imgsvc.params import ExportParams
-from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, make_plan, output_grid
+from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
 from imgsvc.read import read_window
 
 # REFERENCE open question 2: with no lercVersion, answer with the highest version (2), as current servers do.
@@ -47,25 +49,38 @@ def _window(w: PixelWindow):
 
 
 def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> tuple[np.ndarray, np.ndarray]:
-    """Read each planned window and resample it into the output grid; earlier items win where they have data."""
-    grid = plan.grid
-    item = plan.service.primary
-    data = np.zeros((len(plan.bands), grid.height, grid.width), dtype=np.dtype(item.dtype))
-    valid = np.zeros((grid.height, grid.width), dtype=bool)
+    """Read each planned window and resample it onto the read grid, feeding the mosaic's pixel selection in
+    compositing order; reading stops as soon as no later item can change the result."""
+    grid = plan.read_grid
+    selection = mosaic.pixel_selection(plan.operation)
     for read in plan.reads:
+        if selection.is_done:
+            break
         src = read_window(read.item, read.overview, _window(read.window), plan.bands)
         src_transform = Affine.translation(read.x_shift, 0.0) @ src.transform
         out, out_valid = kernels.reproject(
             src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
             grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error)
-        if len(plan.reads) == 1:
-            return out, out_valid  # the common case: no compositing, no copy
-        take = out_valid & ~valid
-        data[:, take] = out[:, take]
-        valid |= take
-        if valid.all():
-            break
-    return data, valid
+        selection.feed(out, out_valid)
+    return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
+
+
+def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray):
+    """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
+    the chain's output when they could not be read directly.  Returns (data, valid, what the bands are)."""
+    source = plan.service.description
+    info = plan.chain.describe(BandsInfo(tuple(source.band_names[b] for b in plan.bands), source.dtype,
+                                         tuple(source.stats[b] for b in plan.bands)))
+    data, valid = plan.chain.apply(data, valid)
+    if plan.buffer:
+        b = plan.buffer
+        data, valid = data[:, b:-b, b:-b], valid[b:-b, b:-b]
+    if plan.output_bands is not None:
+        bands = band_selection(plan.output_bands, data.shape[0])
+        data = data[list(bands)]
+        info = BandsInfo(tuple(info.names[b] for b in bands), info.dtype,
+                         None if info.stats is None else tuple(info.stats[b] for b in bands))
+    return data, valid, info
 
 
 def apply_no_data(data: np.ndarray, valid: np.ndarray, values: tuple[float, ...], match_all: bool) -> np.ndarray:
@@ -105,6 +120,21 @@ def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.
     return (float(source_nodata),) * bands
 
 
+def finish(params: ExportParams, plan: ExportPlan, data: np.ndarray, valid: np.ndarray, info: BandsInfo) -> ImageBlock:
+    """The request's noData, pixelType and fill value for masked pixels (docs/protocol.md §1.2 steps 6-7); the
+    statistics the default stretch uses are those of what the chain outputs."""
+    valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
+    data = kernels.convert_pixel_type(data, valid, params.pixel_type)
+    # The source's nodata value marks the output only when the bands are still the source's values.
+    source_nodata = plan.service.description.nodata if plan.chain.is_identity else None
+    nodata = _output_nodata(params, source_nodata, data.dtype, data.shape[0])
+    if nodata is not None:
+        for b in range(data.shape[0]):
+            data[b][~valid] = nodata[b]
+    return ImageBlock(data=data, valid=valid, transform=plan.grid.transform, crs=plan.grid.crs, nodata=nodata,
+                      stats=info.stats)
+
+
 def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOptions:
     options = EncodeOptions(
         format=params.format,
@@ -127,8 +157,9 @@ class ImageService:
         self.catalog = catalog
         self.transform_error = transform_error
 
-    def service(self, name: str) -> ServiceRecord:
-        return self.catalog.service(name)
+    def service(self, name: str, rendering_rule: dict | None = None) -> ServiceRecord:
+        """The service's record; with a rendering rule, described as the rule outputs it (the root resource)."""
+        return resources.described(self.catalog.service(name), rendering_rule)
 
     def service_names(self) -> list[str]:
         return self.catalog.service_names()
@@ -145,37 +176,38 @@ class ImageService:
         """Validate the encoding options and plan the output grid and the reads."""
         service = self.catalog.service(params.service)
         options = encode_options(params, service)
-        if params.kmz and not (params.image_crs or sr.crs_from_wkt(service.primary.crs_wkt)).is_geographic:
+        service_crs = sr.crs_from_wkt(service.description.crs_wkt)
+        if params.kmz and not (params.image_crs or service_crs).is_geographic:
             params = replace(params, image_crs=WGS84)  # KML ground overlays are placed in WGS84
         with sr.datum_transformation_scope(params.datum_transformation):
-            plan = make_plan(params, service, output_grid(params, service))
+            grid = output_grid(params, service)
+            bounds = search_bounds(grid, service_crs)
+            candidates = self.catalog.items_in(service.name, bounds) if bounds is not None else ()
+            plan = make_plan(params, service, grid, candidates, params.rendering_rule)
         return PlannedExport(params=params, plan=plan, options=options)
 
     def render_block(self, export: PlannedExport) -> ImageBlock:
-        """Read and resample, then apply the request's noData and pixelType: the block the encoder gets."""
-        params, plan = export.params, export.plan
-        with sr.datum_transformation_scope(params.datum_transformation):
-            data, valid = render(plan, self.transform_error)
-        valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
-        data = kernels.convert_pixel_type(data, valid, params.pixel_type)
-        primary = plan.service.primary
-        nodata = _output_nodata(params, primary.nodata, data.dtype, data.shape[0])
-        if nodata is not None:
-            for b in range(data.shape[0]):
-                data[b][~valid] = nodata[b]
-        stats = tuple(primary.stats[b] for b in plan.bands)
-        return ImageBlock(data=data, valid=valid, transform=plan.grid.transform, crs=plan.grid.crs, nodata=nodata,
-                          stats=stats)
+        """Render, apply the functions, then finish: the block the encoder gets."""
+        with sr.datum_transformation_scope(export.params.datum_transformation):
+            data, valid = render(export.plan, self.transform_error)
+        return finish(export.params, export.plan, *apply_functions(export.plan, data, valid))
 
     def identify(self, name: str, x: float, y: float, crs: CRS | None) -> identify_stage.IdentifyResult:
-        return identify_stage.identify(self.catalog.service(name), x, y, crs)
+        service = self.catalog.service(name)
+        point_crs = crs or sr.crs_from_wkt(service.description.crs_wkt)
+        xs, ys = sr.transform_points(point_crs, sr.crs_from_wkt(service.description.crs_wkt), np.array([x]),
+                                     np.array([y]))
+        bounds = (float(xs[0]), float(ys[0])) * 2
+        candidates = self.catalog.items_in(name, bounds) if np.isfinite(bounds).all() else ()
+        return identify_stage.identify(service, candidates, x, y, point_crs)
 
     def distributions(self, name: str) -> tuple[BandDistribution, ...]:
         service = self.catalog.service(name)
-        return resources.distributions(service, self.catalog.distributions(service.primary.item_id))
+        return resources.distributions(service, self.catalog.distributions(name))
 
     def has_distributions(self, name: str) -> bool:
-        return self.catalog.distributions(self.catalog.service(name).primary.item_id) is not None
+        self.catalog.service(name)  # an unknown service is not found, not "without statistics"
+        return self.catalog.distributions(name) is not None
 
     def key_properties(self, name: str) -> resources.KeyPropertiesResult:
         return resources.key_properties(self.catalog.service(name))

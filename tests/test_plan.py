@@ -10,6 +10,7 @@ from imgsvc.plan import SIZE_LIMIT_DETAIL, OutputGrid, output_grid, overview_for
 from imgsvc.read import describe_raster
 from imgsvc.rest.query import Params, export_request
 from imgsvc.catalog import ServiceRecord
+from imgsvc.catalog.describe import describe_service
 
 
 def params(**query):
@@ -17,9 +18,14 @@ def params(**query):
 
 
 @pytest.fixture(scope="module")
-def service(dem_path):
-    return ServiceRecord("svc", (describe_raster(dem_path),), ServiceSettings(max_image_width=1100,
-                                                                              max_image_height=1100))
+def item(dem_path):
+    return describe_raster(dem_path)
+
+
+@pytest.fixture(scope="module")
+def service(item):
+    return ServiceRecord("svc", describe_service([item]), ServiceSettings(max_image_width=1100,
+                                                                          max_image_height=1100))
 
 
 def test_adjust_aspect_ratio_grows_the_short_side_about_the_centre(service):
@@ -58,7 +64,7 @@ def test_defaults_are_the_service_extent_and_sr(service):
     grid = output_grid(params(), service)
     assert grid.crs == sr.crs_from_wkid(32611)
     assert (grid.width, grid.height) == (400, 400)
-    xmin, ymin, xmax, ymax = service.primary.bounds
+    xmin, ymin, xmax, ymax = service.description.extent
     gx0, gy0, gx1, gy1 = grid.extent
     assert gx0 == pytest.approx(xmin) and gx1 == pytest.approx(xmax)  # the long side is kept
 
@@ -68,8 +74,8 @@ def test_validate_extent(service):
         output_grid(params(bbox="0,0,10,10", bboxSR="4326", validateExtent="true"), service)
 
 
-def test_overview_choice_follows_gdalwarp_auto(service):
-    item = service.primary  # 720x640 at 30 m with overviews 2, 4, 8
+def test_overview_choice_follows_gdalwarp_auto(item):
+    # item: 720x640 at 30 m with overviews 2, 4, 8
     crs = sr.crs_from_wkid(32611)
     x0, y1 = item.transform.c, item.transform.f
 

@@ -82,7 +82,7 @@ def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, frag
 
 
 @pytest.mark.parametrize("query, name", [
-    ({"mosaicRule": '{"mosaicMethod": "esriMosaicLockRaster", "lockRasterIds": [1]}'}, "mosaicRule"),
+    ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline"}'}, "mosaicRule"),
     ({"renderingRule": '{"rasterFunction": "Hillshade"}'}, "renderingRule"),
     ({"sliceId": "2"}, "sliceId"),
     ({"pixelType": "C64"}, "C64"),

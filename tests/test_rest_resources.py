@@ -15,6 +15,7 @@ import rasterio
 from PIL import Image
 
 from imgsvc.catalog import Catalog, ServiceSettings
+from imgsvc.catalog.store import SCHEMA_VERSION
 from imgsvc.cli import main as cli_main
 from imgsvc.cli import register
 from imgsvc.v1 import image_service_pb2 as pb
@@ -195,4 +196,4 @@ def test_registration_stores_distributions_in_the_catalog(catalog_path: Path):
     with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT item_id, band, count FROM band_statistics ORDER BY item_id, band").fetchall()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-    assert len(rows) == 1 + 4 and version == 2
+    assert len(rows) == 1 + 4 and version == SCHEMA_VERSION

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from affine import Affine
 
 from imgsvc.block import BandStats, grid_bounds
@@ -10,7 +11,11 @@ from imgsvc.block import BandStats, grid_bounds
 
 @dataclass(frozen=True)
 class RasterItem:
-    """One raster file: its grid, bands, nodata, overviews and statistics, as recorded at registration."""
+    """One raster file: its grid, bands, nodata, overviews and statistics, as recorded at registration.
+
+    ``object_id`` is the item's OBJECTID within its service (1, 2, ... in registration order): what mosaic rules
+    name in ``fids`` and ``lockRasterIds``.  ``item_id`` is the catalog's own key, unique across services.
+    """
 
     item_id: int
     path: str
@@ -26,6 +31,7 @@ class RasterItem:
     block_shape: tuple[int, int]  # (width, height)
     compression: str
     mask_kind: str  # "nodata", "mask", "alpha" or "none": how the file says which pixels hold data
+    object_id: int = 0  # set by the catalog
 
     @property
     def band_count(self) -> int:
@@ -67,15 +73,54 @@ class ServiceSettings:
     max_image_height: int = 4100
     default_compression_quality: int = 75
     default_resampling_method: str = "Bilinear"  # Nearest | Bilinear | Cubic | Majority
+    # The most items one request composites (ArcGIS's default; docs/protocol.md §3.2 maxMosaicImageCount).
+    max_mosaic_image_count: int = 20
+
+
+# What the root calls serviceSourceType: one raster dataset, or a mosaic dataset of many items.
+SOURCE_DATASET = "esriImageServiceSourceTypeDataset"
+SOURCE_MOSAIC = "esriImageServiceSourceTypeMosaicDataset"
+
+
+@dataclass(frozen=True)
+class ServiceDescription:
+    """The service as the root resource reports it: its grid, bands, pixel type and statistics.
+
+    Built once at registration from all of the service's items (see ``describe_service``) and kept in the catalog,
+    so that no stage needs to look at an item to know what the service is.
+    """
+
+    crs_wkt: str
+    extent: tuple[float, float, float, float]  # (xmin, ymin, xmax, ymax) in the service SR
+    pixel_size: tuple[float, float]  # the finest item's (x, y) cell size, in service SR units
+    dtype: str  # numpy dtype name of the bands
+    band_names: tuple[str, ...]
+    nodata: float | None
+    stats: tuple[BandStats, ...]
+    block_shape: tuple[int, int]  # (width, height) of the items' internal tiles
+    compression: str
+    item_count: int
+    # (width, height) of the full-resolution grid over the extent, and the cell size of the coarsest overview.
+    columns: int
+    rows: int
+    coarsest_pixel_size: float
+
+    @property
+    def band_count(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def source_type(self) -> str:
+        return SOURCE_DATASET if self.item_count == 1 else SOURCE_MOSAIC
+
+    @property
+    def uncompressed_size(self) -> int:
+        """Bytes of the full-resolution grid over the extent, as the root's ``uncompressedSize`` reports it."""
+        return self.columns * self.rows * self.band_count * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
 class ServiceRecord:
     name: str
-    items: tuple[RasterItem, ...]
+    description: ServiceDescription
     settings: ServiceSettings = field(default_factory=ServiceSettings)
-
-    @property
-    def primary(self) -> RasterItem:
-        """The raster that defines the service's grid, bands and pixel type (its only one, for a dataset service)."""
-        return self.items[0]

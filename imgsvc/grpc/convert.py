@@ -19,8 +19,6 @@ PIXEL_TYPE_OF_DTYPE = {
     "uint32": pb.PIXEL_TYPE_U32, "int32": pb.PIXEL_TYPE_S32, "float32": pb.PIXEL_TYPE_F32,
     "float64": pb.PIXEL_TYPE_F64,
 }
-CURRENT_VERSION = 11.3  # advertised so clients send lercVersion=2 and adjustAspectRatio (REFERENCE §3.2)
-FULL_VERSION = "11.3.0"
 
 
 def spatial_reference(crs: CRS) -> pb.SpatialReference:
@@ -52,10 +50,11 @@ def function_infos(templates) -> list[pb.RasterFunctionInfo]:
 
 
 def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.ServiceInfo:
-    item = record.primary
+    description = record.description
     settings = record.settings
-    crs = sr.crs_from_wkt(item.crs_wkt)
-    extent = envelope(item.bounds, crs)
+    crs = sr.crs_from_wkt(description.crs_wkt)
+    extent = envelope(description.extent, crs)
+    mosaic_defaults = resources.mosaic_defaults(record)
     return pb.ServiceInfo(
         name=record.name,
         description=settings.description,
@@ -64,46 +63,40 @@ def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.Serv
         initial_extent=extent,
         full_extent=extent,
         spatial_reference=spatial_reference(crs),
-        pixel_size_x=abs(item.transform.a),
-        pixel_size_y=abs(item.transform.e),
-        band_count=item.band_count,
-        band_names=item.band_names,
-        pixel_type=PIXEL_TYPE_OF_DTYPE[item.dtype],
-        min_values=[s.min for s in item.stats],
-        max_values=[s.max for s in item.stats],
-        mean_values=[s.mean for s in item.stats],
-        stdv_values=[s.stdv for s in item.stats],
-        no_data_values=[] if item.nodata is None else [item.nodata] * item.band_count,
+        pixel_size_x=description.pixel_size[0],
+        pixel_size_y=description.pixel_size[1],
+        band_count=description.band_count,
+        band_names=description.band_names,
+        pixel_type=PIXEL_TYPE_OF_DTYPE[description.dtype],
+        min_values=[s.min for s in description.stats],
+        max_values=[s.max for s in description.stats],
+        mean_values=[s.mean for s in description.stats],
+        stdv_values=[s.stdv for s in description.stats],
+        no_data_values=[] if description.nodata is None else [description.nodata] * description.band_count,
         service_data_type=settings.service_data_type,
-        service_source_type="esriImageServiceSourceTypeDataset",
-        capabilities="Image,Metadata",
-        default_mosaic_method="",
-        allowed_mosaic_methods="",
-        mosaic_operator="First",
-        sort_field="",
-        sort_ascending=True,
+        service_source_type=description.source_type,
+        capabilities=resources.CAPABILITIES,
+        default_mosaic_method=mosaic_defaults.default_method,
+        allowed_mosaic_methods=mosaic_defaults.allowed_methods,
+        mosaic_operator=mosaic_defaults.operator,
+        sort_field=mosaic_defaults.sort_field,
+        sort_ascending=mosaic_defaults.sort_ascending,
         max_image_width=settings.max_image_width,
         max_image_height=settings.max_image_height,
-        max_record_count=1000,
-        max_mosaic_image_count=20,
+        max_record_count=resources.MAX_RECORD_COUNT,
+        max_mosaic_image_count=settings.max_mosaic_image_count,
         default_compression_quality=settings.default_compression_quality,
         default_resampling_method=settings.default_resampling_method,
         raster_function_infos=function_infos(resources.raster_function_templates(record)),
-        block_width=item.block_shape[0],
-        block_height=item.block_shape[1],
-        compression_type=item.compression,
-        uncompressed_size=item.width * item.height * item.band_count * _itemsize(item.dtype),
-        current_version=CURRENT_VERSION,
-        columns=item.width,
-        rows=item.height,
+        block_width=description.block_shape[0],
+        block_height=description.block_shape[1],
+        compression_type=description.compression,
+        uncompressed_size=description.uncompressed_size,
+        current_version=resources.CURRENT_VERSION,
+        columns=description.columns,
+        rows=description.rows,
         has_histograms=has_histograms,
     )
-
-
-def _itemsize(dtype: str) -> int:
-    import numpy as np
-
-    return np.dtype(dtype).itemsize
 
 
 def _sr_crs(msg: pb.SpatialReference) -> CRS | None:
@@ -114,10 +107,14 @@ def _sr_crs(msg: pb.SpatialReference) -> CRS | None:
                              msg.wkt if msg.HasField("wkt") else None)
 
 
+def rule_dict(request) -> dict | None:
+    """The request's renderingRule as the JSON object it was, or None."""
+    return MessageToDict(request.rendering_rule) if request.HasField("rendering_rule") else None
+
+
 def rendering_rule(request, resource: str) -> None:
-    """Refuse a rendering rule the resource cannot apply (only the "None" template is accepted for now)."""
-    if request.HasField("rendering_rule"):
-        resources.require_identity_rule(MessageToDict(request.rendering_rule), resource)
+    """Refuse a rendering rule the resource cannot apply (one that changes no pixel is accepted)."""
+    resources.require_identity_rule(rule_dict(request), resource)
 
 
 def identify_args(req: pb.IdentifyRequest) -> tuple[str, float, float, CRS | None]:
@@ -140,11 +137,11 @@ def identify_args(req: pb.IdentifyRequest) -> tuple[str, float, float, CRS | Non
     return req.service, x, y, crs
 
 
-def identify_response(result: IdentifyResult, dtype: str) -> pb.IdentifyResponse:
+def identify_response(result: IdentifyResult) -> pb.IdentifyResponse:
     return pb.IdentifyResponse(
         object_id=0, name="Pixel", no_data=result.values is None, values=result.values or (), value=result.text,
         location=pb.Point(x=result.x, y=result.y, spatial_reference=spatial_reference(result.crs)),
-        pixel_type=PIXEL_TYPE_OF_DTYPE[dtype])
+        pixel_type=PIXEL_TYPE_OF_DTYPE[result.dtype])
 
 
 def key_properties(result: resources.KeyPropertiesResult) -> pb.KeyProperties:

@@ -6,6 +6,7 @@ import logging
 
 import grpc
 
+from imgsvc import resources
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.grpc import convert
 from imgsvc.params import parse
@@ -55,21 +56,20 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
-        convert.rendering_rule(request, "the root resource")
-        return convert.service_info(self.service.service(request.service),
+        return convert.service_info(self.service.service(request.service, convert.rule_dict(request)),
                                     has_histograms=self.service.has_distributions(request.service))
 
     @_guarded
     def ListServices(self, request: pb.ListServicesRequest, context) -> pb.ListServicesResponse:
         return pb.ListServicesResponse(
             services=[pb.ServiceSummary(name=name, type="ImageServer") for name in self.service.service_names()],
-            current_version=convert.CURRENT_VERSION, full_version=convert.FULL_VERSION)
+            current_version=resources.CURRENT_VERSION, full_version=resources.FULL_VERSION)
 
     @_guarded
     def Identify(self, request: pb.IdentifyRequest, context) -> pb.IdentifyResponse:
         name, x, y, crs = convert.identify_args(request)
         result = self.service.identify(name, x, y, crs)
-        return convert.identify_response(result, self.service.service(name).primary.dtype)
+        return convert.identify_response(result)
 
     @_guarded
     def GetKeyProperties(self, request: pb.KeyPropertiesRequest, context) -> pb.KeyProperties:

@@ -1,0 +1,240 @@
+"""Mosaicking: which of a service's items a request uses, in which order, and how overlapping pixels combine.
+
+The mosaic rule (docs/protocol.md §5) picks and orders the candidate items the catalog found under the output grid;
+the render stage then feeds each item's resampled pixels, in that order, to a pixel-selection strategy (the shape
+of rio-tiler's ``mosaic/methods``: ``feed()``, ``is_done``, ``result()``), which stops the reads as soon as no
+later item can change the result.
+"""
+from __future__ import annotations
+
+import abc
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgsvc import kernels
+from imgsvc.catalog import RasterItem
+from imgsvc.encode import PIXEL_TYPES
+from imgsvc.errors import unsupported
+
+
+class MosaicMethod(enum.Enum):
+    """``mosaicMethod``; the value is the root's short name (docs/protocol.md §5.1)."""
+
+    NONE = "None"
+    CENTER = "Center"
+    NADIR = "Nadir"
+    VIEWPOINT = "Viewpoint"
+    ATTRIBUTE = "ByAttribute"
+    LOCK_RASTER = "LockRaster"
+    NORTHWEST = "NorthWest"
+    SEAMLINE = "Seamline"
+
+
+class MosaicOperation(enum.Enum):
+    """``mosaicOperation``; the value is the root's short name (docs/protocol.md §5.2)."""
+
+    FIRST = "First"
+    LAST = "Last"
+    MIN = "Min"
+    MAX = "Max"
+    MEAN = "Mean"
+    BLEND = "Blend"
+    SUM = "Sum"
+
+
+@dataclass(frozen=True)
+class MosaicRule:
+    """A validated ``mosaicRule``.  ``None`` fields were absent from the request."""
+
+    method: MosaicMethod = MosaicMethod.NONE
+    operation: MosaicOperation = MosaicOperation.FIRST
+    ascending: bool = True
+    where: str | None = None
+    fids: tuple[int, ...] | None = None
+    lock_raster_ids: tuple[int, ...] | None = None
+    sort_field: str | None = None
+    has_sort_value: bool = False
+    has_viewpoint: bool = False
+    has_multidimensional_definition: bool = False
+    item_rendering_rule: dict | None = None
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+# Methods whose order needs what the catalog does not hold yet (attributes, nadir points, seamlines): issue 10.
+NOT_BUILT_METHODS = {MosaicMethod.ATTRIBUTE, MosaicMethod.NADIR, MosaicMethod.VIEWPOINT, MosaicMethod.SEAMLINE}
+# `where` clauses that select every item, whatever the catalog's fields (what clients send to mean "no filter").
+_ALL_ROWS = {"", "1=1", "1 = 1"}
+
+
+def validate(rule: MosaicRule) -> None:
+    """Refuse, by name, the parts of a rule whose processing is not built; everything else is honoured."""
+    if rule.method in NOT_BUILT_METHODS:
+        raise unsupported(f"mosaicRule mosaicMethod {rule.method.value!r} is not supported yet.",
+                          parameter="mosaicRule")
+    if rule.operation is MosaicOperation.BLEND:
+        raise unsupported("mosaicRule mosaicOperation 'Blend' is not supported yet.", parameter="mosaicRule")
+    if rule.where is not None and rule.where.strip() not in _ALL_ROWS:
+        raise unsupported("mosaicRule where is not supported yet beyond '1=1' (item attributes come with mosaic "
+                          "datasets).", parameter="mosaicRule")
+    if rule.has_multidimensional_definition:
+        raise unsupported("mosaicRule multidimensionalDefinition is not supported: the service is not "
+                          "multidimensional.", parameter="mosaicRule")
+    if rule.item_rendering_rule and str(rule.item_rendering_rule.get("rasterFunction", "None")).lower() != "none":
+        raise unsupported("mosaicRule itemRenderingRule is not supported yet.", parameter="mosaicRule")
+
+
+DEFAULT_RULE = MosaicRule()
+
+
+def order_items(rule: MosaicRule, candidates: Sequence[RasterItem], view_centre: tuple[float, float],
+                service_extent: tuple[float, float, float, float], limit: int) -> tuple[RasterItem, ...]:
+    """The candidates the rule selects, first on top, at most ``limit`` of them.
+
+    ``candidates`` come from the catalog (under the output grid, by object id); ``view_centre`` is the output
+    grid's centre and ``service_extent`` the service's, both in the service SR.
+    """
+    items = list(candidates)
+    if rule.fids is not None:
+        wanted = set(rule.fids)
+        items = [item for item in items if item.object_id in wanted]
+    if rule.method is MosaicMethod.LOCK_RASTER:
+        # Only the locked items, in the order given (docs/protocol.md §5.1).
+        by_id = {item.object_id: item for item in items}
+        items = [by_id[i] for i in dict.fromkeys(rule.lock_raster_ids or ()) if i in by_id]
+    elif rule.method is MosaicMethod.CENTER:
+        items.sort(key=lambda item: (_distance(item, view_centre), item.object_id))
+    elif rule.method is MosaicMethod.NORTHWEST:
+        corner = (service_extent[0], service_extent[3])
+        items.sort(key=lambda item: (_distance(item, corner), item.object_id))
+    if not rule.ascending and rule.method is not MosaicMethod.LOCK_RASTER:
+        items.reverse()
+    return tuple(items[:limit])
+
+
+def _distance(item: RasterItem, point: tuple[float, float]) -> float:
+    xmin, ymin, xmax, ymax = item.bounds
+    return math.hypot((xmin + xmax) / 2 - point[0], (ymin + ymax) / 2 - point[1])
+
+
+# ---- pixel selection ----------------------------------------------------------------------------------------------
+
+class PixelSelection(abc.ABC):
+    """Combines the items' pixels, fed top item first.  ``data`` is (bands, rows, cols), ``valid`` (rows, cols)."""
+
+    def __init__(self) -> None:
+        self.data: np.ndarray | None = None
+        self.valid: np.ndarray | None = None
+
+    @property
+    def is_done(self) -> bool:
+        """True when no further item can change the result (the render stage stops reading)."""
+        return False
+
+    def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
+        if self.data is None:
+            # The first item is taken as it is: no copy for the common one-item request.
+            self.data, self.valid = data, valid
+            return
+        self.combine(data, valid)
+
+    @abc.abstractmethod
+    def combine(self, data: np.ndarray, valid: np.ndarray) -> None:
+        """Join a later item's pixels to the result so far (each strategy's own rule)."""
+
+    def result(self, bands: int, shape: tuple[int, int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        if self.data is None:
+            return np.zeros((bands, *shape), dtype), np.zeros(shape, bool)
+        return self.data, self.valid
+
+    def _writable(self) -> None:
+        if not self.data.flags.writeable or not self.valid.flags.writeable:
+            self.data, self.valid = self.data.copy(), self.valid.copy()
+
+
+class FirstSelection(PixelSelection):
+    """MT_FIRST: the top item with data wins; done once every pixel is filled."""
+
+    @property
+    def is_done(self) -> bool:
+        return self.valid is not None and bool(self.valid.all())
+
+    def combine(self, data, valid) -> None:
+        take = valid & ~self.valid
+        self._writable()
+        self.data[:, take] = data[:, take]
+        self.valid |= take
+
+
+class LastSelection(PixelSelection):
+    """MT_LAST: the bottom item with data wins."""
+
+    def combine(self, data, valid) -> None:
+        self._writable()
+        self.data[:, valid] = data[:, valid]
+        self.valid |= valid
+
+
+class ExtremeSelection(PixelSelection):
+    """MT_MIN / MT_MAX: the smallest / largest value among the items with data, band by band."""
+
+    def __init__(self, pick) -> None:
+        super().__init__()
+        self.pick = pick
+
+    def combine(self, data, valid) -> None:
+        self._writable()
+        both = valid & self.valid
+        only_new = valid & ~self.valid
+        self.data[:, both] = self.pick(self.data[:, both], data[:, both])
+        self.data[:, only_new] = data[:, only_new]
+        self.valid |= valid
+
+
+class AccumulatingSelection(PixelSelection):
+    """MT_MEAN / MT_SUM: accumulated in float64, returned in the items' pixel type (rounded half away from zero
+    and clipped to it, as every conversion to an integer type is, docs/decisions.md)."""
+
+    def __init__(self, mean: bool) -> None:
+        super().__init__()
+        self.mean = mean
+        self.total: np.ndarray | None = None
+        self.count: np.ndarray | None = None
+
+    def feed(self, data, valid) -> None:
+        if self.total is None:  # every item is accumulated, the first one too
+            self.total = np.zeros(data.shape, np.float64)
+            self.count = np.zeros(valid.shape, np.int32)
+            self.dtype = data.dtype
+        self.combine(data, valid)
+
+    def combine(self, data, valid) -> None:
+        self.total[:, valid] += data[:, valid]
+        self.count += valid
+
+    def result(self, bands, shape, dtype):
+        if self.total is None:
+            return super().result(bands, shape, dtype)
+        valid = self.count > 0
+        values = self.total / np.maximum(self.count, 1) if self.mean else self.total
+        return kernels.convert_pixel_type(values, valid, PIXEL_TYPES[self.dtype.name]), valid
+
+
+def pixel_selection(operation: MosaicOperation) -> PixelSelection:
+    """A fresh strategy for one request."""
+    if operation is MosaicOperation.FIRST:
+        return FirstSelection()
+    if operation is MosaicOperation.LAST:
+        return LastSelection()
+    if operation is MosaicOperation.MIN:
+        return ExtremeSelection(np.minimum)
+    if operation is MosaicOperation.MAX:
+        return ExtremeSelection(np.maximum)
+    if operation in (MosaicOperation.MEAN, MosaicOperation.SUM):
+        return AccumulatingSelection(mean=operation is MosaicOperation.MEAN)
+    raise unsupported(f"mosaicRule mosaicOperation {operation.value!r} is not supported yet.",
+                      parameter="mosaicRule")
