@@ -2,6 +2,8 @@
 composited through a pixel-selection strategy, and a function stage whose buffer makes tiles meet without seams."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -10,6 +12,7 @@ from rasterio.windows import Window
 
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.functions import parse_rule
 from imgsvc.mosaic import FirstSelection, MosaicOperation, pixel_selection
 from imgsvc.params import parse
 from imgsvc.read import compute_distributions, describe_raster
@@ -180,18 +183,27 @@ def test_rules_not_built_yet_are_refused_by_name(core, rule, fragment):
 # ---- the function stage --------------------------------------------------------------------------------------------
 
 FOCAL_MEAN = '{"rasterFunction":"Statistics","rasterFunctionArguments":{"Type":3,"KernelColumns":3,"KernelRows":3}}'
+# A 5x5 maximum of the 3x3 mean: buffers add up along the chain (1 + 2).
+NESTED = ('{"rasterFunction":"Statistics","rasterFunctionArguments":{"StatisticsType":2,"Columns":5,"Rows":5,'
+          f'"Raster":{FOCAL_MEAN}}}}}')
+
+
+def test_the_chain_buffer_is_the_sum_along_the_chain():
+    assert parse_rule(json.loads(FOCAL_MEAN)).buffer == 1 and parse_rule(json.loads(NESTED)).buffer == 3
+    assert parse_rule({"rasterFunction": "None"}).is_identity
+    assert not parse_rule({"rasterFunction": "None", "outputPixelType": "U8"}).is_identity
 
 
 @pytest.mark.parametrize("service", ["whole", "halves"])
-def test_a_buffered_function_gives_seamless_tiles(core, service):
-    """Two tiles side by side equal the export of both at once: the plan reads the chain's 1-pixel buffer."""
-    whole, whole_valid = export(core, service, bbox=native_bbox(200, 520), size="320,300",
-                                renderingRule=FOCAL_MEAN)
-    left, left_valid = export(core, service, bbox=native_bbox(200, 360), size="160,300", renderingRule=FOCAL_MEAN)
-    right, right_valid = export(core, service, bbox=native_bbox(360, 520), size="160,300", renderingRule=FOCAL_MEAN)
+@pytest.mark.parametrize("rule", [FOCAL_MEAN, NESTED], ids=["mean3x3", "max5x5-of-mean3x3"])
+def test_a_buffered_function_gives_seamless_tiles(core, service, rule):
+    """Two tiles side by side equal the export of both at once: the plan reads the chain's buffer."""
+    whole, whole_valid = export(core, service, bbox=native_bbox(200, 520), size="320,300", renderingRule=rule)
+    left, left_valid = export(core, service, bbox=native_bbox(200, 360), size="160,300", renderingRule=rule)
+    right, right_valid = export(core, service, bbox=native_bbox(360, 520), size="160,300", renderingRule=rule)
     np.testing.assert_array_equal(np.concatenate([left_valid, right_valid], axis=1), whole_valid)
     np.testing.assert_array_equal(np.concatenate([left, right], axis=2), whole)
-    assert whole.dtype == np.float32
+    assert whole.dtype == np.float32 and whole_valid.any()
 
 
 def test_the_focal_mean_is_the_mean_of_each_3x3_neighbourhood(core):

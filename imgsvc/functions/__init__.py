@@ -1,28 +1,27 @@
 """Raster functions: the ``renderingRule`` stage between render and finish (docs/protocol.md §6).
 
-A rule's JSON becomes a ``Chain``: its functions innermost first, each built from a registry of validated argument
-models.  The chain declares its buffer (the sum of its functions') and its output (band names, pixel type,
-statistics), applies to a block, and casts to a function's ``outputPixelType`` where the rule asks for one.
+A rule's JSON becomes a ``Chain``: a tree of function calls, each built from a registry of validated argument
+models, whose leaves are the rendered service image (``"$$"``, or a raster argument left out).  The chain declares
+its buffer (a call's own plus the largest of its inputs') and its output (band names, pixel type, statistics),
+applies to a block, and casts a call's output to its ``outputPixelType`` where the rule asks for one.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import Any, Union
 
 from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
-from imgsvc.functions.base import BandsInfo, RasterFunction, with_dtype
+from imgsvc.functions.base import BandsInfo, Pixels, RasterFunction, with_dtype
 from imgsvc.functions.focal import FocalStatistics
 
 __all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "RasterFunction", "parse_rule"]
 
-# Nested functions a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
+# Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
 # The service image as a function's raster input (docs/protocol.md §6.1).
-SERVICE_IMAGE = "$$"
+SERVICE_IMAGE_REFERENCE = "$$"
 # numpy dtype of each outputPixelType (U1/U2/U4 are carried as U8, as everywhere).
 DTYPE_OF_PIXEL_TYPE = {"U1": "uint8", "U2": "uint8", "U4": "uint8", "U8": "uint8", "S8": "int8", "U16": "uint16",
                        "S16": "int16", "U32": "uint32", "S32": "int32", "F32": "float32", "F64": "float64"}
@@ -33,70 +32,106 @@ class Identity(RasterFunction):
 
     NAME = "None"
 
-    def describe(self, source: BandsInfo) -> BandsInfo:
-        return source
+    def describe(self, inputs):
+        return inputs[0]
 
-    def apply(self, data, valid):
-        return data, valid
+    def apply(self, inputs):
+        return inputs[0]
 
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics)}
 
 
+class ServiceImage:
+    """The leaf of every chain: the service image rendered on the read grid."""
+
+    buffer = 0
+    bandwise = True
+
+    @staticmethod
+    def describe(source: BandsInfo) -> BandsInfo:
+        return source
+
+    @staticmethod
+    def apply(pixels: Pixels) -> Pixels:
+        return pixels
+
+
+SERVICE_IMAGE = ServiceImage()
+
+
 @dataclass(frozen=True)
-class Step:
+class Call:
+    """One function applied to its raster inputs (nested calls or the service image)."""
+
     function: RasterFunction
+    inputs: tuple[Union[Call, ServiceImage], ...]
     output_pixel_type: str | None  # None = the function's natural type
+
+    @property
+    def buffer(self) -> int:
+        return self.function.buffer + max(node.buffer for node in self.inputs)
+
+    @property
+    def bandwise(self) -> bool:
+        return self.function.bandwise and all(node.bandwise for node in self.inputs)
+
+    def describe(self, source: BandsInfo) -> BandsInfo:
+        info = self.function.describe([node.describe(source) for node in self.inputs])
+        if self.output_pixel_type is not None:
+            info = with_dtype(info, DTYPE_OF_PIXEL_TYPE[self.output_pixel_type])
+        return info
+
+    def apply(self, pixels: Pixels) -> Pixels:
+        data, valid = self.function.apply([node.apply(pixels) for node in self.inputs])
+        if self.output_pixel_type is not None:
+            data = kernels.convert_pixel_type(data, valid, self.output_pixel_type)
+        return data, valid
+
+    @property
+    def is_identity(self) -> bool:
+        return (isinstance(self.function, Identity) and self.output_pixel_type is None
+                and all(node is SERVICE_IMAGE or node.is_identity for node in self.inputs))
 
 
 @dataclass(frozen=True)
 class Chain:
-    """The functions of a rule, innermost (applied first) first."""
+    """A parsed rendering rule: its outermost call, or None for no processing."""
 
-    steps: tuple[Step, ...]
+    root: Call | None
 
     @property
     def buffer(self) -> int:
-        return sum(step.function.buffer for step in self.steps)
+        """Pixels of margin the whole chain reads around each output pixel."""
+        return self.root.buffer if self.root else 0
 
     @property
     def bandwise(self) -> bool:
-        return all(step.function.bandwise for step in self.steps)
+        return self.root.bandwise if self.root else True
 
     @property
     def is_identity(self) -> bool:
-        return all(isinstance(step.function, Identity) and step.output_pixel_type is None for step in self.steps)
+        """True when the rule changes no pixel (no rule, or the None template without outputPixelType)."""
+        return self.root is None or self.root.is_identity
 
     def describe(self, source: BandsInfo) -> BandsInfo:
-        info = source
-        for step in self.steps:
-            info = step.function.describe(info)
-            if step.output_pixel_type is not None:
-                info = with_dtype(info, DTYPE_OF_PIXEL_TYPE[step.output_pixel_type])
-        return info
+        return self.root.describe(source) if self.root else source
 
-    def apply(self, data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        for step in self.steps:
-            data, valid = step.function.apply(data, valid)
-            if step.output_pixel_type is not None:
-                data = kernels.convert_pixel_type(data, valid, step.output_pixel_type)
-        return data, valid
+    def apply(self, data, valid) -> Pixels:
+        return self.root.apply((data, valid)) if self.root else (data, valid)
 
 
-IDENTITY = Chain(steps=())
+IDENTITY = Chain(root=None)
 
 
 def parse_rule(rule: Mapping[str, Any] | None) -> Chain:
     """The chain of a ``renderingRule`` object (None or ``{}`` = no processing)."""
     if not rule:
         return IDENTITY
-    steps: list[Step] = []
-    _parse(rule, steps, depth=1)
-    return Chain(steps=tuple(reversed(steps)))
+    return Chain(root=_call(rule, depth=1))
 
 
-def _parse(rule: Any, steps: list[Step], depth: int) -> None:
-    """Append ``rule``'s function, then its raster input's (outermost first)."""
+def _call(rule: Any, depth: int) -> Call:
     if depth > MAX_CHAIN_DEPTH:
         raise invalid(f"renderingRule nests more than {MAX_CHAIN_DEPTH} functions.", parameter="renderingRule")
     if not isinstance(rule, Mapping):
@@ -115,33 +150,40 @@ def _parse(rule: Any, steps: list[Step], depth: int) -> None:
     if not isinstance(arguments, Mapping):
         raise invalid(f"renderingRule {cls.NAME} rasterFunctionArguments must be an object.",
                       parameter="renderingRule")
-    variable = fields.get("variablename") or "Raster"
-    if not isinstance(variable, str):
-        raise invalid("renderingRule variableName must be a string.", parameter="renderingRule")
-    named, raster = _arguments(cls, arguments, variable)
-    steps.append(Step(function=cls(named), output_pixel_type=_pixel_type(fields.get("outputpixeltype"))))
-    if isinstance(raster, Mapping):
-        _parse(raster, steps, depth + 1)
-    elif raster not in (None, SERVICE_IMAGE):
-        raise unsupported(f"renderingRule {cls.NAME}: raster input {raster!r} is not supported yet (only the "
-                          "service image, \"$$\", or a nested function).", parameter="renderingRule")
+    if not isinstance(fields.get("variablename", ""), str):
+        raise invalid("renderingRule variableName must be an argument name.", parameter="renderingRule")
+    named, rasters = _arguments(cls, arguments)
+    inputs = tuple(_raster_input(cls, rasters.get(canonical), depth) for canonical in cls.RASTER_INPUTS)
+    return Call(function=cls(named), inputs=inputs, output_pixel_type=_pixel_type(fields.get("outputpixeltype")))
 
 
-def _arguments(cls: type[RasterFunction], arguments: Mapping[str, Any], variable: str):
-    """(the function's arguments by canonical name, its raster input); names matched case-insensitively."""
-    spellings = {alias.lower(): canonical for canonical, aliases in cls.ARGUMENTS.items() for alias in aliases}
-    raster_names = {variable.lower(), "raster", "dem"}
+def _arguments(cls: type[RasterFunction], arguments: Mapping[str, Any]):
+    """(the function's arguments, its raster inputs), each by canonical name; names matched case-insensitively.
+
+    A raster input left out is the service image, whatever ``variableName`` calls it (clients send Hillshade with
+    ``variableName`` "DEM" or "Raster" alike, docs/protocol.md §6.1)."""
+    spellings = {alias.lower(): name for name, aliases in cls.ARGUMENTS.items() for alias in aliases}
+    raster_spellings = {alias.lower(): name for name, aliases in cls.RASTER_INPUTS.items() for alias in aliases}
     named: dict[str, Any] = {}
-    raster = None
+    rasters: dict[str, Any] = {}
     for key, value in arguments.items():
         lowered = key.lower()
-        if lowered in raster_names:
-            raster = value
+        if lowered in raster_spellings:
+            rasters[raster_spellings[lowered]] = value
         elif lowered in spellings:
             named[spellings[lowered]] = value
         else:
             raise invalid(f"renderingRule {cls.NAME} has no argument {key!r}.", parameter="renderingRule")
-    return named, raster
+    return named, rasters
+
+
+def _raster_input(cls: type[RasterFunction], value: Any, depth: int) -> Call | ServiceImage:
+    if value is None or value == SERVICE_IMAGE_REFERENCE:
+        return SERVICE_IMAGE
+    if isinstance(value, Mapping):
+        return _call(value, depth + 1)
+    raise unsupported(f"renderingRule {cls.NAME}: raster input {value!r} is not supported yet (the service "
+                      "image, \"$$\", or a nested function).", parameter="renderingRule")
 
 
 def _pixel_type(value: Any) -> str | None:

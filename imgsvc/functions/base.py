@@ -7,6 +7,7 @@ statistics); the plan widens the read grid by the whole chain's buffer and the f
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -30,16 +31,21 @@ class BandsInfo:
         return len(self.names)
 
 
+Pixels = tuple[np.ndarray, np.ndarray]  # (data (bands, rows, cols), valid (rows, cols) bool)
+
+
 class RasterFunction(abc.ABC):
     """One function of a rendering rule, its arguments validated when it is built (from the rule's JSON).
 
-    ``ARGUMENTS`` maps each argument's canonical name to its accepted spellings (matched case-insensitively,
-    docs/protocol.md §6.1).  ``bandwise`` functions treat each band alone, so a band selection may be made before
-    them (reading fewer bands) without changing the result.
+    ``ARGUMENTS`` maps each argument's canonical name to its accepted spellings and ``RASTER_INPUTS`` does the same
+    for the arguments that take rasters, in the order ``describe`` and ``apply`` receive them (names matched
+    case-insensitively, docs/protocol.md §6.1).  ``bandwise`` functions treat each band alone, so a band selection
+    may be made before them (reading fewer bands) without changing the result.
     """
 
     NAME: ClassVar[str]
     ARGUMENTS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    RASTER_INPUTS: ClassVar[dict[str, tuple[str, ...]]] = {"Raster": ("Raster", "DEM")}
     bandwise: ClassVar[bool] = True
 
     def __init__(self, arguments: dict[str, Any]) -> None:
@@ -51,12 +57,12 @@ class RasterFunction(abc.ABC):
         return 0
 
     @abc.abstractmethod
-    def describe(self, source: BandsInfo) -> BandsInfo:
-        """The output of the function on an input described by ``source``."""
+    def describe(self, inputs: Sequence[BandsInfo]) -> BandsInfo:
+        """The function's output for raster inputs described by ``inputs`` (one per RASTER_INPUTS entry)."""
 
     @abc.abstractmethod
-    def apply(self, data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The function's pixels: ``data`` (bands, rows, cols) and ``valid`` (rows, cols) in, the same out."""
+    def apply(self, inputs: Sequence[Pixels]) -> Pixels:
+        """The function's pixels from its raster inputs' (one per RASTER_INPUTS entry, on one grid)."""
 
     # ---- argument helpers for the subclasses ----
 

@@ -45,14 +45,16 @@ class FocalStatistics(RasterFunction):
     def buffer(self) -> int:
         return max(self.rows, self.columns) // 2
 
-    def describe(self, source: BandsInfo) -> BandsInfo:
+    def describe(self, inputs):
+        (source,) = inputs
         if self.statistic in (MIN, MAX):
             return source
         if self.statistic == STANDARD_DEVIATION:  # its range is not known from the source's statistics
             return BandsInfo(source.names, "float32", None)
         return with_dtype(source, "float32")  # a mean or median stays within the source's range
 
-    def apply(self, data, valid):
+    def apply(self, inputs):
+        ((data, valid),) = inputs
         weights = valid.astype(np.float64)[None]
         count = box_sums(weights, self.rows, self.columns)[0]
         out_valid = count > 0
