@@ -4,12 +4,12 @@ One module per format family: ``picture`` (jpgpng png png8 png24 png32 jpg bmp g
 every PNG via our own writer ``png``),
 ``geotiff`` (tiff, via rasterio), ``raw`` (bip bsq), ``lercblob`` (lerc 1 and 2), ``kmz``.  Everything here is
 in-memory and thread-safe; the heavy work (Pillow, numpy, ISA-L, GDAL, lerc, our LERC1 kernel) runs without the
-GIL.
+GIL.  ``FORMATS`` is the one list of formats: the doors, the pages and the gateway's stored files read it.
 
-Media types (REFERENCE open question 4): image/png, image/jpeg, image/tiff, image/gif, image/bmp as documented;
-``application/octet-stream`` for lerc, bip and bsq, which have no registered type and which clients sniff or
-decode by the format they asked for.  ``Encoded.extension`` follows the encoding actually used, so a jpgpng result
-with transparency is ``png`` and without is ``jpg``.
+Media types (REFERENCE open question 4), declared by each module as the ``FileType`` it writes: image/png,
+image/jpeg, image/tiff, image/gif, image/bmp as documented; ``application/octet-stream`` for lerc, bip and bsq, which
+have no registered type and which clients sniff or decode by the format they asked for.  ``Encoded.extension``
+follows the encoding actually used, so a jpgpng result with transparency is ``png`` and without is ``jpg``.
 """
 from __future__ import annotations
 
@@ -19,27 +19,44 @@ from typing import Callable
 
 from imgsvc.block import ImageBlock
 from imgsvc.encode import geotiff, kmz, lercblob, picture, raw
-from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions
+from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions, FileType
 from imgsvc.errors import invalid, unsupported
 
-__all__ = ["DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "encode", "encode_kmz", "validate_options"]
+__all__ = ["DEFAULT_FORMAT", "DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "MEDIA_TYPES",
+           "OutputFormat", "encode", "encode_kmz", "validate_options"]
 
 Encoder = Callable[[ImageBlock, EncodeOptions], Encoded]
 
-FORMATS: dict[str, Encoder] = {
-    "jpgpng": picture.encode_jpgpng,
-    "png": picture.encode_png,
-    "png8": picture.encode_png8,
-    "png24": picture.encode_png24,
-    "png32": picture.encode_png32,
-    "jpg": picture.encode_jpg,
-    "bmp": picture.encode_bmp,
-    "gif": picture.encode_gif,
-    "tiff": geotiff.encode_tiff,
-    "bip": raw.encode_bip,
-    "bsq": raw.encode_bsq,
-    "lerc": lercblob.encode_lerc,
-}
+
+@dataclasses.dataclass(frozen=True)
+class OutputFormat:
+    """One exportImage ``format``.  A new format is an encoder module and one line in ``FORMATS`` (and its value in
+    the contract's ``Format`` enum, which a test checks)."""
+
+    name: str  # the ArcGIS spelling
+    encoder: Encoder
+    files: tuple[FileType, ...]  # what its results are (jpgpng gives a JPEG or a PNG)
+    aliases: tuple[str, ...] = ()  # other spellings clients send
+
+
+FORMATS: dict[str, OutputFormat] = {f.name: f for f in (
+    OutputFormat("jpgpng", picture.encode_jpgpng, (picture.JPEG, picture.PNG)),
+    OutputFormat("png", picture.encode_png, (picture.PNG,)),
+    OutputFormat("png8", picture.encode_png8, (picture.PNG,)),
+    OutputFormat("png24", picture.encode_png24, (picture.PNG,)),
+    OutputFormat("png32", picture.encode_png32, (picture.PNG,)),
+    OutputFormat("jpg", picture.encode_jpg, (picture.JPEG,), aliases=("jpeg",)),
+    OutputFormat("bmp", picture.encode_bmp, (picture.BMP,)),
+    OutputFormat("gif", picture.encode_gif, (picture.GIF,)),
+    OutputFormat("tiff", geotiff.encode_tiff, (geotiff.TIFF,), aliases=("tif",)),
+    OutputFormat("bip", raw.encode_bip, (raw.BIP,)),
+    OutputFormat("bsq", raw.encode_bsq, (raw.BSQ,)),
+    OutputFormat("lerc", lercblob.encode_lerc, (lercblob.LERC,)),
+)}
+DEFAULT_FORMAT = "jpgpng"  # ArcGIS's
+# extension -> media type of every file written here, f=kmz's too (the gateway serves stored results with it).
+MEDIA_TYPES = {file.extension: file.media_type for f in FORMATS.values() for file in f.files}
+MEDIA_TYPES[kmz.KMZ.extension] = kmz.KMZ.media_type
 
 TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
 # QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (REFERENCE §1.1).
@@ -72,7 +89,7 @@ def encode(block: ImageBlock, options: EncodeOptions) -> Encoded:
     """Encode ``block`` as ``options.format``; raises ImgsvcError for options or pixel types it cannot honour."""
     validate_options(options)
     check_block(block, options.format)
-    return FORMATS[options.format](native(block), options)
+    return FORMATS[options.format].encoder(native(block), options)
 
 
 def native(block: ImageBlock) -> ImageBlock:

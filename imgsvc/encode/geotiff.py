@@ -19,9 +19,10 @@ from rasterio.io import MemoryFile
 
 from imgsvc.block import ImageBlock, holds
 from imgsvc.encode.nodata import filled
-from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.encode.types import Encoded, EncodeOptions, FileType
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
 
+TIFF = FileType("image/tiff", "tif")
 GDAL_COMPRESSION = {None: None, "None": None, "LZ77": "DEFLATE", "JPEG": "JPEG"}
 
 
@@ -68,7 +69,7 @@ def encode_tiff(block: ImageBlock, options: EncodeOptions) -> Encoded:
                 dataset.write(data)
                 if masked and nodata is None:
                     dataset.write_mask(block.valid.view(np.uint8) * np.uint8(255))
-            return Encoded(bytes(memfile.getbuffer()), "image/tiff", "tif")
+            return TIFF.encoded(bytes(memfile.getbuffer()))
     except RasterioError as exc:
         # The block was valid and the options were checked, so this is ours, not the caller's.
         raise ImgsvcError(ErrorKind.INTERNAL, f"Writing format=tiff for pixel type {dtype.name} with "

@@ -14,10 +14,10 @@ from xml.sax.saxutils import escape
 
 from imgsvc.block import ImageBlock
 from imgsvc.encode.picture import encode_jpgpng
-from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.encode.types import Encoded, EncodeOptions, FileType
 from imgsvc.errors import ErrorKind, ImgsvcError
 
-CONTENT_TYPE = "application/vnd.google-earth.kmz"
+KMZ = FileType("application/vnd.google-earth.kmz", "kmz")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 KML_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
@@ -49,4 +49,4 @@ def encode_kmz(block: ImageBlock, options: EncodeOptions, name: str = "exportIma
         archive.writestr(zipfile.ZipInfo("doc.kml", ZIP_EPOCH), kml.encode("utf-8"), zipfile.ZIP_DEFLATED)
         # The picture is already compressed; deflating it again costs time for nothing.
         archive.writestr(zipfile.ZipInfo(href, ZIP_EPOCH), picture.data, zipfile.ZIP_STORED)
-    return Encoded(out.getvalue(), CONTENT_TYPE, "kmz")
+    return KMZ.encoded(out.getvalue())

@@ -27,10 +27,10 @@ import numpy as np
 
 from imgsvc._kernels import lerc1 as _lerc1
 from imgsvc.block import ImageBlock
-from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.encode.types import OCTET_STREAM, Encoded, EncodeOptions, FileType
 from imgsvc.errors import ErrorKind, ImgsvcError, unsupported
 
-CONTENT_TYPE = "application/octet-stream"
+LERC = FileType(OCTET_STREAM, "lerc")
 LERC2_CODEC_VERSION = 3
 LERC_ERRORS = {1: "failed", 2: "wrong parameter", 3: "buffer too small", 4: "NaN in data", 5: "has noData"}
 BUFFER_TOO_SMALL = 3
@@ -120,4 +120,4 @@ def encode_lerc1(block: ImageBlock, options: EncodeOptions) -> bytes:
 
 def encode_lerc(block: ImageBlock, options: EncodeOptions) -> Encoded:
     encoder = encode_lerc1 if options.lerc_version == 1 else encode_lerc2
-    return Encoded(encoder(block, options), CONTENT_TYPE, "lerc")
+    return LERC.encoded(encoder(block, options))

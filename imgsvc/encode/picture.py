@@ -30,8 +30,12 @@ from PIL import Image
 from imgsvc.block import ImageBlock
 from imgsvc.encode import png
 from imgsvc.encode.stretch import to_8bit
-from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.encode.types import Encoded, EncodeOptions, FileType
 
+JPEG = FileType("image/jpeg", "jpg")
+PNG = FileType("image/png", "png")
+GIF = FileType("image/gif", "gif")
+BMP = FileType("image/bmp", "bmp")
 PALETTE_COLOURS = 255  # one of the 256 palette entries is kept for the transparent index
 
 
@@ -72,24 +76,23 @@ def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
 def encode_jpgpng(block: ImageBlock, options: EncodeOptions) -> Encoded:
     if masked_pixels(block):
         return encode_png(block, options)
-    return Encoded(jpeg_bytes(picture_pixels(block), options.quality), "image/jpeg", "jpg")
+    return JPEG.encoded(jpeg_bytes(picture_pixels(block), options.quality))
 
 
 def encode_jpg(block: ImageBlock, options: EncodeOptions) -> Encoded:
-    return Encoded(jpeg_bytes(picture_pixels(block), options.quality), "image/jpeg", "jpg")
+    return JPEG.encoded(jpeg_bytes(picture_pixels(block), options.quality))
 
 
 def encode_png(block: ImageBlock, options: EncodeOptions) -> Encoded:
     pixels = picture_pixels(block, alpha=masked_pixels(block))
-    return Encoded(png.write(pixels, level=options.png_level), "image/png", "png")
+    return PNG.encoded(png.write(pixels, level=options.png_level))
 
 
 def encode_png32(block: ImageBlock, options: EncodeOptions) -> Encoded:
     if block.band_count < 3:  # gray into R, G and B: png.py filters and compresses it as such
-        data = png.write_gray_as_rgb(picture_pixels(block), alpha_plane(block), level=options.png_level)
-        return Encoded(data, "image/png", "png")
+        return PNG.encoded(png.write_gray_as_rgb(picture_pixels(block), alpha_plane(block), level=options.png_level))
     rgba = picture_pixels(block, rgb=True, alpha=True)
-    return Encoded(png.write(rgba, level=options.png_level), "image/png", "png")
+    return PNG.encoded(png.write(rgba, level=options.png_level))
 
 
 def unused_colour(rgb: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
@@ -109,15 +112,14 @@ def unused_colour(rgb: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
 
 def encode_png24(block: ImageBlock, options: EncodeOptions) -> Encoded:
     if block.band_count < 3 and not masked_pixels(block):
-        return Encoded(png.write_gray_as_rgb(picture_pixels(block), None, level=options.png_level), "image/png",
-                       "png")
+        return PNG.encoded(png.write_gray_as_rgb(picture_pixels(block), None, level=options.png_level))
     rgb = picture_pixels(block, rgb=True)
     transparent = None
     if masked_pixels(block):
         transparent = unused_colour(rgb, block.valid)
         rgb = rgb.copy()
         rgb[~block.valid] = transparent
-    return Encoded(png.write(rgb, level=options.png_level, transparent_colour=transparent), "image/png", "png")
+    return PNG.encoded(png.write(rgb, level=options.png_level, transparent_colour=transparent))
 
 
 def palette_image(block: ImageBlock) -> tuple[np.ndarray, np.ndarray, int | None]:
@@ -168,7 +170,7 @@ def palette_image(block: ImageBlock) -> tuple[np.ndarray, np.ndarray, int | None
 
 def encode_png8(block: ImageBlock, options: EncodeOptions) -> Encoded:
     indices, palette, transparent = palette_image(block)
-    return Encoded(png.write_palette(indices, palette, transparent, level=options.png_level), "image/png", "png")
+    return PNG.encoded(png.write_palette(indices, palette, transparent, level=options.png_level))
 
 
 def encode_gif(block: ImageBlock, options: EncodeOptions) -> Encoded:
@@ -180,10 +182,10 @@ def encode_gif(block: ImageBlock, options: EncodeOptions) -> Encoded:
         image.save(out, "GIF", optimize=False)
     else:
         image.save(out, "GIF", optimize=False, transparency=transparent)
-    return Encoded(out.getvalue(), "image/gif", "gif")
+    return GIF.encoded(out.getvalue())
 
 
 def encode_bmp(block: ImageBlock, options: EncodeOptions) -> Encoded:
     out = io.BytesIO()
     Image.fromarray(picture_pixels(block)).save(out, "BMP")
-    return Encoded(out.getvalue(), "image/bmp", "bmp")
+    return BMP.encoded(out.getvalue())

@@ -13,9 +13,10 @@ import numpy as np
 
 from imgsvc.block import ImageBlock
 from imgsvc.encode.nodata import filled
-from imgsvc.encode.types import Encoded, EncodeOptions
+from imgsvc.encode.types import OCTET_STREAM, Encoded, EncodeOptions, FileType
 
-CONTENT_TYPE = "application/octet-stream"
+BIP = FileType(OCTET_STREAM, "bip")
+BSQ = FileType(OCTET_STREAM, "bsq")
 
 
 def validity_bits(valid: np.ndarray) -> bytes:
@@ -28,9 +29,9 @@ def little_endian(data: np.ndarray) -> np.ndarray:
 
 def encode_bsq(block: ImageBlock, options: EncodeOptions) -> Encoded:
     pixels = little_endian(filled(block))
-    return Encoded(pixels.tobytes(order="C") + validity_bits(block.valid), CONTENT_TYPE, "bsq")
+    return BSQ.encoded(pixels.tobytes(order="C") + validity_bits(block.valid))
 
 
 def encode_bip(block: ImageBlock, options: EncodeOptions) -> Encoded:
     pixels = little_endian(np.moveaxis(filled(block), 0, -1))
-    return Encoded(pixels.tobytes(order="C") + validity_bits(block.valid), CONTENT_TYPE, "bip")
+    return BIP.encoded(pixels.tobytes(order="C") + validity_bits(block.valid))

@@ -27,3 +27,19 @@ class Encoded:
     data: bytes
     content_type: str
     extension: str
+
+
+# lerc, bip and bsq have no registered media type; clients decode them by the format they asked for.
+OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class FileType:
+    """What an encoder writes: its media type and the extension a file of it gets.  Each encoder module declares
+    the ones it writes; the format registry (``imgsvc.encode.FORMATS``) lists them per format."""
+
+    media_type: str
+    extension: str
+
+    def encoded(self, data: bytes) -> Encoded:
+        return Encoded(data, self.media_type, self.extension)

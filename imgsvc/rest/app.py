@@ -30,6 +30,8 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from imgsvc.encode import MEDIA_TYPES
+from imgsvc.encode.types import OCTET_STREAM
 from imgsvc.errors import ARCGIS_MESSAGES, ErrorKind, ImgsvcError, invalid, not_found, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
@@ -248,10 +250,7 @@ class Gateway:
         if path is None:
             raise ImgsvcError(ErrorKind.NOT_FOUND, "The output file does not exist or has expired.",
                               message="Not found.")
-        media = {"png": "image/png", "jpg": "image/jpeg", "tif": "image/tiff", "gif": "image/gif",
-                 "bmp": "image/bmp", "kmz": "application/vnd.google-earth.kmz"}.get(path.suffix[1:],
-                                                                                    "application/octet-stream")
-        return FileResponse(path, media_type=media)
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix[1:], OCTET_STREAM))
 
     @guarded
     async def not_found(self, request: Request) -> Response:

@@ -8,6 +8,8 @@ import html
 import json
 from urllib.parse import urlencode
 
+from imgsvc.encode import DEFAULT_FORMAT, FORMATS
+
 # (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1.
 EXPORT_PARAMETERS = (
     ("bbox", None, "xmin,ymin,xmax,ymax or an envelope JSON"),
@@ -15,7 +17,7 @@ EXPORT_PARAMETERS = (
     ("size", None, "width,height"),
     ("imageSR", None, "wkid or spatial reference JSON; empty = the service's"),
     ("time", None, "t or t1,t2 in epoch milliseconds"),
-    ("format", ("jpgpng", "png", "png8", "png24", "png32", "jpg", "bmp", "gif", "tiff", "bip", "bsq", "lerc"), ""),
+    ("format", tuple(FORMATS), ""),
     ("pixelType", ("", "UNKNOWN", "U1", "U2", "U4", "U8", "S8", "U16", "S16", "U32", "S32", "F32", "F64"), ""),
     ("noData", None, "one value, or one per band"),
     ("noDataInterpretation", ("", "esriNoDataMatchAny", "esriNoDataMatchAll"), ""),
@@ -156,7 +158,7 @@ def export_form(root: dict, url: str, params, result: dict | None, error: dict |
     """The form with every parameter, prefilled with the service's extent and defaults; then the result."""
     initial = root["initialExtent"]
     defaults = {"bbox": _extent_text(initial).replace(" ", ""), "bboxSR": json.dumps(initial["spatialReference"]),
-                "size": "400,400", "format": "jpgpng"}
+                "size": "400,400", "format": DEFAULT_FORMAT}
     body = _error_box(error) + _form(EXPORT_PARAMETERS, params, defaults, f"{url}/exportImage",
                                      ("html", "image", "json", "pjson", "kmz"), "Export Image")
     if result is not None:
