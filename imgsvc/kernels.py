@@ -32,7 +32,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from imgsvc import sr
+from imgsvc import pixel_types, sr
 from imgsvc._kernels import pixeltype as _pixeltype
 from imgsvc._kernels import warp as _warp
 from imgsvc.errors import invalid, unsupported
@@ -61,9 +61,7 @@ _PREDICTED_GAIN = 3.5
 # up to 6 % under the largest error in the edge intervals (one-sided stencils), whence a little less.
 _PREDICTED_CUBIC_GAIN = 12.0
 
-_SUPPORTED_DTYPES = {np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")}
-
-PIXEL_TYPES = ("U1", "U2", "U4", "U8", "S8", "U16", "S16", "U32", "S32", "F32", "F64", "UNKNOWN")
+_SUPPORTED_DTYPES = {np.dtype(dtype) for dtype in pixel_types.NAME_OF_DTYPE}
 
 # GDAL's general resampler is used when either axis is downsampled beyond this (GDALWarpKernel::PerformWarp).
 _FOUR_SAMPLE_MIN_SCALE = 0.95
@@ -120,11 +118,7 @@ def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> 
     never mark one valid).  U1/U2/U4 clip to 0..1 / 0..3 / 0..15 and are stored as uint8.  Invalid pixels come out
     as 0.  ``UNKNOWN`` returns ``data`` unchanged.
     """
-    if pixel_type in ("C64", "C128"):
-        raise unsupported(f"pixelType {pixel_type} (complex) is not supported.")
-    if pixel_type not in PIXEL_TYPES:
-        raise invalid(f"Unknown pixelType {pixel_type!r}.")
-    if pixel_type == "UNKNOWN":
+    if pixel_types.pixel_type(pixel_type).name == pixel_types.UNKNOWN:
         return data
     data = _check_source(data, name="data")
     valid = np.asarray(valid)
@@ -137,14 +131,19 @@ def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> 
     return out
 
 
-_PIXEL_TYPE_TARGETS = {
-    "U1": (np.uint8, 0.0, 1.0), "U2": (np.uint8, 0.0, 3.0), "U4": (np.uint8, 0.0, 15.0),
-    "U8": (np.uint8, 0.0, 255.0), "S8": (np.int8, -128.0, 127.0),
-    "U16": (np.uint16, 0.0, 65535.0), "S16": (np.int16, -32768.0, 32767.0),
-    "U32": (np.uint32, 0.0, 4294967295.0), "S32": (np.int32, -2147483648.0, 2147483647.0),
-    "F32": (np.float32, -float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)),
-    "F64": (np.float64, -math.inf, math.inf),
-}
+def _target(pixel: pixel_types.PixelType) -> tuple[np.dtype, float, float]:
+    """(dtype, low, high): what a pixel type is stored in and the range its values are clipped to."""
+    dtype = np.dtype(pixel.dtype)
+    if pixel.bits is not None:
+        return dtype, 0.0, float(2 ** pixel.bits - 1)
+    if dtype.kind in "iu":
+        return dtype, float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
+    if dtype == np.float64:
+        return dtype, -math.inf, math.inf  # holds every value computed here, infinities too: nothing to clip
+    return dtype, -float(np.finfo(dtype).max), float(np.finfo(dtype).max)
+
+
+_PIXEL_TYPE_TARGETS = {p.name: _target(p) for p in pixel_types.PIXEL_TYPES if p.dtype and not p.complex}
 
 # A 1x1 stand-in handed to the kernels when the source has no mask (they take a typed buffer either way).
 _NO_MASK = np.ones((1, 1), dtype=np.uint8)
@@ -157,7 +156,8 @@ def _check_source(source: np.ndarray, name: str = "source") -> np.ndarray:
     if source.dtype.kind == "c":
         raise unsupported(f"Complex pixel types (C64, C128) are not supported; {name} is {source.dtype}.")
     if source.dtype not in _SUPPORTED_DTYPES:
-        raise unsupported(f"Pixel type {source.dtype} is not supported; expected one of U8 S8 U16 S16 U32 S32 F32 F64.")
+        raise unsupported(f"Pixel type {source.dtype} is not supported; expected one of "
+                          f"{' '.join(pixel_types.NAME_OF_DTYPE.values())}.")
     return np.ascontiguousarray(source.astype(source.dtype.newbyteorder("="), copy=False))
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from imgsvc import kernels
 from imgsvc.catalog import RasterItem
-from imgsvc.encode import PIXEL_TYPES
 from imgsvc.errors import unsupported
+from imgsvc.pixel_types import NAME_OF_DTYPE
 
 
 class MosaicMethod(enum.Enum):
@@ -221,7 +221,7 @@ class AccumulatingSelection(PixelSelection):
             return super().result(bands, shape, dtype)
         valid = self.count > 0
         values = self.total / np.maximum(self.count, 1) if self.mean else self.total
-        return kernels.convert_pixel_type(values, valid, PIXEL_TYPES[self.dtype.name]), valid
+        return kernels.convert_pixel_type(values, valid, NAME_OF_DTYPE[self.dtype.name]), valid
 
 
 def pixel_selection(operation: MosaicOperation) -> PixelSelection:

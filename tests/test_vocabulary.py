@@ -1,10 +1,13 @@
 """Each vocabulary is declared once, in the stage that owns it, and the rest derives from it: each format writes what
-it declares."""
+it declares, each pixel type converts to its dtype."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from imgsvc import kernels, pixel_types
 from imgsvc.encode import FORMATS, MEDIA_TYPES, EncodeOptions, encode
+from imgsvc.errors import ErrorKind, ImgsvcError
 from tests.test_encode import hole_mask, make_block
 
 
@@ -14,3 +17,18 @@ def test_each_format_writes_only_the_file_types_it_declares(fmt):
         encode(make_block(3, valid=valid), EncodeOptions(fmt.name)) for valid in (None, hole_mask()))}
     assert written <= {(file.media_type, file.extension) for file in fmt.files}
     assert all(MEDIA_TYPES[extension] == media_type for media_type, extension in written)
+
+
+@pytest.mark.parametrize("pixel", [t for t in pixel_types.PIXEL_TYPES if not t.complex], ids=lambda t: t.name)
+def test_every_pixel_type_converts_to_its_dtype(pixel):
+    data = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+    out = kernels.convert_pixel_type(data, np.ones((3, 4), bool), pixel.name)
+    assert out.dtype == (np.dtype(pixel.dtype) if pixel.dtype else data.dtype)
+
+
+@pytest.mark.parametrize("name, kind", [("C64", ErrorKind.UNIMPLEMENTED), ("C128", ErrorKind.UNIMPLEMENTED),
+                                        ("F16", ErrorKind.INVALID_ARGUMENT)])
+def test_complex_and_unknown_pixel_types_are_refused_by_name(name, kind):
+    with pytest.raises(ImgsvcError) as info:
+        pixel_types.pixel_type(name)
+    assert info.value.kind is kind and name in info.value.text

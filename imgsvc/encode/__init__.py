@@ -21,6 +21,7 @@ from imgsvc.block import ImageBlock
 from imgsvc.encode import geotiff, kmz, lercblob, picture, raw
 from imgsvc.encode.types import DEFAULT_PNG_LEVEL, Encoded, EncodeOptions, FileType
 from imgsvc.errors import invalid, unsupported
+from imgsvc.pixel_types import NAME_OF_DTYPE
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_PNG_LEVEL", "EncodeOptions", "Encoded", "FORMATS", "MEDIA_TYPES",
            "OutputFormat", "encode", "encode_kmz", "validate_options"]
@@ -62,8 +63,6 @@ TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
 # QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (REFERENCE §1.1).
 IGNORED_COMPRESSIONS = ("LERC",)
 LERC_VERSIONS = (1, 2)
-PIXEL_TYPES = {"uint8": "U8", "int8": "S8", "uint16": "U16", "int16": "S16", "uint32": "U32", "int32": "S32",
-               "float32": "F32", "float64": "F64"}
 
 
 def validate_options(options: EncodeOptions) -> None:
@@ -102,9 +101,9 @@ def native(block: ImageBlock) -> ImageBlock:
 def check_block(block: ImageBlock, what: str) -> None:
     """Refuse, naming the combination, pixel types no ArcGIS format carries (C64/C128, 64-bit integers, bool)
     and images without pixels."""
-    if block.data.dtype.name not in PIXEL_TYPES:
+    if block.data.dtype.name not in NAME_OF_DTYPE:
         raise unsupported(f"format={what} cannot carry {block.data.dtype} pixels; pixelType must be one of "
-                          f"{' '.join(PIXEL_TYPES.values())}.")
+                          f"{' '.join(NAME_OF_DTYPE.values())}.")
     if block.shape[0] == 0 or block.shape[1] == 0 or block.band_count == 0:
         raise invalid(f"format={what} needs at least one band of 1 x 1 pixels, not "
                       f"{block.band_count} x {block.shape[1]} x {block.shape[0]}.")

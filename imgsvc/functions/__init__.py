@@ -15,6 +15,7 @@ from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
 from imgsvc.functions.base import BandsInfo, Pixels, RasterFunction, with_dtype
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.pixel_types import PIXEL_TYPES
 
 __all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "RasterFunction", "parse_rule"]
 
@@ -23,8 +24,7 @@ MAX_CHAIN_DEPTH = 16
 # The service image as a function's raster input (docs/protocol.md §6.1).
 SERVICE_IMAGE_REFERENCE = "$$"
 # numpy dtype of each outputPixelType (U1/U2/U4 are carried as U8, as everywhere).
-DTYPE_OF_PIXEL_TYPE = {"U1": "uint8", "U2": "uint8", "U4": "uint8", "U8": "uint8", "S8": "int8", "U16": "uint16",
-                       "S16": "int16", "U32": "uint32", "S32": "int32", "F32": "float32", "F64": "float64"}
+DTYPE_OF_PIXEL_TYPE = {t.name: t.dtype for t in PIXEL_TYPES if t.dtype and not t.complex}
 
 
 class Identity(RasterFunction):

@@ -9,6 +9,7 @@ import json
 from urllib.parse import urlencode
 
 from imgsvc.encode import DEFAULT_FORMAT, FORMATS
+from imgsvc.pixel_types import PIXEL_TYPES
 
 # (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1.
 EXPORT_PARAMETERS = (
@@ -18,7 +19,7 @@ EXPORT_PARAMETERS = (
     ("imageSR", None, "wkid or spatial reference JSON; empty = the service's"),
     ("time", None, "t or t1,t2 in epoch milliseconds"),
     ("format", tuple(FORMATS), ""),
-    ("pixelType", ("", "UNKNOWN", "U1", "U2", "U4", "U8", "S8", "U16", "S16", "U32", "S32", "F32", "F64"), ""),
+    ("pixelType", ("", *(t.name for t in PIXEL_TYPES if not t.complex)), ""),
     ("noData", None, "one value, or one per band"),
     ("noDataInterpretation", ("", "esriNoDataMatchAny", "esriNoDataMatchAll"), ""),
     ("interpolation", ("", "RSP_NearestNeighbor", "RSP_BilinearInterpolation", "RSP_CubicConvolution",
