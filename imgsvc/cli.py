@@ -21,12 +21,6 @@ DEMO_SERVICES = {
 }
 
 
-def kernels_default_error() -> float:
-    from imgsvc.kernels import DEFAULT_MAX_ERROR
-
-    return DEFAULT_MAX_ERROR
-
-
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -129,6 +123,8 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imgsvc import kernels  # here, not at the top: importing imgsvc.cli does not load the compiled kernels
+
     catalog_help = "SQLite catalog (default: $IMGSVC_CATALOG or data/catalog.sqlite)"
     parser = argparse.ArgumentParser(prog="imgsvc", description=__doc__)
     parser.add_argument("--catalog", default=str(default_catalog_path()), help=catalog_help)
@@ -145,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-target", default=None, help="gRPC server the gateway calls (with --gateway-only)")
     serve.add_argument("--output-dir", default="data/output", help="where f=json exports are kept for their href")
     serve.add_argument("--output-ttl", type=float, default=600.0, help="seconds an f=json output file is kept")
-    serve.add_argument("--transform-error", type=float, default=kernels_default_error(),
+    serve.add_argument("--transform-error", type=float, default=kernels.DEFAULT_MAX_ERROR,
                        help="bound of the approximate transformer in source pixels (smaller: closer to exact PROJ "
                             "transforms, slower on large extents)")
     serve.add_argument("--http-error-status", action="store_true",
@@ -158,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--description", default="")
     add.add_argument("--data-type", default="Generic",
                      choices=["Generic", "Elevation", "Thematic", "Processed", "Scientific"])
-    add.add_argument("--resampling", default="Bilinear", choices=["Nearest", "Bilinear", "Cubic", "Majority"])
+    add.add_argument("--resampling", default="Bilinear",
+                     choices=[m.default_name for m in kernels.RESAMPLING_METHODS])
     add.add_argument("--replace", action="store_true", help="replace a service of the same name")
     add.set_defaults(func=cmd_add)
 

@@ -27,6 +27,7 @@ nodata value) so that NaN never leaks into a valid output pixel; the validity ma
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
@@ -37,7 +38,25 @@ from imgsvc._kernels import pixeltype as _pixeltype
 from imgsvc._kernels import warp as _warp
 from imgsvc.errors import invalid, unsupported
 
-RESAMPLINGS = ("nearest", "bilinear", "cubic", "mode")
+
+@dataclass(frozen=True)
+class ResamplingMethod:
+    """One resampling under the names each side knows it by."""
+
+    name: str  # what ``reproject`` takes
+    interpolation: str  # exportImage's ``interpolation``
+    default_name: str  # the root resource's ``defaultResamplingMethod`` (a service setting)
+
+
+RESAMPLING_METHODS = (
+    ResamplingMethod("nearest", "RSP_NearestNeighbor", "Nearest"),
+    ResamplingMethod("bilinear", "RSP_BilinearInterpolation", "Bilinear"),
+    ResamplingMethod("cubic", "RSP_CubicConvolution", "Cubic"),
+    ResamplingMethod("mode", "RSP_Majority", "Majority"),
+)
+RESAMPLINGS = tuple(m.name for m in RESAMPLING_METHODS)
+# Keyed in lower case: the setting is matched case-insensitively.
+DEFAULT_RESAMPLING_NAMES = {m.default_name.lower(): m.name for m in RESAMPLING_METHODS}
 
 # Default interpolation error bound of the approximate transformer, in source pixels.  A nearest-neighbour pick moves
 # when the error carries a point across a source pixel edge, so about 2 x (mean error) of the picks differ from the

@@ -26,8 +26,6 @@ RESAMPLINGS = {
     pb.RSP_NEAREST_NEIGHBOR: "nearest", pb.RSP_BILINEAR_INTERPOLATION: "bilinear",
     pb.RSP_CUBIC_CONVOLUTION: "cubic", pb.RSP_MAJORITY: "mode",
 }
-# The root's defaultResamplingMethod names.
-DEFAULT_RESAMPLING_NAMES = {"nearest": "nearest", "bilinear": "bilinear", "cubic": "cubic", "majority": "mode"}
 COMPRESSIONS = {pb.COMPRESSION_UNSPECIFIED: None, pb.COMPRESSION_NONE: "None", pb.COMPRESSION_JPEG: "JPEG",
                 pb.COMPRESSION_LZ77: "LZ77"}
 DEFAULT_SIZE = (400, 400)

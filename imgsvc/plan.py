@@ -16,7 +16,8 @@ from imgsvc import mosaic, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid
 from imgsvc.functions import Chain
-from imgsvc.params import DEFAULT_RESAMPLING_NAMES, ExportParams
+from imgsvc.kernels import DEFAULT_RESAMPLING_NAMES
+from imgsvc.params import ExportParams
 
 SIZE_LIMIT_DETAIL = "The requested image exceeds the size limit."
 # Source pixels a kernel reaches beyond the point it samples, at a scale of 1 (GDAL's kernel radii).

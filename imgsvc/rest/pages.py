@@ -9,6 +9,7 @@ import json
 from urllib.parse import urlencode
 
 from imgsvc.encode import DEFAULT_FORMAT, FORMATS
+from imgsvc.kernels import RESAMPLING_METHODS
 from imgsvc.pixel_types import PIXEL_TYPES
 
 # (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1.
@@ -22,8 +23,7 @@ EXPORT_PARAMETERS = (
     ("pixelType", ("", *(t.name for t in PIXEL_TYPES if not t.complex)), ""),
     ("noData", None, "one value, or one per band"),
     ("noDataInterpretation", ("", "esriNoDataMatchAny", "esriNoDataMatchAll"), ""),
-    ("interpolation", ("", "RSP_NearestNeighbor", "RSP_BilinearInterpolation", "RSP_CubicConvolution",
-                       "RSP_Majority"), "empty = the service default"),
+    ("interpolation", ("", *(m.interpolation for m in RESAMPLING_METHODS)), "empty = the service default"),
     ("compression", ("", "None", "JPEG", "LZ77"), "tiff only"),
     ("compressionQuality", None, "0-100 (jpg)"),
     ("compressionTolerance", None, "lerc max error"),
@@ -57,8 +57,7 @@ SUMMARY_FIELDS = ("name", "description", "copyrightText", "serviceDataType", "ba
                   "defaultResamplingMethod", "currentVersion")
 VENDOR = {"leaflet_js": "vendor/leaflet-1.9.4/leaflet.js", "leaflet_css": "vendor/leaflet-1.9.4/leaflet.css",
           "esri_leaflet_js": "vendor/esri-leaflet-3.0.19/esri-leaflet.js"}
-INTERPOLATION_OF_DEFAULT = {"Nearest": "RSP_NearestNeighbor", "Bilinear": "RSP_BilinearInterpolation",
-                            "Cubic": "RSP_CubicConvolution", "Majority": "RSP_Majority"}
+INTERPOLATION_OF_DEFAULT = {m.default_name: m.interpolation for m in RESAMPLING_METHODS}
 
 _STYLE = """
 body{font-family:Verdana,Helvetica,sans-serif;font-size:13px;margin:0;color:#222}
