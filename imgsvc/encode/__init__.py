@@ -59,7 +59,7 @@ DEFAULT_FORMAT = "jpgpng"  # ArcGIS's
 MEDIA_TYPES = {file.extension: file.media_type for f in FORMATS.values() for file in f.files}
 MEDIA_TYPES[kmz.KMZ.extension] = kmz.KMZ.media_type
 
-TIFF_COMPRESSIONS = (None, "None", "JPEG", "LZ77")
+TIFF_COMPRESSIONS = tuple(geotiff.GDAL_COMPRESSION)
 # QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (REFERENCE §1.1).
 IGNORED_COMPRESSIONS = ("LERC",)
 LERC_VERSIONS = (1, 2)
@@ -71,7 +71,7 @@ def validate_options(options: EncodeOptions) -> None:
         raise invalid(f"compressionQuality={options.quality!r} must be an integer from 0 to 100.")
     if options.compression not in TIFF_COMPRESSIONS and not (
             options.format != "tiff" and options.compression in IGNORED_COMPRESSIONS):
-        raise invalid(f"compression={options.compression!r} must be None, JPEG or LZ77.")
+        raise invalid(f"compression={options.compression!r} must be one of {', '.join(geotiff.COMPRESSIONS)}.")
     if not isinstance(options.tolerance, (int, float)) or not math.isfinite(options.tolerance) \
             or options.tolerance < 0:
         raise invalid(f"compressionTolerance={options.tolerance!r} must be a finite number >= 0.")

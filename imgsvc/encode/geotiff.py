@@ -23,7 +23,9 @@ from imgsvc.encode.types import Encoded, EncodeOptions, FileType
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
 
 TIFF = FileType("image/tiff", "tif")
-GDAL_COMPRESSION = {None: None, "None": None, "LZ77": "DEFLATE", "JPEG": "JPEG"}
+# compression (ArcGIS) -> GDAL's COMPRESS; not asked (None) is uncompressed too.
+GDAL_COMPRESSION = {None: None, "None": None, "JPEG": "JPEG", "LZ77": "DEFLATE"}
+COMPRESSIONS = tuple(name for name in GDAL_COMPRESSION if name is not None)
 
 
 def shared_nodata(block: ImageBlock) -> float | None:

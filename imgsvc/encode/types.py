@@ -14,7 +14,7 @@ class EncodeOptions:
 
     format: str
     quality: int = 75  # compressionQuality 0..100: jpg, jpgpng when it yields JPEG, tiff with JPEG compression
-    compression: str | None = None  # tiff only: None | "None" | "JPEG" | "LZ77" (LZ77 = Deflate)
+    compression: str | None = None  # tiff only: one of geotiff.COMPRESSIONS, or None (not asked)
     tolerance: float = 0.01  # LERC maxZError (compressionTolerance)
     lerc_version: int = 2  # 1 or 2
     png_level: int = DEFAULT_PNG_LEVEL  # 0..9 as in zlib, for every PNG flavour; a service setting (png.py)

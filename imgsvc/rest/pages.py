@@ -9,6 +9,7 @@ import json
 from urllib.parse import urlencode
 
 from imgsvc.encode import DEFAULT_FORMAT, FORMATS
+from imgsvc.encode.geotiff import COMPRESSIONS
 from imgsvc.kernels import RESAMPLING_METHODS
 from imgsvc.pixel_types import PIXEL_TYPES
 
@@ -24,7 +25,7 @@ EXPORT_PARAMETERS = (
     ("noData", None, "one value, or one per band"),
     ("noDataInterpretation", ("", "esriNoDataMatchAny", "esriNoDataMatchAll"), ""),
     ("interpolation", ("", *(m.interpolation for m in RESAMPLING_METHODS)), "empty = the service default"),
-    ("compression", ("", "None", "JPEG", "LZ77"), "tiff only"),
+    ("compression", ("", *COMPRESSIONS), "tiff only"),
     ("compressionQuality", None, "0-100 (jpg)"),
     ("compressionTolerance", None, "lerc max error"),
     ("lercVersion", ("", "1", "2"), ""),
