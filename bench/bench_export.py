@@ -22,7 +22,7 @@ from rasterio.warp import Resampling, reproject
 
 from imgsvc.catalog import Catalog, default_catalog_path
 from imgsvc.grpc import create_server
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.plan import output_grid, overview_for
 from imgsvc.rest.app import GatewaySettings, create_app
 from imgsvc.rest.query import Params, export_request
@@ -111,7 +111,7 @@ def main() -> None:
         request = export_request(args.service, Params(query.items()))
         rest_ms = timed(lambda: client.get(url, params=query).raise_for_status(), args.runs)
         grpc_ms = timed(lambda: stub.ExportImage(request), args.runs)
-        params = parse(request)
+        params = export_params(request)
         gdal_ms = timed(lambda: gdal(params, Resampling.bilinear), args.runs)
         print(f"{size:>5}x{size:<4} {rest_ms:8.1f} {grpc_ms:8.1f} {gdal_ms:12.1f} {gdal_ms / rest_ms:10.2f} "
               f"{gdal_ms / grpc_ms:10.2f}")

@@ -11,7 +11,7 @@ import argparse
 from bench.bench_export import timed
 from imgsvc.catalog import Catalog, default_catalog_path
 from imgsvc.encode import encode
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.read import read_window
 from imgsvc.rest.query import Params, export_request
 from imgsvc.service import ImageService, _window
@@ -43,7 +43,7 @@ def main() -> None:
         for fmt in FORMATS:
             query = {"bbox": f"{x0},{y1},{x1},{y0}", "size": f"{args.size},{args.size}", "format": fmt,
                      "interpolation": "RSP_BilinearInterpolation", **extra}
-            params = parse(export_request(service, Params(query.items())))
+            params = export_params(export_request(service, Params(query.items())))
             export = core.plan_export(params)
             first = export.plan.reads[0]
             block = core.render_block(export)

@@ -13,11 +13,49 @@ from dataclasses import dataclass
 import numpy as np
 from pyproj import CRS
 
-from imgsvc import sr
+from imgsvc import resources, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
+from imgsvc.errors import invalid, unsupported
 from imgsvc.read import read_pixel
 
 NO_DATA_TEXT = "NoData"
+POINT, POLYGON = "esriGeometryPoint", "esriGeometryPolygon"
+GEOMETRY_TYPES = (POINT, POLYGON)
+
+
+@dataclass(frozen=True)
+class IdentifyParams:
+    service: str
+    x: float
+    y: float
+    crs: CRS | None  # the point's spatial reference; None = the service SR
+
+
+def identify_params(service: str, point: tuple[float, float] | None, crs: CRS | None = None, *,
+                    geometry_type: str | None = None, mosaic_rule: dict | None = None,
+                    rendering_rule: dict | None = None,
+                    pixel_size: tuple[float, float] | None = None) -> IdentifyParams:
+    """Validate identify's values: a point (``geometry_type`` None is a point too) with finite coordinates; the
+    other parameters are refused when their processing is not built yet, or checked and unused (``pixel_size``:
+    the pixel is always read at full resolution)."""
+    if not service:
+        raise invalid("service is required.")
+    if geometry_type == POLYGON:
+        raise unsupported(f"geometryType {POLYGON} is not supported by identify yet; send a point.")
+    if geometry_type not in (None, POINT):
+        raise invalid(f"geometryType {geometry_type!r} is not supported; expected one of: "
+                      f"{', '.join(GEOMETRY_TYPES)}.")
+    if point is None:
+        raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
+    if mosaic_rule is not None:
+        raise unsupported("mosaicRule is not supported yet.")
+    resources.require_identity_rule(rendering_rule, "identify")
+    x, y = point
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise invalid("geometry x and y must be finite numbers.")
+    if pixel_size is not None and not (pixel_size[0] >= 0 and pixel_size[1] >= 0):
+        raise invalid("pixelSize must be two non-negative numbers.")
+    return IdentifyParams(service, x, y, crs)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ RESAMPLING_METHODS = (
     ResamplingMethod("mode", "RSP_Majority", "Majority"),
 )
 RESAMPLINGS = tuple(m.name for m in RESAMPLING_METHODS)
+RESAMPLING_OF_INTERPOLATION = {m.interpolation: m.name for m in RESAMPLING_METHODS}
 # Keyed in lower case: the setting is matched case-insensitively.
 DEFAULT_RESAMPLING_NAMES = {m.default_name.lower(): m.name for m in RESAMPLING_METHODS}
 

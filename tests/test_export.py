@@ -18,7 +18,7 @@ from imgsvc import sr as srmod
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.cli import register
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.rest.query import Params, export_request
 from imgsvc.service import ImageService
 from tests import rasters
@@ -36,7 +36,7 @@ def core(tmp_path_factory, dem_path, u16_path):
 
 
 def export(core, service, **query):
-    result = core.export_image(parse(export_request(service, Params(query.items()))))
+    result = core.export_image(export_params(export_request(service, Params(query.items()))))
     return result
 
 
@@ -196,7 +196,7 @@ def test_sub_byte_rasters_are_read_as_u8(tmp_path, nbits):
     catalog = Catalog(tmp_path / "c.sqlite")
     register(catalog, "bits", path, ServiceSettings())
     core = ImageService(Catalog(tmp_path / "c.sqlite", readonly=True))
-    result = core.export_image(parse(export_request("bits", Params({
+    result = core.export_image(export_params(export_request("bits", Params({
         "bbox": "380000,4068080,381920,4070000", "size": "64,64", "format": "tiff",
         "interpolation": "RSP_NearestNeighbor"}.items()))))
     with MemoryFile(result.encoded.data) as mem, mem.open() as src:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import grpc
 import numpy as np
@@ -9,6 +10,10 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
+from imgsvc import sr
+from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.grpc.requests import identify_params
+from imgsvc.identify import IdentifyParams
 from imgsvc.v1 import image_service_pb2 as pb
 
 IDENTIFY = "/arcgis/rest/services/{}/ImageServer/identify"
@@ -104,6 +109,30 @@ def test_polygon_identify_is_refused_by_name_over_both_doors(http, stub):
         stub.Identify(pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2),
                                          geometry_type=pb.ESRI_GEOMETRY_POLYGON))
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_grpc_identify_request_becomes_the_core_s_parameters():
+    point = pb.Point(x=1.5, y=2.5, spatial_reference=pb.SpatialReference(wkid=4326))
+    assert identify_params(pb.IdentifyRequest(service="dem", geometry=point, pixel_size=pb.Point(x=30, y=30))) \
+        == IdentifyParams("dem", 1.5, 2.5, sr.crs_from_wkid(4326))
+    assert identify_params(pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2))).crs is None
+
+
+@pytest.mark.parametrize("request_, kind, fragment", [
+    (pb.IdentifyRequest(geometry=pb.Point(x=1, y=2)), ErrorKind.INVALID_ARGUMENT, "service is required"),
+    (pb.IdentifyRequest(service="dem"), ErrorKind.INVALID_ARGUMENT, "geometry is required"),
+    (pb.IdentifyRequest(service="dem", geometry_type=pb.ESRI_GEOMETRY_POLYGON), ErrorKind.UNIMPLEMENTED,
+     "esriGeometryPolygon"),
+    (pb.IdentifyRequest(service="dem", geometry=pb.Point(x=math.inf, y=2)), ErrorKind.INVALID_ARGUMENT, "finite"),
+    (pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2), pixel_size=pb.Point(x=-1, y=1)),
+     ErrorKind.INVALID_ARGUMENT, "pixelSize"),
+    (pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2), mosaic_rule=pb.MosaicRule()),
+     ErrorKind.UNIMPLEMENTED, "mosaicRule"),
+])
+def test_the_core_checks_identify_parameters(request_, kind, fragment):
+    with pytest.raises(ImgsvcError) as info:
+        identify_params(request_)
+    assert info.value.kind is kind and fragment in info.value.text
 
 
 def test_identify_html_form_then_result(http, dem_path):

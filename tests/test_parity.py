@@ -9,7 +9,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling
 
 from imgsvc import sr
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.plan import output_grid, overview_for
 from imgsvc.rest.query import Params, export_request
 
@@ -51,7 +51,7 @@ def gdal_reference(path, grid, resampling, overview):
 def test_export_matches_gdal(image_service, dem_path, image_sr, bbox, size, interp):
     query = {"bbox": ",".join(map(str, bbox)), "bboxSR": image_sr, "imageSR": image_sr,
              "size": f"{size[0]},{size[1]}", "format": "tiff", "interpolation": interp}
-    params = parse(export_request("dem", Params(query.items())))
+    params = export_params(export_request("dem", Params(query.items())))
     service = image_service.service("dem")
     grid = output_grid(params, service)
     result = image_service.export_image(params)

@@ -14,7 +14,7 @@ from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.functions import parse_rule
 from imgsvc.mosaic import FirstSelection, MosaicOperation, pixel_selection
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.read import compute_distributions, describe_raster
 from imgsvc.rest.query import Params, export_request
 from imgsvc.service import ImageService
@@ -51,7 +51,7 @@ def core(halves_catalog):
 
 def export(core, service, **query):
     query = {"format": "tiff", "f": "image", **query}
-    result = core.export_image(parse(export_request(service, Params(query.items()))))
+    result = core.export_image(export_params(export_request(service, Params(query.items()))))
     with MemoryFile(result.encoded.data) as mem, mem.open() as tif:
         return tif.read(), tif.read_masks(1) > 0
 

@@ -5,7 +5,7 @@ from affine import Affine
 from imgsvc import sr
 from imgsvc.catalog import ServiceSettings
 from imgsvc.errors import ImgsvcError
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.plan import SIZE_LIMIT_DETAIL, OutputGrid, output_grid, overview_for
 from imgsvc.read import describe_raster
 from imgsvc.rest.query import Params, export_request
@@ -14,7 +14,7 @@ from imgsvc.catalog.describe import describe_service
 
 
 def params(**query):
-    return parse(export_request("svc", Params(query.items())))
+    return export_params(export_request("svc", Params(query.items())))
 
 
 @pytest.fixture(scope="module")

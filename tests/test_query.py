@@ -5,7 +5,7 @@ import pytest
 
 from imgsvc import sr
 from imgsvc.errors import ErrorKind, ImgsvcError
-from imgsvc.params import parse
+from imgsvc.grpc.requests import export_params
 from imgsvc.rest.query import Params, export_request
 from imgsvc.v1 import image_service_pb2 as pb
 
@@ -22,13 +22,13 @@ def test_names_are_case_insensitive_and_blank_or_unknown_values_are_ignored():
 
 
 def test_bbox_min_max_in_either_order_is_normalised():
-    params = parse(request(bbox="-8899868.95,5464941.77,-8777569.71,5373217.34"))
+    params = export_params(request(bbox="-8899868.95,5464941.77,-8777569.71,5373217.34"))
     assert params.bbox == (-8899868.95, 5373217.34, -8777569.71, 5464941.77)
 
 
 def test_bbox_as_envelope_json_carries_its_spatial_reference():
     req = request(bbox='{"xmin": 1, "ymin": 2, "xmax": 3, "ymax": 4, "spatialReference": {"wkid": 102100}}')
-    params = parse(req)
+    params = export_params(req)
     assert params.bbox == (1, 2, 3, 4)
     assert params.bbox_crs == sr.crs_from_wkid(3857)
 
@@ -37,14 +37,14 @@ def test_bbox_as_envelope_json_carries_its_spatial_reference():
                                         ('{"wkid": 102100, "latestWkid": 3857}', 3857), ("4326", 4326),
                                         ('{"wkid": 32611}', 32611)])
 def test_spatial_reference_forms(text, code):
-    assert parse(request(bbox="1,2,3,4", bboxSR=text)).bbox_crs == sr.crs_from_wkid(code)
+    assert export_params(request(bbox="1,2,3,4", bboxSR=text)).bbox_crs == sr.crs_from_wkid(code)
 
 
 def test_wkt_spatial_reference():
     wkt = sr.crs_from_wkid(32611).to_wkt()
     import json
 
-    assert parse(request(imageSR=json.dumps({"wkt": wkt}))).image_crs == sr.crs_from_wkid(32611)
+    assert export_params(request(imageSR=json.dumps({"wkt": wkt}))).image_crs == sr.crs_from_wkid(32611)
 
 
 @pytest.mark.parametrize("query, fragment", [
@@ -76,7 +76,7 @@ def test_wkt_spatial_reference():
 ])
 def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, fragment):
     with pytest.raises(ImgsvcError) as info:
-        parse(request(**query))
+        export_params(request(**query))
     assert info.value.kind is ErrorKind.INVALID_ARGUMENT
     assert fragment in info.value.text
 
@@ -89,7 +89,7 @@ def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, frag
 ])
 def test_parameters_not_built_yet_are_refused_by_name(query, name):
     with pytest.raises(ImgsvcError) as info:
-        parse(request(**query))
+        export_params(request(**query))
     assert info.value.kind is ErrorKind.UNIMPLEMENTED
     assert name in info.value.text
 
@@ -101,31 +101,31 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
      ("NAD27 to WGS 84 (4)", "WGS_1984_(ITRF00)_To_NAD_1983")),
 ])
 def test_datum_transformation_forms(text, names):
-    assert parse(request(datumTransformation=text)).datum_transformation.names == names
+    assert export_params(request(datumTransformation=text)).datum_transformation.names == names
 
 
 @pytest.mark.parametrize("text", ["99999999", '{"geoTransforms": []}', '{"wkid": "x"}', '{"wkt": "GEOGTRAN[oops"}'])
 def test_bad_datum_transformation_is_invalid(text):
     with pytest.raises(ImgsvcError) as info:
-        parse(request(datumTransformation=text))
+        export_params(request(datumTransformation=text))
     assert info.value.kind is ErrorKind.INVALID_ARGUMENT and "datumTransformation" in info.value.text
 
 
 def test_identity_rendering_rule_is_accepted():
-    parse(request(renderingRule='{"rasterFunction": "None"}'))
+    export_params(request(renderingRule='{"rasterFunction": "None"}'))
 
 
 def test_defaults():
-    params = parse(request())
+    params = export_params(request())
     assert params.size == (400, 400) and params.format == "jpgpng" and params.adjust_aspect_ratio
     assert params.bbox is None and params.bbox_crs is None and params.image_crs is None
     assert params.resampling is None and params.pixel_type == "UNKNOWN"
 
 
 def test_no_data_interpretation_defaults_per_reference():
-    assert parse(request(noData="0")).no_data_match_all is False
-    assert parse(request(noData="58,128,187")).no_data_match_all is True
-    assert parse(request(noData="0", noDataInterpretation="esriNoDataMatchAll")).no_data_match_all is True
+    assert export_params(request(noData="0")).no_data_match_all is False
+    assert export_params(request(noData="58,128,187")).no_data_match_all is True
+    assert export_params(request(noData="0", noDataInterpretation="esriNoDataMatchAll")).no_data_match_all is True
 
 
 def test_qgis_compression_lerc_with_format_lerc_is_not_an_error():
@@ -140,9 +140,9 @@ def test_time_forms():
 
 
 def test_everything_a_client_sends_parses():
-    parse(request(bbox="-8830574.81,5377068.89,-8769425.18,5422931.10", size="800,600", format="png32",
+    export_params(request(bbox="-8830574.81,5377068.89,-8769425.18,5422931.10", size="800,600", format="png32",
                   transparent="true", bboxSR="3857", imageSR="3857", dpi="90", f="image",
                   interpolation="RSP_NearestNeighbor", compressionTolerance="0.01", lercVersion="2",
                   adjustAspectRatio="true", pixelType="U8", noData="0", bandIds="2,1,0", compressionQuality="80",
                   _ts="1700000000000"))
-    assert math.isclose(parse(request(compressionTolerance="0.5")).tolerance, 0.5)
+    assert math.isclose(export_params(request(compressionTolerance="0.5")).tolerance, 0.5)

@@ -1,5 +1,5 @@
-"""Each vocabulary is declared once, in the stage that owns it, and the rest derives from it: each format writes what
-it declares, each pixel type converts to its dtype."""
+"""Each vocabulary is declared once, in the stage that owns it, and the rest derives from it: the contract's enums
+pair with it one to one, each format writes what it declares, each pixel type converts to its dtype."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,32 @@ import pytest
 
 from imgsvc import kernels, pixel_types
 from imgsvc.encode import FORMATS, MEDIA_TYPES, EncodeOptions, encode
+from imgsvc.encode.geotiff import COMPRESSIONS
 from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.grpc import enums
+from imgsvc.identify import GEOMETRY_TYPES
+from imgsvc.params import NO_DATA_INTERPRETATIONS
+from imgsvc.v1 import image_service_pb2 as pb
 from tests.test_encode import hole_mask, make_block
+
+PAIRINGS = [
+    (pb.Format, enums.FORMAT, list(FORMATS)),
+    (pb.PixelType, enums.PIXEL_TYPE, [t.name for t in pixel_types.PIXEL_TYPES]),
+    (pb.Interpolation, enums.INTERPOLATION, [m.interpolation for m in kernels.RESAMPLING_METHODS]),
+    (pb.Compression, enums.COMPRESSION, list(COMPRESSIONS)),
+    (pb.NoDataInterpretation, enums.NO_DATA_INTERPRETATION, list(NO_DATA_INTERPRETATIONS)),
+    (pb.GeometryType, enums.GEOMETRY_TYPE, list(GEOMETRY_TYPES)),
+]
+
+
+def test_every_registry_format_has_its_proto_value_and_every_proto_value_its_format():
+    assert {f"FORMAT_{name.upper()}" for name in FORMATS} == set(pb.Format.keys()) - {"FORMAT_UNSPECIFIED"}
+
+
+@pytest.mark.parametrize("enum, pairing, names", PAIRINGS, ids=[enum.DESCRIPTOR.name for enum, _, _ in PAIRINGS])
+def test_each_vocabulary_pairs_with_its_enum_completely_and_one_to_one(enum, pairing, names):
+    assert list(pairing) == names
+    assert sorted(pairing.values()) == sorted(set(enum.values()) - {0})  # every value but UNSPECIFIED, once
 
 
 @pytest.mark.parametrize("fmt", FORMATS.values(), ids=lambda f: f.name)

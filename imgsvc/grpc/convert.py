@@ -2,23 +2,18 @@
 the service)."""
 from __future__ import annotations
 
-import math
-
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
 from imgsvc import resources, sr
 from imgsvc.catalog import BandDistribution, ServiceRecord
-from imgsvc.errors import invalid, unsupported
+from imgsvc.grpc import enums
 from imgsvc.identify import IdentifyResult
+from imgsvc.pixel_types import NAME_OF_DTYPE
 from imgsvc.service import ExportResult
 from imgsvc.v1 import image_service_pb2 as pb
 
-PIXEL_TYPE_OF_DTYPE = {
-    "uint8": pb.PIXEL_TYPE_U8, "int8": pb.PIXEL_TYPE_S8, "uint16": pb.PIXEL_TYPE_U16, "int16": pb.PIXEL_TYPE_S16,
-    "uint32": pb.PIXEL_TYPE_U32, "int32": pb.PIXEL_TYPE_S32, "float32": pb.PIXEL_TYPE_F32,
-    "float64": pb.PIXEL_TYPE_F64,
-}
+PIXEL_TYPE_OF_DTYPE = {dtype: enums.PIXEL_TYPE[name] for dtype, name in NAME_OF_DTYPE.items()}
 
 
 def spatial_reference(crs: CRS) -> pb.SpatialReference:
@@ -99,14 +94,6 @@ def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.Serv
     )
 
 
-def _sr_crs(msg: pb.SpatialReference) -> CRS | None:
-    if not (msg.HasField("wkid") or msg.HasField("latest_wkid") or msg.HasField("wkt")):
-        return None
-    return sr.crs_from_parts(msg.wkid if msg.HasField("wkid") else None,
-                             msg.latest_wkid if msg.HasField("latest_wkid") else None,
-                             msg.wkt if msg.HasField("wkt") else None)
-
-
 def rule_dict(request) -> dict | None:
     """The request's renderingRule as the JSON object it was, or None."""
     return MessageToDict(request.rendering_rule) if request.HasField("rendering_rule") else None
@@ -115,26 +102,6 @@ def rule_dict(request) -> dict | None:
 def rendering_rule(request, resource: str) -> None:
     """Refuse a rendering rule the resource cannot apply (one that changes no pixel is accepted)."""
     resources.require_identity_rule(rule_dict(request), resource)
-
-
-def identify_args(req: pb.IdentifyRequest) -> tuple[str, float, float, CRS | None]:
-    """(service, x, y, the point's CRS or None for the service SR), validated."""
-    if not req.service:
-        raise invalid("service is required.")
-    if req.geometry_type == pb.ESRI_GEOMETRY_POLYGON:
-        raise unsupported("geometryType esriGeometryPolygon is not supported by identify yet; send a point.")
-    if not req.HasField("geometry"):
-        raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
-    if req.HasField("mosaic_rule"):
-        raise unsupported("mosaicRule is not supported yet.")
-    rendering_rule(req, "identify")
-    x, y = req.geometry.x, req.geometry.y
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise invalid("geometry x and y must be finite numbers.")
-    if req.HasField("pixel_size") and not (req.pixel_size.x >= 0 and req.pixel_size.y >= 0):
-        raise invalid("pixelSize must be two non-negative numbers.")
-    crs = _sr_crs(req.geometry.spatial_reference) if req.geometry.HasField("spatial_reference") else None
-    return req.service, x, y, crs
 
 
 def identify_response(result: IdentifyResult) -> pb.IdentifyResponse:

@@ -8,8 +8,7 @@ import grpc
 
 from imgsvc import resources
 from imgsvc.errors import ErrorKind, ImgsvcError
-from imgsvc.grpc import convert
-from imgsvc.params import parse
+from imgsvc.grpc import convert, requests
 from imgsvc.service import ImageService
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
@@ -52,7 +51,7 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def ExportImage(self, request: pb.ExportImageRequest, context) -> pb.ExportImageResponse:
-        return convert.export_response(self.service.export_image(parse(request)))
+        return convert.export_response(self.service.export_image(requests.export_params(request)))
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
@@ -67,9 +66,8 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def Identify(self, request: pb.IdentifyRequest, context) -> pb.IdentifyResponse:
-        name, x, y, crs = convert.identify_args(request)
-        result = self.service.identify(name, x, y, crs)
-        return convert.identify_response(result)
+        params = requests.identify_params(request)
+        return convert.identify_response(self.service.identify(params.service, params.x, params.y, params.crs))
 
     @_guarded
     def GetKeyProperties(self, request: pb.KeyPropertiesRequest, context) -> pb.KeyProperties:

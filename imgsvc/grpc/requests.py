@@ -1,0 +1,111 @@
+"""Protobuf requests -> the core's frozen parameters.
+
+Conversion only: enum values become the core's ArcGIS names (``enums``), unset fields and UNSPECIFIED values become
+None, messages become plain values.  Whether the values are acceptable, and the defaults for those not given, is the
+core's to say (``imgsvc.params.export_params``, ``imgsvc.identify.identify_params``), the same for every door.
+"""
+from __future__ import annotations
+
+from google.protobuf.json_format import MessageToDict
+from pyproj import CRS
+
+from imgsvc import identify, mosaic, params, sr
+from imgsvc.errors import invalid
+from imgsvc.grpc import enums
+from imgsvc.v1 import image_service_pb2 as pb
+
+
+def _optional(msg, field: str):
+    return getattr(msg, field) if msg.HasField(field) else None
+
+
+def _json_object(msg, field: str) -> dict | None:
+    return MessageToDict(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def _crs_or_none(msg: pb.SpatialReference) -> CRS | None:
+    """The CRS a spatial reference names, or None when it names none."""
+    parts = (_optional(msg, "wkid"), _optional(msg, "latest_wkid"), _optional(msg, "wkt"))
+    return None if parts == (None, None, None) else sr.crs_from_parts(*parts)
+
+
+def _crs(msg: pb.SpatialReference, name: str) -> CRS:
+    crs = _crs_or_none(msg)
+    if crs is None:
+        raise invalid(f"{name} is empty: give a wkid, latestWkid or wkt.")
+    return crs
+
+
+def _datum_steps(msg: pb.DatumTransformation) -> list[tuple[int | None, str | None]]:
+    """The (wkid, wkt) steps of the chain; none when the message names nothing."""
+    kind = msg.WhichOneof("kind")
+    if kind == "wkid":
+        return [(msg.wkid, None)]
+    if kind == "wkt":
+        return [(None, msg.wkt)]
+    # transformForward is implied by the pair of SRs: PROJ runs each step in the direction the pair needs.
+    return [(_optional(gt, "wkid"), _optional(gt, "wkt")) for gt in msg.composite.geo_transforms]
+
+
+def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
+    """The message's mosaic rule; the core's method and operation enums carry the proto's names without prefix."""
+    method = mosaic.DEFAULT_RULE.method
+    if msg.mosaic_method != pb.MOSAIC_METHOD_UNSPECIFIED:
+        method = mosaic.MosaicMethod[pb.MosaicMethod.Name(msg.mosaic_method).removeprefix("ESRI_MOSAIC_")]
+    operation = mosaic.DEFAULT_RULE.operation
+    if msg.mosaic_operation != pb.MOSAIC_OPERATION_UNSPECIFIED:
+        operation = mosaic.MosaicOperation[pb.MosaicOperation.Name(msg.mosaic_operation).removeprefix("MT_")]
+    return mosaic.MosaicRule(
+        method=method, operation=operation, ascending=msg.ascending if msg.HasField("ascending") else True,
+        where=_optional(msg, "where"), fids=tuple(msg.fids) if msg.fids else None,
+        lock_raster_ids=tuple(msg.lock_raster_ids), sort_field=_optional(msg, "sort_field"),
+        has_sort_value=msg.HasField("sort_value"), has_viewpoint=msg.HasField("viewpoint"),
+        has_multidimensional_definition=bool(msg.multidimensional_definition),
+        item_rendering_rule=_json_object(msg, "item_rendering_rule"))
+
+
+def export_params(req: pb.ExportImageRequest) -> params.ExportParams:
+    bbox_crs = None
+    if req.bbox.HasField("spatial_reference"):
+        bbox_crs = _crs(req.bbox.spatial_reference, "bbox spatialReference")
+    if req.HasField("bbox_sr"):  # bboxSR says what the bbox's numbers are in, whatever the envelope says
+        bbox_crs = _crs(req.bbox_sr, "bboxSR")
+    box = req.bbox
+    datum = req.datum_transformation
+    return params.export_params(
+        req.service,
+        bbox=(box.xmin, box.ymin, box.xmax, box.ymax) if req.HasField("bbox") else None,
+        bbox_crs=bbox_crs,
+        size=(req.size.width, req.size.height) if req.HasField("size") else None,
+        image_crs=_crs(req.image_sr, "imageSR") if req.HasField("image_sr") else None,
+        format=enums.FORMAT_NAMES.get(req.format),
+        pixel_type=enums.PIXEL_TYPE_NAMES.get(req.pixel_type),
+        no_data=req.no_data,
+        no_data_interpretation=enums.NO_DATA_INTERPRETATION_NAMES.get(req.no_data_interpretation),
+        interpolation=enums.INTERPOLATION_NAMES.get(req.interpolation),
+        compression=enums.COMPRESSION_NAMES.get(req.compression),
+        quality=_optional(req, "compression_quality"),
+        tolerance=_optional(req, "compression_tolerance"),
+        lerc_version=_optional(req, "lerc_version"),
+        band_ids=req.band_ids,
+        adjust_aspect_ratio=_optional(req, "adjust_aspect_ratio"),
+        validate_extent=_optional(req, "validate_extent"),
+        kmz=req.output_form == pb.OUTPUT_FORM_KMZ,
+        datum_transformation=_datum_steps(datum) if req.HasField("datum_transformation") else None,
+        mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else None,
+        rendering_rule=_json_object(req, "rendering_rule"),
+        slice_id=_optional(req, "slice_id"),
+    )
+
+
+def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:
+    geometry = req.geometry
+    return identify.identify_params(
+        req.service,
+        (geometry.x, geometry.y) if req.HasField("geometry") else None,
+        _crs_or_none(geometry.spatial_reference),
+        geometry_type=enums.GEOMETRY_TYPE_NAMES.get(req.geometry_type),
+        mosaic_rule=_json_object(req, "mosaic_rule"),
+        rendering_rule=_json_object(req, "rendering_rule"),
+        pixel_size=(req.pixel_size.x, req.pixel_size.y) if req.HasField("pixel_size") else None,
+    )
