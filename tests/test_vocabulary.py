@@ -1,5 +1,6 @@
 """Each vocabulary is declared once, in the stage that owns it, and the rest derives from it: the contract's enums
-pair with it one to one, each format writes what it declares, each pixel type converts to its dtype."""
+pair with it one to one, both doors carry every name it declares to the core, each format writes what it declares
+and each pixel type converts to its dtype."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +8,13 @@ import pytest
 
 from imgsvc import kernels, pixel_types
 from imgsvc.encode import FORMATS, MEDIA_TYPES, EncodeOptions, encode
-from imgsvc.encode.geotiff import COMPRESSIONS
+from imgsvc.encode.geotiff import COMPRESSION_ALIASES, COMPRESSIONS
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.grpc import enums
+from imgsvc.grpc.requests import export_params
 from imgsvc.identify import GEOMETRY_TYPES
 from imgsvc.params import NO_DATA_INTERPRETATIONS
+from imgsvc.rest.query import Params, export_request
 from imgsvc.v1 import image_service_pb2 as pb
 from tests.test_encode import hole_mask, make_block
 
@@ -25,6 +28,11 @@ PAIRINGS = [
 ]
 
 
+def export(**query):
+    """The query through both doors: the gateway's parsing, then the servicer's conversion into ExportParams."""
+    return export_params(export_request("svc", Params(query.items())))
+
+
 def test_every_registry_format_has_its_proto_value_and_every_proto_value_its_format():
     assert {f"FORMAT_{name.upper()}" for name in FORMATS} == set(pb.Format.keys()) - {"FORMAT_UNSPECIFIED"}
 
@@ -33,6 +41,28 @@ def test_every_registry_format_has_its_proto_value_and_every_proto_value_its_for
 def test_each_vocabulary_pairs_with_its_enum_completely_and_one_to_one(enum, pairing, names):
     assert list(pairing) == names
     assert sorted(pairing.values()) == sorted(set(enum.values()) - {0})  # every value but UNSPECIFIED, once
+
+
+@pytest.mark.parametrize("name", [alias for f in FORMATS.values() for alias in (f.name, *f.aliases)])
+def test_every_format_name_and_alias_reaches_the_core_in_any_case(name):
+    canonical = next(f.name for f in FORMATS.values() if name in (f.name, *f.aliases))
+    assert export(format=name).format == export(format=name.upper()).format == canonical
+
+
+@pytest.mark.parametrize("method", kernels.RESAMPLING_METHODS, ids=lambda m: m.name)
+def test_every_interpolation_reaches_the_core_as_its_kernel(method):
+    assert export(interpolation=method.interpolation).resampling == method.name
+    assert export(interpolation=method.interpolation.lower()).resampling == method.name
+
+
+@pytest.mark.parametrize("name", [*COMPRESSIONS, *COMPRESSION_ALIASES])
+def test_every_compression_and_alias_reaches_the_core(name):
+    assert export(compression=name.lower()).compression == COMPRESSION_ALIASES.get(name, name)
+
+
+@pytest.mark.parametrize("name, match_all", NO_DATA_INTERPRETATIONS.items())
+def test_every_no_data_interpretation_reaches_the_core(name, match_all):
+    assert export(noData="0", noDataInterpretation=name.upper()).no_data_match_all is match_all
 
 
 @pytest.mark.parametrize("fmt", FORMATS.values(), ids=lambda f: f.name)
@@ -44,7 +74,8 @@ def test_each_format_writes_only_the_file_types_it_declares(fmt):
 
 
 @pytest.mark.parametrize("pixel", [t for t in pixel_types.PIXEL_TYPES if not t.complex], ids=lambda t: t.name)
-def test_every_pixel_type_converts_to_its_dtype(pixel):
+def test_every_pixel_type_reaches_the_core_and_converts_to_its_dtype(pixel):
+    assert export(pixelType=pixel.name.lower()).pixel_type == pixel.name
     data = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
     out = kernels.convert_pixel_type(data, np.ones((3, 4), bool), pixel.name)
     assert out.dtype == (np.dtype(pixel.dtype) if pixel.dtype else data.dtype)

@@ -26,6 +26,7 @@ TIFF = FileType("image/tiff", "tif")
 # compression (ArcGIS) -> GDAL's COMPRESS; not asked (None) is uncompressed too.
 GDAL_COMPRESSION = {None: None, "None": None, "JPEG": "JPEG", "LZ77": "DEFLATE"}
 COMPRESSIONS = tuple(name for name in GDAL_COMPRESSION if name is not None)
+COMPRESSION_ALIASES = {"Deflate": "LZ77"}  # other spellings clients send (LZ77 is Deflate)
 
 
 def shared_nodata(block: ImageBlock) -> float | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from imgsvc.grpc import enums
+from imgsvc.pixel_types import UNKNOWN
 from imgsvc.v1 import image_service_pb2 as pb
 
 
@@ -24,7 +26,7 @@ def extent_doc(env: pb.Envelope) -> dict:
 
 
 def pixel_type_name(value: int) -> str:
-    return pb.PixelType.Name(value).removeprefix("PIXEL_TYPE_")
+    return enums.PIXEL_TYPE_NAMES.get(value, UNKNOWN)  # the contract: UNSPECIFIED is UNKNOWN
 
 
 def root_doc(info: pb.ServiceInfo) -> dict:

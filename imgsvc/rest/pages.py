@@ -8,12 +8,14 @@ import html
 import json
 from urllib.parse import urlencode
 
-from imgsvc.encode import DEFAULT_FORMAT, FORMATS
+from imgsvc.encode import DEFAULT_FORMAT, FORMATS, LERC_VERSIONS
 from imgsvc.encode.geotiff import COMPRESSIONS
+from imgsvc.identify import GEOMETRY_TYPES, POINT
 from imgsvc.kernels import RESAMPLING_METHODS
+from imgsvc.params import DEFAULT_SIZE, NO_DATA_INTERPRETATIONS
 from imgsvc.pixel_types import PIXEL_TYPES
 
-# (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1.
+# (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1; "" is the default.
 EXPORT_PARAMETERS = (
     ("bbox", None, "xmin,ymin,xmax,ymax or an envelope JSON"),
     ("bboxSR", None, "wkid or spatial reference JSON; empty = the service's"),
@@ -23,12 +25,12 @@ EXPORT_PARAMETERS = (
     ("format", tuple(FORMATS), ""),
     ("pixelType", ("", *(t.name for t in PIXEL_TYPES if not t.complex)), ""),
     ("noData", None, "one value, or one per band"),
-    ("noDataInterpretation", ("", "esriNoDataMatchAny", "esriNoDataMatchAll"), ""),
+    ("noDataInterpretation", ("", *NO_DATA_INTERPRETATIONS), ""),
     ("interpolation", ("", *(m.interpolation for m in RESAMPLING_METHODS)), "empty = the service default"),
     ("compression", ("", *COMPRESSIONS), "tiff only"),
     ("compressionQuality", None, "0-100 (jpg)"),
     ("compressionTolerance", None, "lerc max error"),
-    ("lercVersion", ("", "1", "2"), ""),
+    ("lercVersion", ("", *map(str, LERC_VERSIONS)), ""),
     ("bandIds", None, "comma-separated 0-based band ids"),
     ("mosaicRule", None, "JSON"),
     ("renderingRule", None, "JSON, e.g. {\"rasterFunction\":\"None\"}"),
@@ -39,7 +41,7 @@ EXPORT_PARAMETERS = (
 )
 IDENTIFY_PARAMETERS = (
     ("geometry", None, "x,y in the service SR, or {\"x\":..,\"y\":..,\"spatialReference\":{\"wkid\":..}}"),
-    ("geometryType", ("esriGeometryPoint", "esriGeometryPolygon"), ""),
+    ("geometryType", GEOMETRY_TYPES, ""),
     ("mosaicRule", None, "JSON"),
     ("renderingRule", None, "JSON"),
     ("pixelSize", None, "x,y (the pixel is read at full resolution)"),
@@ -159,7 +161,7 @@ def export_form(root: dict, url: str, params, result: dict | None, error: dict |
     """The form with every parameter, prefilled with the service's extent and defaults; then the result."""
     initial = root["initialExtent"]
     defaults = {"bbox": _extent_text(initial).replace(" ", ""), "bboxSR": json.dumps(initial["spatialReference"]),
-                "size": "400,400", "format": DEFAULT_FORMAT}
+                "size": ",".join(map(str, DEFAULT_SIZE)), "format": DEFAULT_FORMAT}
     body = _error_box(error) + _form(EXPORT_PARAMETERS, params, defaults, f"{url}/exportImage",
                                      ("html", "image", "json", "pjson", "kmz"), "Export Image")
     if result is not None:
@@ -179,7 +181,7 @@ def export_form(root: dict, url: str, params, result: dict | None, error: dict |
 
 
 def identify_form(name: str, url: str, params, result: dict | None) -> str:
-    body = _form(IDENTIFY_PARAMETERS, params, {"geometryType": "esriGeometryPoint"}, f"{url}/identify",
+    body = _form(IDENTIFY_PARAMETERS, params, {"geometryType": POINT}, f"{url}/identify",
                  ("html", "json", "pjson"), "Identify")
     if result is not None:
         body += f"<h3>Result</h3><pre id='result'>{_e(json.dumps(result, indent=2))}</pre>"

@@ -11,24 +11,26 @@ from collections.abc import Mapping
 
 from google.protobuf import json_format, struct_pb2
 
+from imgsvc.encode import FORMATS as OUTPUT_FORMATS
+from imgsvc.encode.geotiff import COMPRESSION_ALIASES
 from imgsvc.errors import invalid, unsupported
+from imgsvc.grpc import enums
 from imgsvc.v1 import image_service_pb2 as pb
 
-FORMATS = {
-    "jpgpng": pb.FORMAT_JPGPNG, "png": pb.FORMAT_PNG, "png8": pb.FORMAT_PNG8, "png24": pb.FORMAT_PNG24,
-    "png32": pb.FORMAT_PNG32, "jpg": pb.FORMAT_JPG, "jpeg": pb.FORMAT_JPG, "bmp": pb.FORMAT_BMP,
-    "gif": pb.FORMAT_GIF, "tiff": pb.FORMAT_TIFF, "tif": pb.FORMAT_TIFF, "bip": pb.FORMAT_BIP,
-    "bsq": pb.FORMAT_BSQ, "lerc": pb.FORMAT_LERC,
-}
-PIXEL_TYPES = {name.removeprefix("PIXEL_TYPE_"): value for name, value in pb.PixelType.items()
-               if value != pb.PIXEL_TYPE_UNSPECIFIED}
-INTERPOLATIONS = {
-    "rsp_nearestneighbor": pb.RSP_NEAREST_NEIGHBOR, "rsp_bilinearinterpolation": pb.RSP_BILINEAR_INTERPOLATION,
-    "rsp_cubicconvolution": pb.RSP_CUBIC_CONVOLUTION, "rsp_majority": pb.RSP_MAJORITY,
-}
-COMPRESSIONS = {"none": pb.COMPRESSION_NONE, "jpeg": pb.COMPRESSION_JPEG, "lz77": pb.COMPRESSION_LZ77,
-                "deflate": pb.COMPRESSION_LZ77}
-NO_DATA_INTERPRETATIONS = {"esrinodatamatchany": pb.NO_DATA_MATCH_ANY, "esrinodatamatchall": pb.NO_DATA_MATCH_ALL}
+
+def _folded(values: Mapping[str, int], aliases: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Lower-cased ArcGIS names, and their ``aliases`` (alias -> name), -> proto values: the lookup table of a
+    parameter matched case-insensitively."""
+    table = {name.lower(): value for name, value in values.items()}
+    table.update((alias.lower(), values[name]) for alias, name in (aliases or {}).items())
+    return table
+
+
+FORMATS = _folded(enums.FORMAT, {alias: f.name for f in OUTPUT_FORMATS.values() for alias in f.aliases})
+PIXEL_TYPES = enums.PIXEL_TYPE  # matched in upper case
+INTERPOLATIONS = _folded(enums.INTERPOLATION)
+COMPRESSIONS = _folded(enums.COMPRESSION, COMPRESSION_ALIASES)
+NO_DATA_INTERPRETATIONS = _folded(enums.NO_DATA_INTERPRETATION)
 MOSAIC_METHODS = {
     "esrimosaicnone": pb.ESRI_MOSAIC_NONE, "none": pb.ESRI_MOSAIC_NONE,
     "esrimosaiccenter": pb.ESRI_MOSAIC_CENTER, "center": pb.ESRI_MOSAIC_CENTER,
@@ -282,7 +284,7 @@ def point(text: str, name: str = "geometry") -> pb.Point:
     return pb.Point(x=x, y=y)
 
 
-GEOMETRY_TYPES = {"esrigeometrypoint": pb.ESRI_GEOMETRY_POINT, "esrigeometrypolygon": pb.ESRI_GEOMETRY_POLYGON}
+GEOMETRY_TYPES = _folded(enums.GEOMETRY_TYPE)
 IDENTIFY_FLAGS = ("returnGeometry", "returnCatalogItems", "returnPixelValues")
 
 
