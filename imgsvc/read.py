@@ -20,6 +20,7 @@ from rasterio.windows import Window
 from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
+from imgsvc.pixel_types import NAME_OF_DTYPE
 
 # No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders), tiles
 # of one read decoded on every core.  GDAL_CACHEMAX is deliberately absent: an Env that sets it resizes, and so
@@ -30,9 +31,6 @@ GDAL_OPTIONS = {
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 
-# Bands GDAL reads as U8 even when stored with fewer bits (U1/U2/U4); complex types are refused.
-SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
-
 
 def describe_raster(path: str | Path) -> RasterItem:
     """What the catalog records for a GeoTIFF/COG: grid, bands, nodata, overviews, per-band statistics."""
@@ -42,7 +40,7 @@ def describe_raster(path: str | Path) -> RasterItem:
             if src.crs is None or src.transform == Affine.identity():
                 raise invalid(f"{path} has no georeferencing (CRS and geotransform are required).")
             dtype = src.dtypes[0]
-            if dtype not in SUPPORTED_DTYPES:
+            if dtype not in NAME_OF_DTYPE:  # GDAL reads U1/U2/U4 bands as uint8; complex types are refused
                 raise invalid(f"{path} has pixel type {dtype}, which imgsvc does not serve (complex types "
                               "C64/C128 are not supported).")
             flags = src.mask_flag_enums[0]
