@@ -27,7 +27,9 @@ ARCGIS_MESSAGES = {
 
 
 class ImgsvcError(Exception):
-    """The root error.  ``details`` are short human sentences naming the parameter at fault."""
+    """The root error.  ``details`` are short human sentences naming the parameter at fault; ``parameter`` is that
+    parameter's ArcGIS name (``bbox``, ``renderingRule``, ...) where the raiser knows it for certain, so that a
+    program can tell which input to fix without reading the sentences."""
 
     def __init__(self, kind: ErrorKind, *details: str, message: str | None = None,
                  parameter: str | None = None) -> None:

@@ -73,11 +73,11 @@ def _missing(name: str):
 def _bbox(env: pb.Envelope) -> tuple[float, float, float, float]:
     values = (env.xmin, env.ymin, env.xmax, env.ymax)
     if not all(math.isfinite(v) for v in values):
-        raise invalid("bbox values must be finite numbers.")
+        raise invalid("bbox values must be finite numbers.", parameter="bbox")
     xmin, xmax = sorted((env.xmin, env.xmax))
     ymin, ymax = sorted((env.ymin, env.ymax))  # esri-leaflet sends ymax before ymin (REFERENCE §12.3)
     if xmin == xmax or ymin == ymax:
-        raise invalid("bbox must have a non-zero width and height.")
+        raise invalid("bbox must have a non-zero width and height.", parameter="bbox")
     return xmin, ymin, xmax, ymax
 
 
@@ -130,7 +130,7 @@ def parse(req: pb.ExportImageRequest) -> ExportParams:
     if req.HasField("size"):
         size = (req.size.width, req.size.height)
         if size[0] <= 0 or size[1] <= 0:
-            raise invalid(f"size must be two positive integers, got {size[0]},{size[1]}.")
+            raise invalid(f"size must be two positive integers, got {size[0]},{size[1]}.", parameter="size")
     else:
         size = DEFAULT_SIZE
 
