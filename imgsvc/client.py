@@ -37,7 +37,8 @@ class NotFound(ImgsvcError):
 
 
 class Unsupported(ImgsvcError):
-    """A parameter value the service does not implement (ArcGIS code 501)."""
+    """A parameter value the service does not implement (ArcGIS code 400, as ArcGIS answers a value it does not take;
+    the detail names the parameter and says it is not supported)."""
 
 
 class ServiceError(ImgsvcError):

@@ -9,33 +9,37 @@ import enum
 
 
 class ErrorKind(enum.Enum):
-    """What went wrong, as a front door needs to know it.  The value is the ArcGIS envelope code."""
+    """What went wrong, as a front door needs to know it.  Each kind is named after the gRPC status it travels as."""
 
-    INVALID_ARGUMENT = 400
-    NOT_FOUND = 404
-    UNIMPLEMENTED = 501
-    INTERNAL = 500
+    INVALID_ARGUMENT = enum.auto()
+    NOT_FOUND = enum.auto()
+    UNIMPLEMENTED = enum.auto()
+    INTERNAL = enum.auto()
 
 
-# The envelope messages ArcGIS Server itself uses (REFERENCE §8); details carry the specific reason.
-ARCGIS_MESSAGES = {
-    ErrorKind.INVALID_ARGUMENT: "Invalid or missing input parameters.",
-    ErrorKind.NOT_FOUND: "Service not found.",
-    ErrorKind.UNIMPLEMENTED: "Unsupported parameter value.",
-    ErrorKind.INTERNAL: "Unable to complete operation.",
+# The envelope code and message ArcGIS Server itself answers with (REFERENCE §8); details carry the specific reason.
+# ArcGIS has no answer for "not built here": it refuses a parameter value it does not take as invalid input, so a
+# parameter not supported yet answers the same way, its detail saying so; gRPC callers still see UNIMPLEMENTED.
+ARCGIS_ANSWERS = {
+    ErrorKind.INVALID_ARGUMENT: (400, "Invalid or missing input parameters."),
+    ErrorKind.NOT_FOUND: (404, "Service not found."),
+    ErrorKind.UNIMPLEMENTED: (400, "Invalid or missing input parameters."),
+    ErrorKind.INTERNAL: (500, "Unable to complete operation."),
 }
 
 
 class ImgsvcError(Exception):
     """The root error.  ``details`` are short human sentences naming the parameter at fault; ``parameter`` is that
     parameter's ArcGIS name (``bbox``, ``renderingRule``, ...) where the raiser knows it for certain, so that a
-    program can tell which input to fix without reading the sentences."""
+    program can tell which input to fix without reading the sentences.  ``code`` and ``message`` are the ArcGIS
+    envelope's."""
 
     def __init__(self, kind: ErrorKind, *details: str, message: str | None = None,
                  parameter: str | None = None) -> None:
         self.kind = kind
         self.parameter = parameter
-        self.message = message or ARCGIS_MESSAGES[kind]
+        self.code, default_message = ARCGIS_ANSWERS[kind]
+        self.message = message or default_message
         self.details = tuple(details)
         super().__init__(self.text)
 

@@ -27,7 +27,7 @@ ERROR_METADATA_KEY = "imgsvc-error"
 
 
 def _abort(context: grpc.ServicerContext, error: ImgsvcError):
-    envelope = {"code": error.kind.value, "message": error.message, "details": list(error.details)}
+    envelope = {"code": error.code, "message": error.message, "details": list(error.details)}
     context.set_trailing_metadata(((ERROR_METADATA_KEY, json.dumps(envelope)),))
     context.abort(STATUS_OF_KIND[error.kind], error.text)
 

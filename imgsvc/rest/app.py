@@ -30,7 +30,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imgsvc.errors import ARCGIS_MESSAGES, ErrorKind, ImgsvcError, invalid, not_found, unsupported
+from imgsvc.errors import ErrorKind, ImgsvcError, invalid, not_found, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
 from imgsvc.rest.query import RESPONSE_FORMS, Params, band_ids, export_request, identify_request, struct
@@ -160,7 +160,7 @@ class Gateway:
 
     def error(self, error: ImgsvcError | dict, params: Params) -> Response:
         envelope = error if isinstance(error, dict) else {
-            "code": error.kind.value, "message": error.message, "details": list(error.details)}
+            "code": error.code, "message": error.message, "details": list(error.details)}
         status = 200 if self.settings.errors_with_http_200 else int(envelope["code"])
         return self.json({"error": envelope}, params, status)
 
@@ -168,8 +168,8 @@ class Gateway:
         for key, value in exc.trailing_metadata() or ():
             if key == ERROR_METADATA_KEY:
                 return json.loads(value)
-        kind = KIND_OF_STATUS.get(exc.code(), ErrorKind.INTERNAL)
-        return {"code": kind.value, "message": ARCGIS_MESSAGES[kind], "details": [exc.details() or exc.code().name]}
+        return error_doc(ImgsvcError(KIND_OF_STATUS.get(exc.code(), ErrorKind.INTERNAL),
+                                     exc.details() or exc.code().name))
 
     async def call(self, method: str, message, params: Params):
         """Call the gRPC service; returns the reply, or a Response carrying the error envelope."""
@@ -402,7 +402,7 @@ class Gateway:
 
 
 def error_doc(error: ImgsvcError) -> dict:
-    return {"code": error.kind.value, "message": error.message, "details": list(error.details)}
+    return {"code": error.code, "message": error.message, "details": list(error.details)}
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
