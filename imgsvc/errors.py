@@ -32,13 +32,15 @@ class ImgsvcError(Exception):
     """The root error.  ``details`` are short human sentences naming the parameter at fault; ``parameter`` is that
     parameter's ArcGIS name (``bbox``, ``renderingRule``, ...) where the raiser knows it for certain, so that a
     program can tell which input to fix without reading the sentences.  ``code`` and ``message`` are the ArcGIS
-    envelope's."""
+    envelope's: those ArcGIS answers the kind with unless given (an error decoded from the wire keeps what the server
+    said)."""
 
-    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None,
+    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None, code: int | None = None,
                  parameter: str | None = None) -> None:
+        default_code, default_message = ARCGIS_ANSWERS[kind]
         self.kind = kind
         self.parameter = parameter
-        self.code, default_message = ARCGIS_ANSWERS[kind]
+        self.code = code or default_code
         self.message = message or default_message
         self.details = tuple(details)
         super().__init__(self.text)
