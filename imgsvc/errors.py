@@ -61,3 +61,9 @@ def not_found(*details: str) -> ImgsvcError:
 
 def unsupported(*details: str, parameter: str | None = None) -> ImgsvcError:
     return ImgsvcError(ErrorKind.UNIMPLEMENTED, *details, parameter=parameter)
+
+
+def internal() -> ImgsvcError:
+    """What a caller is told of a bug: that it happened, not the exception, whose text can hold paths and internals
+    (the door logs it whole)."""
+    return ImgsvcError(ErrorKind.INTERNAL, "An internal error occurred; see the server log.")

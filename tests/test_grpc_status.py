@@ -3,6 +3,7 @@ the standard protos only, no imgsvc code but the generated stubs; and the same A
 from __future__ import annotations
 
 import json
+import logging
 
 import grpc
 import pytest
@@ -84,3 +85,23 @@ def test_a_detail_echoing_a_long_input_is_cut_so_the_status_fits_the_trailers(st
     reply = http.post(EXPORT.format("dem"), data={"bbox": ",".join(map(str, DEM_3857)), "bboxSR": "3857",
                                                    "imageSR": json.dumps({"wkt": wkt}), "f": "json"})
     assert reply.json() == {"error": {"code": 400, "message": INVALID, "details": details}}
+
+
+def test_a_bug_is_internal_and_tells_nothing_of_the_exception_but_logs_it(stub, http_4xx, image_service,
+                                                                         monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("/srv/secret/catalog.sqlite is locked")
+
+    monkeypatch.setattr(image_service, "service_names", broken)
+    with caplog.at_level(logging.ERROR):
+        got_status, text, info, violations = failure(stub.ListServices, pb.ListServicesRequest())
+    assert got_status == grpc.StatusCode.INTERNAL and info.reason == "INTERNAL" and not violations
+    detail = "An internal error occurred; see the server log."
+    assert dict(info.metadata) == {"code": "500", "message": "Unable to complete operation.",
+                                   "details": json.dumps([detail])}
+    assert "secret" not in text and "RuntimeError" not in text
+    assert "/srv/secret/catalog.sqlite is locked" in caplog.text
+
+    reply = http_4xx.get("/arcgis/rest/services", params={"f": "json"})
+    assert reply.status_code == 500
+    assert reply.json() == {"error": {"code": 500, "message": "Unable to complete operation.", "details": [detail]}}

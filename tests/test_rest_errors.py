@@ -160,3 +160,17 @@ def test_export_form_shows_a_bad_parameter_on_the_page(http):
     page = http.get(SERVICE.format("dem") + "/exportImage", params={"f": "html", "bbox": "1,2,3"})
     assert page.headers["content-type"].startswith("text/html")
     assert "class='error'" in page.text and "bbox needs 4 comma-separated numbers" in page.text
+
+
+def test_a_gateway_bug_is_a_500_envelope_that_tells_nothing_of_the_exception(http_4xx, monkeypatch, caplog):
+    from imgsvc.rest import arcgis_json
+
+    def broken(reply):
+        raise KeyError("/srv/secret/root.json")
+
+    monkeypatch.setattr(arcgis_json, "root_doc", broken)
+    with caplog.at_level("ERROR"):
+        error = assert_envelope(http_4xx.get(SERVICE.format("dem"), params={"f": "json"}), 500, status=500)
+    assert error == {"code": 500, "message": "Unable to complete operation.",
+                     "details": ["An internal error occurred; see the server log."]}
+    assert "/srv/secret/root.json" in caplog.text

@@ -7,7 +7,7 @@ import logging
 import grpc
 
 from imgsvc import resources, rich_status
-from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc.errors import ErrorKind, ImgsvcError, internal
 from imgsvc.grpc import convert
 from imgsvc.params import parse
 from imgsvc.service import ImageService
@@ -35,9 +35,9 @@ def _guarded(method):
             return method(self, request, context)
         except ImgsvcError as error:
             _abort(context, error)
-        except Exception as exc:  # never let a bug take a worker down or leak a traceback to the caller
+        except Exception:  # never let a bug take a worker down or leak a traceback (or paths) to the caller
             log.exception("unexpected failure in %s", method.__name__)
-            _abort(context, ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            _abort(context, internal())
 
     wrapper.__name__ = method.__name__
     return wrapper

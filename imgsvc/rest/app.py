@@ -31,7 +31,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imgsvc.errors import ErrorKind, ImgsvcError, invalid, unsupported
+from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
 from imgsvc.rest.query import RESPONSE_FORMS, Params, band_ids, export_request, identify_request, struct
@@ -81,10 +81,9 @@ def guarded(handler):
             return await handler(self, request)
         except ImgsvcError as error:
             return self.error(error, self.query_params(request))
-        except Exception as exc:
+        except Exception:
             log.exception("unexpected failure answering %s", request.url.path)
-            return self.error(ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"),
-                              self.query_params(request))
+            return self.error(internal(), self.query_params(request))
     return wrapper
 
 
