@@ -10,7 +10,8 @@ gateway (``imgsvc.rest.query``), so a request means the same thing through eithe
 the way ArcGIS clients write them: lists/tuples comma-separated, dicts as JSON, booleans as true/false.
 
 gRPC failures come back as exceptions rooted at ``imgsvc.errors.ImgsvcError``, one class per error kind, carrying
-the service's ArcGIS message and details.
+the service's ArcGIS code, message and details and the parameter at fault, read from the call's rich status
+(``imgsvc.rich_status``).
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import json
 from dataclasses import dataclass
 
 import grpc
+from grpc_status import rpc_status
 
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.rest.query import Params, export_request, identify_request
+from imgsvc.rich_status import from_status
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
-ERROR_METADATA_KEY = "imgsvc-error"  # the servicer's trailing metadata carrying the ArcGIS envelope
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
@@ -37,7 +39,8 @@ class NotFound(ImgsvcError):
 
 
 class Unsupported(ImgsvcError):
-    """A parameter value the service does not implement (ArcGIS code 501)."""
+    """A parameter value the service does not implement (ArcGIS code 400, as ArcGIS answers a value it does not take;
+    the detail names the parameter and says it is not supported)."""
 
 
 class ServiceError(ImgsvcError):
@@ -48,17 +51,16 @@ class Unavailable(ServiceError):
     """The service could not be reached or did not answer in time."""
 
 
-EXCEPTION_OF_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: (InvalidArgument, ErrorKind.INVALID_ARGUMENT),
-    grpc.StatusCode.NOT_FOUND: (NotFound, ErrorKind.NOT_FOUND),
-    grpc.StatusCode.UNIMPLEMENTED: (Unsupported, ErrorKind.UNIMPLEMENTED),
-    grpc.StatusCode.UNAVAILABLE: (Unavailable, ErrorKind.INTERNAL),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (Unavailable, ErrorKind.INTERNAL),
-}
-
-
 CLASS_OF_KIND = {ErrorKind.INVALID_ARGUMENT: InvalidArgument, ErrorKind.NOT_FOUND: NotFound,
                  ErrorKind.UNIMPLEMENTED: Unsupported, ErrorKind.INTERNAL: ServiceError}
+# The statuses of a call that never reached the service, or was not answered in time.
+UNAVAILABLE_STATUSES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _typed(error: ImgsvcError, cls: type[ImgsvcError] | None = None) -> ImgsvcError:
+    """``error`` as an instance of ``cls``, by default the client's class for its kind."""
+    return (cls or CLASS_OF_KIND[error.kind])(error.kind, *error.details, message=error.message, code=error.code,
+                                              parameter=error.parameter)
 
 
 def _parsed(build, *args):
@@ -68,17 +70,14 @@ def _parsed(build, *args):
     except ImgsvcError as error:
         if type(error) is not ImgsvcError:
             raise
-        raise CLASS_OF_KIND[error.kind](error.kind, *error.details, message=error.message) from None
+        raise _typed(error) from None
 
 
 def error_from_rpc(exc: grpc.RpcError) -> ImgsvcError:
-    """The exception for a failed call: its class from the status code, message and details from the envelope."""
-    cls, kind = EXCEPTION_OF_STATUS.get(exc.code(), (ServiceError, ErrorKind.INTERNAL))
-    for key, value in exc.trailing_metadata() or ():
-        if key == ERROR_METADATA_KEY:
-            envelope = json.loads(value)
-            return cls(kind, *envelope.get("details", []), message=envelope.get("message"))
-    return cls(kind, exc.details() or exc.code().name)
+    """The exception for a failed call, read from its rich status: the class of its kind (Unavailable when the
+    service was not reached or did not answer in time), the service's ArcGIS code, message, details and parameter."""
+    error = from_status(rpc_status.from_call(exc), exc.code(), exc.details())
+    return _typed(error, Unavailable if exc.code() in UNAVAILABLE_STATUSES else None)
 
 
 def arcgis_text(value) -> str:

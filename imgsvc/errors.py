@@ -9,31 +9,39 @@ import enum
 
 
 class ErrorKind(enum.Enum):
-    """What went wrong, as a front door needs to know it.  The value is the ArcGIS envelope code."""
+    """What went wrong, as a front door needs to know it.  Each kind is named after the gRPC status it travels as."""
 
-    INVALID_ARGUMENT = 400
-    NOT_FOUND = 404
-    UNIMPLEMENTED = 501
-    INTERNAL = 500
+    INVALID_ARGUMENT = enum.auto()
+    NOT_FOUND = enum.auto()
+    UNIMPLEMENTED = enum.auto()
+    INTERNAL = enum.auto()
 
 
-# The envelope messages ArcGIS Server itself uses (REFERENCE §8); details carry the specific reason.
-ARCGIS_MESSAGES = {
-    ErrorKind.INVALID_ARGUMENT: "Invalid or missing input parameters.",
-    ErrorKind.NOT_FOUND: "Service not found.",
-    ErrorKind.UNIMPLEMENTED: "Unsupported parameter value.",
-    ErrorKind.INTERNAL: "Unable to complete operation.",
+# The envelope code and message ArcGIS Server itself answers with (REFERENCE §8); details carry the specific reason.
+# ArcGIS has no answer for "not built here": it refuses a parameter value it does not take as invalid input, so a
+# parameter not supported yet answers the same way, its detail saying so; gRPC callers still see UNIMPLEMENTED.
+ARCGIS_ANSWERS = {
+    ErrorKind.INVALID_ARGUMENT: (400, "Invalid or missing input parameters."),
+    ErrorKind.NOT_FOUND: (404, "Service not found."),
+    ErrorKind.UNIMPLEMENTED: (400, "Invalid or missing input parameters."),
+    ErrorKind.INTERNAL: (500, "Unable to complete operation."),
 }
 
 
 class ImgsvcError(Exception):
-    """The root error.  ``details`` are short human sentences naming the parameter at fault."""
+    """The root error.  ``details`` are short human sentences naming the parameter at fault; ``parameter`` is that
+    parameter's ArcGIS name (``bbox``, ``renderingRule``, ...) where the raiser knows it for certain, so that a
+    program can tell which input to fix without reading the sentences.  ``code`` and ``message`` are the ArcGIS
+    envelope's: those ArcGIS answers the kind with unless given (an error decoded from the wire keeps what the server
+    said)."""
 
-    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None,
+    def __init__(self, kind: ErrorKind, *details: str, message: str | None = None, code: int | None = None,
                  parameter: str | None = None) -> None:
+        default_code, default_message = ARCGIS_ANSWERS[kind]
         self.kind = kind
         self.parameter = parameter
-        self.message = message or ARCGIS_MESSAGES[kind]
+        self.code = code or default_code
+        self.message = message or default_message
         self.details = tuple(details)
         super().__init__(self.text)
 
@@ -53,3 +61,9 @@ def not_found(*details: str) -> ImgsvcError:
 
 def unsupported(*details: str, parameter: str | None = None) -> ImgsvcError:
     return ImgsvcError(ErrorKind.UNIMPLEMENTED, *details, parameter=parameter)
+
+
+def internal() -> ImgsvcError:
+    """What a caller is told of a bug: that it happened, not the exception, whose text can hold paths and internals
+    (the door logs it whole)."""
+    return ImgsvcError(ErrorKind.INTERNAL, "An internal error occurred; see the server log.")

@@ -2,6 +2,9 @@
 
 Everything that can fail happens here (argument checks, dtype dispatch, contiguity, the coordinate transforms through
 ``imgsvc.sr``); the compiled loops then run without the GIL and cannot fail, so calls from several threads overlap.
+The arguments come from the service's own stages, which validate the request first, so a bad one is a bug and raises
+ValueError or TypeError (answered as an internal error); only a ``pixelType`` that the client asked for and that
+cannot be served is refused as the client's error.
 
 Semantics follow GDAL's warper (``rasterio.warp.reproject``) with an exact transformer:
 
@@ -36,7 +39,6 @@ from pyproj import CRS
 from imgsvc import pixel_types, sr
 from imgsvc._kernels import pixeltype as _pixeltype
 from imgsvc._kernels import warp as _warp
-from imgsvc.errors import invalid, unsupported
 
 
 @dataclass(frozen=True)
@@ -101,15 +103,15 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
     error in source pixels (0 = exact transform at every pixel).
     """
     if resampling not in RESAMPLINGS:
-        raise invalid(f"Unsupported resampling {resampling!r}; expected one of {', '.join(RESAMPLINGS)}.")
+        raise ValueError(f"Unsupported resampling {resampling!r}; expected one of {', '.join(RESAMPLINGS)}.")
     source = _check_source(source)
     bands, src_rows, src_cols = source.shape
     rows, cols = _check_shape(dst_shape)
     if not (isinstance(max_error, (int, float)) and math.isfinite(max_error) and max_error >= 0):
-        raise invalid(f"max_error must be a finite number >= 0 source pixels, not {max_error!r}.")
+        raise ValueError(f"max_error must be a finite number >= 0 source pixels, not {max_error!r}.")
     valid = _check_valid(source, source_valid)
     if abs(src_transform.determinant) == 0 or abs(dst_transform.determinant) == 0:
-        raise invalid("The source and output transforms must be invertible.")
+        raise ValueError("The source and output transforms must be invertible.")
 
     out = np.zeros((bands, rows, cols), dtype=source.dtype)
     out_valid = np.zeros((rows, cols), dtype=np.uint8)
@@ -138,12 +140,14 @@ def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> 
     never mark one valid).  U1/U2/U4 clip to 0..1 / 0..3 / 0..15 and are stored as uint8.  Invalid pixels come out
     as 0.  ``UNKNOWN`` returns ``data`` unchanged.
     """
+    if pixel_type not in pixel_types.BY_NAME:  # the doors only pass names from the table
+        raise ValueError(f"Unknown pixelType {pixel_type!r}.")
     if pixel_types.pixel_type(pixel_type).name == pixel_types.UNKNOWN:
         return data
     data = _check_source(data, name="data")
     valid = np.asarray(valid)
     if valid.shape != data.shape[1:] or valid.dtype != np.bool_:
-        raise invalid("valid must be a bool (rows, cols) array matching data.")
+        raise ValueError("valid must be a bool (rows, cols) array matching data.")
     target, low, high = _PIXEL_TYPE_TARGETS[pixel_type]
     out = np.empty(data.shape, dtype=target)
     if out.size:
@@ -172,12 +176,12 @@ _NO_MASK = np.ones((1, 1), dtype=np.uint8)
 def _check_source(source: np.ndarray, name: str = "source") -> np.ndarray:
     source = np.asarray(source)
     if source.ndim != 3:
-        raise invalid(f"{name} must be a (bands, rows, cols) array, not {source.ndim}-dimensional.")
+        raise ValueError(f"{name} must be a (bands, rows, cols) array, not {source.ndim}-dimensional.")
     if source.dtype.kind == "c":
-        raise unsupported(f"Complex pixel types (C64, C128) are not supported; {name} is {source.dtype}.")
+        raise TypeError(f"Complex pixel types (C64, C128) are not supported; {name} is {source.dtype}.")
     if source.dtype not in _SUPPORTED_DTYPES:
-        raise unsupported(f"Pixel type {source.dtype} is not supported; expected one of "
-                          f"{' '.join(pixel_types.NAME_OF_DTYPE.values())}.")
+        raise TypeError(f"Pixel type {source.dtype} is not supported; expected one of "
+                        f"{' '.join(pixel_types.NAME_OF_DTYPE.values())}.")
     return np.ascontiguousarray(source.astype(source.dtype.newbyteorder("="), copy=False))
 
 
@@ -185,9 +189,9 @@ def _check_shape(dst_shape) -> tuple[int, int]:
     try:
         rows, cols = (int(v) for v in dst_shape)
     except (TypeError, ValueError) as exc:
-        raise invalid(f"dst_shape must be (rows, cols), not {dst_shape!r}.") from exc
+        raise ValueError(f"dst_shape must be (rows, cols), not {dst_shape!r}.") from exc
     if rows <= 0 or cols <= 0:
-        raise invalid(f"dst_shape must be positive, not {dst_shape!r}.")
+        raise ValueError(f"dst_shape must be positive, not {dst_shape!r}.")
     return rows, cols
 
 
@@ -196,7 +200,7 @@ def _check_valid(source: np.ndarray, source_valid: np.ndarray | None) -> np.ndar
     if source_valid is not None:
         source_valid = np.asarray(source_valid)
         if source_valid.shape != source.shape[1:] or source_valid.dtype != np.bool_:
-            raise invalid("source_valid must be a bool (rows, cols) array matching the source.")
+            raise ValueError("source_valid must be a bool (rows, cols) array matching the source.")
     # min() propagates NaN and is the cheapest full pass that does; the per-pixel mask only when there is one.
     if source.dtype.kind == "f" and source.size and np.isnan(source.min()):
         nan = np.isnan(source).any(axis=0)

@@ -50,12 +50,12 @@ class ExportParams:
 
 def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     if not all(math.isfinite(v) for v in values):
-        raise invalid("bbox values must be finite numbers.")
+        raise invalid("bbox values must be finite numbers.", parameter="bbox")
     xmin, ymin, xmax, ymax = values
     xmin, xmax = sorted((xmin, xmax))
     ymin, ymax = sorted((ymin, ymax))  # esri-leaflet sends ymax before ymin (REFERENCE §12.3)
     if xmin == xmax or ymin == ymax:
-        raise invalid("bbox must have a non-zero width and height.")
+        raise invalid("bbox must have a non-zero width and height.", parameter="bbox")
     return xmin, ymin, xmax, ymax
 
 
@@ -90,7 +90,7 @@ def export_params(
     if size is None:
         size = DEFAULT_SIZE
     elif size[0] <= 0 or size[1] <= 0:
-        raise invalid(f"size must be two positive integers, got {size[0]},{size[1]}.")
+        raise invalid(f"size must be two positive integers, got {size[0]},{size[1]}.", parameter="size")
 
     pixel_type = pixel_types.pixel_type(pixel_type or pixel_types.UNKNOWN).name
 

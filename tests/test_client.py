@@ -83,6 +83,14 @@ def test_size_limit_detail_comes_through_verbatim(client):
     assert info.value.message == "Invalid or missing input parameters."
 
 
+def test_the_rich_status_gives_the_arcgis_code_and_the_parameter(client):
+    with pytest.raises(Unsupported) as info:
+        client.export_image("dem", bbox=DEM_3857, sliceId=2)
+    assert (info.value.code, info.value.message, info.value.parameter) == (
+        400, "Invalid or missing input parameters.", "sliceId")
+    assert info.value.details == ("sliceId is not supported: the service is not multidimensional.",)
+
+
 def test_an_unreachable_server_is_unavailable():
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

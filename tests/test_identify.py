@@ -98,13 +98,14 @@ def test_bad_identify_input_gets_the_envelope(http, query, fragment):
     rest = http.get(IDENTIFY.format("dem"), params=dict(query, f="json"))
     assert rest.status_code == 200 and rest.headers["content-type"] == "application/json"
     error = rest.json()["error"]
-    assert error["code"] in (400, 501) and fragment in " ".join(error["details"])
+    assert error["code"] == 400 and fragment in " ".join(error["details"])
 
 
 def test_polygon_identify_is_refused_by_name_over_both_doors(http, stub):
     rest = http.get(IDENTIFY.format("dem"), params={"geometry": '{"rings": []}', "geometryType":
                                                     "esriGeometryPolygon", "f": "json"}).json()
-    assert rest["error"]["code"] == 501 and "esriGeometryPolygon" in rest["error"]["details"][0]
+    assert rest["error"]["code"] == 400 and rest["error"]["message"] == "Invalid or missing input parameters."
+    assert rest["error"]["details"][0].startswith("geometryType esriGeometryPolygon is not supported")
     with pytest.raises(grpc.RpcError) as info:
         stub.Identify(pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2),
                                          geometry_type=pb.ESRI_GEOMETRY_POLYGON))

@@ -94,6 +94,31 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
     assert name in info.value.text
 
 
+@pytest.mark.parametrize("query, parameter", [
+    ({"bbox": "1,2,3"}, "bbox"),
+    ({"bbox": '{"xmin": "a", "ymin": 1, "xmax": 2, "ymax": 3}'}, "bbox"),
+    ({"bbox": "1,2,1,4"}, "bbox"),
+    ({"bboxSR": '{"wkid": "x"}'}, "bboxSR"),
+    ({"size": "400"}, "size"),
+    ({"format": "webp"}, "format"),
+    ({"renderingRule": "[1]"}, "renderingRule"),
+    ({"renderingRule": '{"rasterFunction": "Hillshade"}'}, "renderingRule"),
+    ({"mosaicRule": '{"viewpoint": {"x": 1, "y": 2, "spatialReference": {}}}'}, "mosaicRule"),
+    ({"mosaicRule": '{"mosaicMethod": "esriMosaicRandom"}'}, "mosaicRule"),
+    ({"sliceId": "2"}, "sliceId"),
+])
+def test_refusals_name_the_top_level_parameter(query, parameter):
+    with pytest.raises(ImgsvcError) as info:
+        export_params(request(**query))
+    assert info.value.parameter == parameter
+
+
+def test_a_size_the_core_refuses_names_size():
+    with pytest.raises(ImgsvcError) as info:
+        export_params(pb.ExportImageRequest(service="svc", size=pb.Size(width=0, height=400)))
+    assert info.value.parameter == "size"
+
+
 @pytest.mark.parametrize("text, names", [
     ("1173", ("NAD27 to WGS 84 (4)",)),
     ('{"wkid": 1173}', ("NAD27 to WGS 84 (4)",)),

@@ -17,7 +17,7 @@ RESOURCES = ["", "exportImage", "identify", "keyProperties", "rasterFunctionInfo
 BAD = [
     ("", {"f": "image"}, 400),
     ("", {"f": "json", "renderingRule": "{"}, 400),
-    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, 501),
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, 400),
     ("exportImage", {"f": "image", "bbox": "a,b,c,d"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "size": "100,5000"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "bboxSR": "{}"}, 400),
@@ -28,9 +28,9 @@ BAD = [
     ("identify", {"f": "image", "geometry": "1,2"}, 400),
     ("keyProperties", {"f": "xml"}, 400),
     ("rasterFunctionInfos", {"f": "image"}, 400),
-    ("statistics", {"f": "json", "variable": "salinity"}, 501),
+    ("statistics", {"f": "json", "variable": "salinity"}, 400),
     ("statistics", {"f": "json", "renderingRule": "[]"}, 400),
-    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, 501),
+    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, 400),
     ("legend", {"f": "json", "bandIds": "x"}, 400),
     ("legend", {"f": "json", "bandIds": "-1"}, 400),
     ("info", {"f": "kmz"}, 400),
@@ -58,6 +58,23 @@ def test_bad_input_on_every_endpoint_is_the_envelope_with_http_200(http, resourc
 @pytest.mark.parametrize("resource, query, code", BAD)
 def test_the_setting_switches_to_the_envelope_code_as_http_status(http_4xx, resource, query, code):
     assert_envelope(http_4xx.get(f"{SERVICE.format('dem')}/{resource}", params=query), code, status=code)
+
+
+@pytest.mark.parametrize("resource, query, detail", [
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, "renderingRule rasterFunction 'Slope' is not "
+                                                                        "supported"),
+    ("exportImage", {"f": "image", "sliceId": "3"}, "sliceId is not supported"),
+    ("statistics", {"f": "json", "variable": "salinity"}, "variable is not supported"),
+    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, "renderingRule rasterFunction "
+                                                                                      "'Stretch' is not supported"),
+])
+def test_what_is_not_built_answers_as_arcgis_refuses_a_value_naming_the_parameter(http, http_4xx, resource, query,
+                                                                                  detail):
+    url = f"{SERVICE.format('dem')}/{resource}"
+    for error in (assert_envelope(http.get(url, params=query), 400),
+                  assert_envelope(http_4xx.get(url, params=query), 400, status=400)):
+        assert error["message"] == "Invalid or missing input parameters."
+        assert any(d.startswith(detail) for d in error["details"]), error
 
 
 @pytest.mark.parametrize("resource", RESOURCES)
@@ -143,3 +160,17 @@ def test_export_form_shows_a_bad_parameter_on_the_page(http):
     page = http.get(SERVICE.format("dem") + "/exportImage", params={"f": "html", "bbox": "1,2,3"})
     assert page.headers["content-type"].startswith("text/html")
     assert "class='error'" in page.text and "bbox needs 4 comma-separated numbers" in page.text
+
+
+def test_a_gateway_bug_is_a_500_envelope_that_tells_nothing_of_the_exception(http_4xx, monkeypatch, caplog):
+    from imgsvc.rest import arcgis_json
+
+    def broken(reply):
+        raise KeyError("/srv/secret/root.json")
+
+    monkeypatch.setattr(arcgis_json, "root_doc", broken)
+    with caplog.at_level("ERROR"):
+        error = assert_envelope(http_4xx.get(SERVICE.format("dem"), params={"f": "json"}), 500, status=500)
+    assert error == {"code": 500, "message": "Unable to complete operation.",
+                     "details": ["An internal error occurred; see the server log."]}
+    assert "/srv/secret/root.json" in caplog.text

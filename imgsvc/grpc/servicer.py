@@ -1,13 +1,13 @@
-"""ImageService servicer: convert the request, call the core, convert the reply.  Errors map kind -> status."""
+"""ImageService servicer: convert the request, call the core, convert the reply.  Errors map kind -> status and
+travel as the rich status (``imgsvc.rich_status``)."""
 from __future__ import annotations
 
-import json
 import logging
 
 import grpc
 
-from imgsvc import resources
-from imgsvc.errors import ErrorKind, ImgsvcError
+from imgsvc import resources, rich_status
+from imgsvc.errors import ErrorKind, ImgsvcError, internal
 from imgsvc.grpc import convert, requests
 from imgsvc.service import ImageService
 from imgsvc.v1 import image_service_pb2 as pb
@@ -15,20 +15,17 @@ from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+# The door's one kind -> status table; the ArcGIS code and message travel in the status's ErrorInfo.
 STATUS_OF_KIND = {
     ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
 }
-# Trailing metadata carrying the ArcGIS envelope, so the gateway answers with exactly the same error.
-ERROR_METADATA_KEY = "imgsvc-error"
 
 
 def _abort(context: grpc.ServicerContext, error: ImgsvcError):
-    envelope = {"code": error.kind.value, "message": error.message, "details": list(error.details)}
-    context.set_trailing_metadata(((ERROR_METADATA_KEY, json.dumps(envelope)),))
-    context.abort(STATUS_OF_KIND[error.kind], error.text)
+    context.abort_with_status(rich_status.to_status(error, STATUS_OF_KIND[error.kind]))
 
 
 def _guarded(method):
@@ -37,9 +34,9 @@ def _guarded(method):
             return method(self, request, context)
         except ImgsvcError as error:
             _abort(context, error)
-        except Exception as exc:  # never let a bug take a worker down or leak a traceback to the caller
+        except Exception:  # never let a bug take a worker down or leak a traceback (or paths) to the caller
             log.exception("unexpected failure in %s", method.__name__)
-            _abort(context, ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            _abort(context, internal())
 
     wrapper.__name__ = method.__name__
     return wrapper

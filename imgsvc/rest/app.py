@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc_status import rpc_status
 from python_multipart.exceptions import FormParserError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,21 +33,16 @@ from starlette.staticfiles import StaticFiles
 
 from imgsvc.encode import MEDIA_TYPES
 from imgsvc.encode.types import OCTET_STREAM
-from imgsvc.errors import ARCGIS_MESSAGES, ErrorKind, ImgsvcError, invalid, not_found, unsupported
+from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
 from imgsvc.rest.query import RESPONSE_FORMS, Params, band_ids, export_request, identify_request, struct
+from imgsvc.rich_status import from_status
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-ERROR_METADATA_KEY = "imgsvc-error"
-KIND_OF_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
-    grpc.StatusCode.UNIMPLEMENTED: ErrorKind.UNIMPLEMENTED,
-}
 # A JSONP callback is echoed into a script: only plain JavaScript identifiers and member paths get through.
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*|\[\d+\])*$")
 # A form body larger than this is refused (the longest real request, a POSTed rendering rule, is a few KiB).
@@ -87,10 +83,9 @@ def guarded(handler):
             return await handler(self, request)
         except ImgsvcError as error:
             return self.error(error, self.query_params(request))
-        except Exception as exc:
+        except Exception:
             log.exception("unexpected failure answering %s", request.url.path)
-            return self.error(ImgsvcError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"),
-                              self.query_params(request))
+            return self.error(internal(), self.query_params(request))
     return wrapper
 
 
@@ -160,25 +155,25 @@ class Gateway:
             return Response(f"{callback}({body});", status_code=status, media_type="application/javascript")
         return Response(body, status_code=status, media_type="application/json")
 
-    def error(self, error: ImgsvcError | dict, params: Params) -> Response:
-        envelope = error if isinstance(error, dict) else {
-            "code": error.kind.value, "message": error.message, "details": list(error.details)}
-        status = 200 if self.settings.errors_with_http_200 else int(envelope["code"])
-        return self.json({"error": envelope}, params, status)
+    def error(self, error: ImgsvcError, params: Params) -> Response:
+        status = 200 if self.settings.errors_with_http_200 else http_status(error.code)
+        return self.json({"error": error_doc(error)}, params, status)
 
-    def rpc_error(self, exc: grpc.aio.AioRpcError) -> dict:
-        for key, value in exc.trailing_metadata() or ():
-            if key == ERROR_METADATA_KEY:
-                return json.loads(value)
-        kind = KIND_OF_STATUS.get(exc.code(), ErrorKind.INTERNAL)
-        return {"code": kind.value, "message": ARCGIS_MESSAGES[kind], "details": [exc.details() or exc.code().name]}
+    async def rpc(self, method: str, message):
+        """Call the gRPC service; a failure raises the ImgsvcError that its rich status carries, as the service
+        raised it (ArcGIS code, message and details from its ErrorInfo)."""
+        call = getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds)
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(await rpc_status.aio.from_call(call), exc.code(), exc.details()) from None
 
     async def call(self, method: str, message, params: Params):
         """Call the gRPC service; returns the reply, or a Response carrying the error envelope."""
         try:
-            return await getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds)
-        except grpc.aio.AioRpcError as exc:
-            return self.error(self.rpc_error(exc), params)
+            return await self.rpc(method, message)
+        except ImgsvcError as error:
+            return self.error(error, params)
 
     def base_url(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -257,9 +252,10 @@ class Gateway:
         raise ImgsvcError(ErrorKind.NOT_FOUND, f"No resource at {request.url.path}.", message="Not found.")
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
-        """Starlette's own refusals (a method a route does not take, ...) in the ArcGIS envelope."""
-        envelope = {"code": exc.status_code, "message": "Invalid request.", "details": [str(exc.detail)]}
-        return self.error(envelope, self.query_params(request))
+        """Starlette's own refusals (a method a route does not take, ...) in the ArcGIS envelope, with their code."""
+        error = ImgsvcError(ErrorKind.INVALID_ARGUMENT, str(exc.detail), message="Invalid request.",
+                            code=exc.status_code)
+        return self.error(error, self.query_params(request))
 
     # ---- the service's resources ----------------------------------------------------------------------------
 
@@ -299,13 +295,9 @@ class Gateway:
         if "bbox" not in params:
             return HTMLResponse(pages.export_form(root, url, params, None, None))
         try:
-            message = export_request(name, params)
+            reply = await self.rpc("ExportImage", export_request(name, params))
         except ImgsvcError as error:
             return HTMLResponse(pages.export_form(root, url, params, None, error_doc(error)))
-        try:
-            reply = await self.stub.ExportImage(message, timeout=self.settings.rpc_timeout_seconds)
-        except grpc.aio.AioRpcError as exc:
-            return HTMLResponse(pages.export_form(root, url, params, None, self.rpc_error(exc)))
         return HTMLResponse(pages.export_form(root, url, params, self.stored_image_doc(request, name, reply), None))
 
     async def identify(self, request: Request, name: str, params: Params) -> Response:
@@ -401,7 +393,14 @@ class Gateway:
 
 
 def error_doc(error: ImgsvcError) -> dict:
-    return {"code": error.kind.value, "message": error.message, "details": list(error.details)}
+    """The ArcGIS error envelope's body (REFERENCE §8), for every error the gateway answers."""
+    return {"code": error.code, "message": error.message, "details": list(error.details)}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status of an error envelope when errors are not all HTTP 200 (``--http-error-status``): its ArcGIS
+    code, which ArcGIS takes from HTTP's (400, 404, 405, 500, ...), or 500 for a code outside HTTP's error range."""
+    return code if 400 <= code < 600 else 500
 
 
 def create_app(settings: GatewaySettings) -> Starlette:

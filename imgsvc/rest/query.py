@@ -66,41 +66,46 @@ class Params:
         return name.lower() in self._values
 
 
+def _parameter(name: str) -> str:
+    """The ArcGIS parameter that a name given to the helpers below points into: ``bbox`` for ``bbox.xmin``."""
+    return name.split(".", 1)[0]
+
+
 def _json(text: str, name: str):
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise invalid(f"{name} is not valid JSON: {exc}") from None
+        raise invalid(f"{name} is not valid JSON: {exc}", parameter=_parameter(name)) from None
 
 
 def _number(text: str, name: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise invalid(f"{name} must be a number, got {text!r}.") from None
+        raise invalid(f"{name} must be a number, got {text!r}.", parameter=_parameter(name)) from None
     if not math.isfinite(value):
-        raise invalid(f"{name} must be a finite number, got {text!r}.")
+        raise invalid(f"{name} must be a finite number, got {text!r}.", parameter=_parameter(name))
     return value
 
 
 def _integer(text: str, name: str) -> int:
     value = _number(text, name)
     if value != int(value):
-        raise invalid(f"{name} must be an integer, got {text!r}.")
+        raise invalid(f"{name} must be an integer, got {text!r}.", parameter=_parameter(name))
     return int(value)
 
 
 def _int32(text: str, name: str, bits: int = 32) -> int:
     value = _integer(text, name)
     if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise invalid(f"{name} is out of range, got {text!r}.")
+        raise invalid(f"{name} is out of range, got {text!r}.", parameter=_parameter(name))
     return value
 
 
 def _numbers(text: str, name: str, count: int | None = None) -> list[float]:
     parts = [p.strip() for p in text.strip("[]").split(",")]
     if count is not None and len(parts) != count:
-        raise invalid(f"{name} needs {count} comma-separated numbers, got {text!r}.")
+        raise invalid(f"{name} needs {count} comma-separated numbers, got {text!r}.", parameter=_parameter(name))
     return [_number(p, name) for p in parts]
 
 
@@ -110,13 +115,14 @@ def _bool(text: str, name: str) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise invalid(f"{name} must be true or false, got {text!r}.")
+    raise invalid(f"{name} must be true or false, got {text!r}.", parameter=_parameter(name))
 
 
 def _enum(table: Mapping[str, int], text: str, name: str, fold: bool = True) -> int:
     value = table.get(text.lower() if fold else text)
     if value is None:
-        raise invalid(f"{name} {text!r} is not supported; expected one of: {', '.join(sorted(set(table)))}.")
+        raise invalid(f"{name} {text!r} is not supported; expected one of: {', '.join(sorted(set(table)))}.",
+                      parameter=_parameter(name))
     return value
 
 
@@ -125,7 +131,7 @@ def spatial_reference(text: str, name: str) -> pb.SpatialReference:
     if text.lstrip().startswith("{"):
         obj = _json(text, name)
         if not isinstance(obj, dict):
-            raise invalid(f"{name} must be a wkid or a spatial reference object.")
+            raise invalid(f"{name} must be a wkid or a spatial reference object.", parameter=_parameter(name))
         return _sr_object(obj, name)
     return pb.SpatialReference(wkid=_int32(text, name))
 
@@ -135,15 +141,15 @@ def _sr_object(obj: dict, name: str) -> pb.SpatialReference:
     for key, field in (("wkid", "wkid"), ("latestWkid", "latest_wkid")):
         if obj.get(key) is not None:
             if not isinstance(obj[key], (int, float)) or isinstance(obj[key], bool):
-                raise invalid(f"{name}.{key} must be an integer.")
+                raise invalid(f"{name}.{key} must be an integer.", parameter=_parameter(name))
             setattr(msg, field, _int32(str(obj[key]), f"{name}.{key}"))
     wkt = obj.get("wkt") or obj.get("wkt2")
     if wkt is not None:
         if not isinstance(wkt, str):
-            raise invalid(f"{name}.wkt must be a string.")
+            raise invalid(f"{name}.wkt must be a string.", parameter=_parameter(name))
         msg.wkt = wkt
     if not (msg.HasField("wkid") or msg.HasField("latest_wkid") or msg.HasField("wkt")):
-        raise invalid(f"{name} needs a wkid, latestWkid or wkt.")
+        raise invalid(f"{name} needs a wkid, latestWkid or wkt.", parameter=_parameter(name))
     return msg
 
 
@@ -152,11 +158,11 @@ def envelope(text: str, name: str = "bbox") -> pb.Envelope:
     if text.lstrip().startswith("{"):
         obj = _json(text, name)
         if not isinstance(obj, dict):
-            raise invalid(f"{name} must be an envelope object.")
+            raise invalid(f"{name} must be an envelope object.", parameter=_parameter(name))
         try:
             values = [_number(str(obj[k]), f"{name}.{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
         except KeyError as exc:
-            raise invalid(f"{name} envelope lacks {exc.args[0]}.") from None
+            raise invalid(f"{name} envelope lacks {exc.args[0]}.", parameter=_parameter(name)) from None
         env = pb.Envelope(xmin=values[0], ymin=values[1], xmax=values[2], ymax=values[3])
         if isinstance(obj.get("spatialReference"), dict):
             env.spatial_reference.CopyFrom(_sr_object(obj["spatialReference"], f"{name}.spatialReference"))
@@ -213,12 +219,12 @@ def datum_transformation(text: str) -> pb.DatumTransformation:
 def struct(text: str, name: str) -> struct_pb2.Struct:
     obj = _json(text, name)
     if not isinstance(obj, dict):
-        raise invalid(f"{name} must be a JSON object.")
+        raise invalid(f"{name} must be a JSON object.", parameter=_parameter(name))
     msg = struct_pb2.Struct()
     try:
         msg.update(obj)
     except (ValueError, TypeError) as exc:
-        raise invalid(f"{name} holds a value that cannot be represented: {exc}") from None
+        raise invalid(f"{name} holds a value that cannot be represented: {exc}", parameter=_parameter(name)) from None
     return msg
 
 
@@ -249,7 +255,8 @@ def mosaic_rule(text: str) -> pb.MosaicRule:
         rule.viewpoint.x = _number(str(vp.get("x")), "mosaicRule.viewpoint.x")
         rule.viewpoint.y = _number(str(vp.get("y")), "mosaicRule.viewpoint.y")
         if isinstance(vp.get("spatialReference"), dict):
-            rule.viewpoint.spatial_reference.CopyFrom(_sr_object(vp["spatialReference"], "viewpoint.spatialReference"))
+            rule.viewpoint.spatial_reference.CopyFrom(_sr_object(vp["spatialReference"],
+                                                                 "mosaicRule.viewpoint.spatialReference"))
     for dim in obj.get("multidimensionalDefinition") or []:
         if not isinstance(dim, dict):
             raise invalid("mosaicRule.multidimensionalDefinition entries must be objects.")
