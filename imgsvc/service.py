@@ -17,7 +17,7 @@ from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
-from imgsvc.functions import BandsInfo
+from imgsvc.functions import BandsInfo, Raster
 from imgsvc.params import ExportParams
 from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
 from imgsvc.read import read_window
@@ -65,13 +65,14 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR)
     return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
 
 
-def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray):
+def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray) -> Raster:
     """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
-    the chain's output when they could not be read directly.  Returns (data, valid, what the bands are)."""
+    the chain's output when they could not be read directly."""
     source = plan.service.description
-    info = plan.chain.describe(BandsInfo(tuple(source.band_names[b] for b in plan.bands), source.dtype,
-                                         tuple(source.stats[b] for b in plan.bands)))
-    data, valid = plan.chain.apply(data, valid)
+    info = BandsInfo(tuple(source.band_names[b] for b in plan.bands), source.dtype,
+                     tuple(source.stats[b] for b in plan.bands))
+    out = plan.chain.apply(Raster(data, valid, info), plan.read_grid)
+    data, valid, info = out.data, out.valid, out.info
     if plan.buffer:
         b = plan.buffer
         data, valid = data[:, b:-b, b:-b], valid[b:-b, b:-b]
@@ -80,7 +81,7 @@ def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray):
         data = data[list(bands)]
         info = BandsInfo(tuple(info.names[b] for b in bands), info.dtype,
                          None if info.stats is None else tuple(info.stats[b] for b in bands))
-    return data, valid, info
+    return Raster(data, valid, info)
 
 
 def apply_no_data(data: np.ndarray, valid: np.ndarray, values: tuple[float, ...], match_all: bool) -> np.ndarray:
@@ -120,10 +121,11 @@ def _output_nodata(params: ExportParams, source_nodata: float | None, dtype: np.
     return (float(source_nodata),) * bands
 
 
-def finish(params: ExportParams, plan: ExportPlan, data: np.ndarray, valid: np.ndarray, info: BandsInfo) -> ImageBlock:
+def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock:
     """The request's noData, pixelType and fill value for masked pixels (docs/protocol.md §1.2 steps 6-7); the
     statistics the default stretch uses are those of what the chain outputs."""
-    valid = apply_no_data(data, valid, params.no_data, params.no_data_match_all)
+    data, info = result.data, result.info
+    valid = apply_no_data(data, result.valid, params.no_data, params.no_data_match_all)
     data = kernels.convert_pixel_type(data, valid, params.pixel_type)
     # The source's nodata value marks the output only when the bands are still the source's values.
     source_nodata = plan.service.description.nodata if plan.chain.is_identity else None
@@ -190,7 +192,7 @@ class ImageService:
         """Render, apply the functions, then finish: the block the encoder gets."""
         with sr.datum_transformation_scope(export.params.datum_transformation):
             data, valid = render(export.plan, self.transform_error)
-        return finish(export.params, export.plan, *apply_functions(export.plan, data, valid))
+        return finish(export.params, export.plan, apply_functions(export.plan, data, valid))
 
     def identify(self, name: str, x: float, y: float, crs: CRS | None) -> identify_stage.IdentifyResult:
         service = self.catalog.service(name)

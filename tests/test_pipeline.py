@@ -12,7 +12,7 @@ from rasterio.windows import Window
 
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.errors import ErrorKind, ImgsvcError
-from imgsvc.functions import parse_rule
+from imgsvc.functions import REGISTRY, BandsInfo, RasterFunction, parse_rule
 from imgsvc.mosaic import FirstSelection, MosaicOperation, pixel_selection
 from imgsvc.grpc.requests import export_params
 from imgsvc.read import compute_distributions, describe_raster
@@ -235,3 +235,34 @@ def test_bad_rendering_rules_are_refused_by_name(core, rule, fragment, kind):
     with pytest.raises(ImgsvcError) as info:
         export(core, "whole", renderingRule=rule)
     assert info.value.kind is kind and fragment in info.value.text and info.value.parameter == "renderingRule"
+
+
+class _SumOfRasters(RasterFunction):
+    """A test-only function over a list of rasters and numbers, as Local and CompositeBand take them."""
+
+    NAME = "TestSum"
+    RASTER_INPUTS = {"Rasters": ("Rasters",)}
+    RASTER_LISTS = frozenset({"Rasters"})
+
+    def describe(self, inputs):
+        return BandsInfo(inputs[0].names, "float64", None)
+
+    def apply(self, inputs, grid):
+        valid = np.logical_and.reduce([r.valid for r in inputs])
+        return sum(r.data.astype(np.float64) for r in inputs), valid
+
+
+def test_raster_lists_take_the_service_image_nested_functions_and_numbers(core, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "testsum", _SumOfRasters)
+    rule = json.loads(f'{{"rasterFunction":"TestSum","rasterFunctionArguments":{{"Rasters":["$$",{FOCAL_MEAN},0.5]}}}}')
+    chain = parse_rule(rule)
+    assert [type(node).__name__ for node in chain.root.inputs] == ["ServiceImage", "Call", "Constant"]
+    assert chain.buffer == 1
+    query = {"bbox": native_bbox(200, 360), "size": "160,300", "interpolation": "RSP_NearestNeighbor"}
+    plain, valid = export(core, "whole", **query)
+    mean, _ = export(core, "whole", renderingRule=FOCAL_MEAN, **query)
+    total, total_valid = export(core, "whole", renderingRule=json.dumps(rule), **query)
+    assert total.dtype == np.float64
+    np.testing.assert_allclose(total[0][total_valid], (plain[0] + mean[0] + 0.5)[total_valid], rtol=1e-6)
+    with pytest.raises(ImgsvcError, match="list of rasters"):
+        parse_rule({"rasterFunction": "TestSum", "rasterFunctionArguments": {"Rasters": "$$"}})

@@ -7,17 +7,24 @@ applies to a block, and casts a call's output to its ``outputPixelType`` where t
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
 
 from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
-from imgsvc.functions.base import BandsInfo, Pixels, RasterFunction, with_dtype
+from imgsvc.block import BandStats
+from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.pixel_types import PIXEL_TYPES
 
-__all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "RasterFunction", "parse_rule"]
+if TYPE_CHECKING:
+    from imgsvc.plan import OutputGrid
+
+__all__ = ["BandsInfo", "Chain", "Raster", "IDENTITY", "REGISTRY", "RasterFunction", "parse_rule"]
 
 # Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
@@ -35,29 +42,48 @@ class Identity(RasterFunction):
     def describe(self, inputs):
         return inputs[0]
 
-    def apply(self, inputs):
-        return inputs[0]
+    def apply(self, inputs, grid):
+        return inputs[0].data, inputs[0].valid
 
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics)}
 
 
 class ServiceImage:
-    """The leaf of every chain: the service image rendered on the read grid."""
+    """A leaf of the chain: the service image rendered on the read grid."""
 
     buffer = 0
     bandwise = True
+    is_identity = True
 
     @staticmethod
     def describe(source: BandsInfo) -> BandsInfo:
         return source
 
     @staticmethod
-    def apply(pixels: Pixels) -> Pixels:
-        return pixels
+    def apply(source: Raster, grid) -> Raster:
+        return source
 
 
 SERVICE_IMAGE = ServiceImage()
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A leaf of the chain: a number standing where a raster may (``"Rasters": ["$$", 0.3048]``)."""
+
+    value: float
+    buffer = 0
+    bandwise = True
+    is_identity = False
+
+    def describe(self, source: BandsInfo) -> BandsInfo:
+        return BandsInfo(("Constant",), "float64", (BandStats(self.value, self.value, self.value, 0.0),))
+
+    def apply(self, source: Raster, grid) -> Raster:
+        shape = source.valid.shape
+        return Raster(np.broadcast_to(np.float64(self.value), (1, *shape)), np.broadcast_to(True, shape),
+                      self.describe(source.info))
 
 
 @dataclass(frozen=True)
@@ -65,12 +91,12 @@ class Call:
     """One function applied to its raster inputs (nested calls or the service image)."""
 
     function: RasterFunction
-    inputs: tuple[Union[Call, ServiceImage], ...]
+    inputs: tuple[Union[Call, ServiceImage, Constant], ...]
     output_pixel_type: str | None  # None = the function's natural type
 
     @property
     def buffer(self) -> int:
-        return self.function.buffer + max(node.buffer for node in self.inputs)
+        return self.function.buffer + max((node.buffer for node in self.inputs), default=0)
 
     @property
     def bandwise(self) -> bool:
@@ -82,16 +108,18 @@ class Call:
             info = with_dtype(info, DTYPE_OF_PIXEL_TYPE[self.output_pixel_type])
         return info
 
-    def apply(self, pixels: Pixels) -> Pixels:
-        data, valid = self.function.apply([node.apply(pixels) for node in self.inputs])
+    def apply(self, source: Raster, grid: OutputGrid) -> Raster:
+        inputs = [node.apply(source, grid) for node in self.inputs]
+        info = self.describe(source.info)
+        data, valid = self.function.apply(inputs, grid)
         if self.output_pixel_type is not None:
             data = kernels.convert_pixel_type(data, valid, self.output_pixel_type)
-        return data, valid
+        return Raster(data, valid, info)
 
     @property
     def is_identity(self) -> bool:
         return (isinstance(self.function, Identity) and self.output_pixel_type is None
-                and all(node is SERVICE_IMAGE or node.is_identity for node in self.inputs))
+                and all(node.is_identity for node in self.inputs))
 
 
 @dataclass(frozen=True)
@@ -117,8 +145,9 @@ class Chain:
     def describe(self, source: BandsInfo) -> BandsInfo:
         return self.root.describe(source) if self.root else source
 
-    def apply(self, data, valid) -> Pixels:
-        return self.root.apply((data, valid)) if self.root else (data, valid)
+    def apply(self, source: Raster, grid: OutputGrid) -> Raster:
+        """The chain's output from the rendered service image ``source`` on ``grid`` (the read grid)."""
+        return self.root.apply(source, grid) if self.root else source
 
 
 IDENTITY = Chain(root=None)
@@ -153,8 +182,18 @@ def _call(rule: Any, depth: int) -> Call:
     if not isinstance(fields.get("variablename", ""), str):
         raise invalid("renderingRule variableName must be an argument name.", parameter="renderingRule")
     named, rasters = _arguments(cls, arguments)
-    inputs = tuple(_raster_input(cls, rasters.get(canonical), depth) for canonical in cls.RASTER_INPUTS)
-    return Call(function=cls(named), inputs=inputs, output_pixel_type=_pixel_type(fields.get("outputpixeltype")))
+    inputs: list[Call | ServiceImage | Constant] = []
+    for canonical in cls.RASTER_INPUTS:
+        value = rasters.get(canonical)
+        if canonical in cls.RASTER_LISTS:
+            if not isinstance(value, list) or not value:
+                raise invalid(f"renderingRule {cls.NAME} argument {canonical} must be a list of rasters.",
+                              parameter="renderingRule")
+            inputs.extend(_raster_input(cls, item, depth) for item in value)
+        else:
+            inputs.append(_raster_input(cls, value, depth))
+    return Call(function=cls(named), inputs=tuple(inputs),
+                output_pixel_type=_pixel_type(fields.get("outputpixeltype")))
 
 
 def _arguments(cls: type[RasterFunction], arguments: Mapping[str, Any]):
@@ -177,13 +216,16 @@ def _arguments(cls: type[RasterFunction], arguments: Mapping[str, Any]):
     return named, rasters
 
 
-def _raster_input(cls: type[RasterFunction], value: Any, depth: int) -> Call | ServiceImage:
+def _raster_input(cls: type[RasterFunction], value: Any, depth: int) -> Call | ServiceImage | Constant:
+    """A raster argument's value: left out or "$$" (the service image), a nested function, or a number."""
     if value is None or value == SERVICE_IMAGE_REFERENCE:
         return SERVICE_IMAGE
     if isinstance(value, Mapping):
         return _call(value, depth + 1)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return Constant(float(value))
     raise unsupported(f"renderingRule {cls.NAME}: raster input {value!r} is not supported yet (the service "
-                      "image, \"$$\", or a nested function).", parameter="renderingRule")
+                      "image, \"$$\", a nested function or a number).", parameter="renderingRule")
 
 
 def _pixel_type(value: Any) -> str | None:

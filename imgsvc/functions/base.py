@@ -7,14 +7,18 @@ statistics); the plan widens the read grid by the whole chain's buffer and the f
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from imgsvc.block import BandStats
 from imgsvc.errors import invalid
+
+if TYPE_CHECKING:
+    from imgsvc.plan import OutputGrid
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,20 @@ class BandsInfo:
         return len(self.names)
 
 
-Pixels = tuple[np.ndarray, np.ndarray]  # (data (bands, rows, cols), valid (rows, cols) bool)
+@dataclass(frozen=True)
+class Raster:
+    """A function's raster input: pixels on the read grid and what they are.
+
+    ``data`` is (bands, rows, cols), ``valid`` (rows, cols) bool.  A constant input (a number where a raster may
+    stand) is one band broadcast over the grid, read-only.
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+    info: BandsInfo
+
+
+Pixels = tuple[np.ndarray, np.ndarray]  # what a function returns: (data, valid) as in Raster
 
 
 class RasterFunction(abc.ABC):
@@ -39,13 +56,15 @@ class RasterFunction(abc.ABC):
 
     ``ARGUMENTS`` maps each argument's canonical name to its accepted spellings and ``RASTER_INPUTS`` does the same
     for the arguments that take rasters, in the order ``describe`` and ``apply`` receive them (names matched
-    case-insensitively, docs/protocol.md §6.1).  ``bandwise`` functions treat each band alone, so a band selection
-    may be made before them (reading fewer bands) without changing the result.
+    case-insensitively, docs/protocol.md §6.1); an argument in ``RASTER_LISTS`` takes a list of rasters (and
+    numbers), which stand in that order.  ``bandwise`` functions treat each band alone, so a band selection may be
+    made before them (reading fewer bands) without changing the result.
     """
 
     NAME: ClassVar[str]
     ARGUMENTS: ClassVar[dict[str, tuple[str, ...]]] = {}
     RASTER_INPUTS: ClassVar[dict[str, tuple[str, ...]]] = {"Raster": ("Raster", "DEM")}
+    RASTER_LISTS: ClassVar[frozenset[str]] = frozenset()
     bandwise: ClassVar[bool] = True
 
     def __init__(self, arguments: dict[str, Any]) -> None:
@@ -58,39 +77,69 @@ class RasterFunction(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, inputs: Sequence[BandsInfo]) -> BandsInfo:
-        """The function's output for raster inputs described by ``inputs`` (one per RASTER_INPUTS entry)."""
+        """The function's output for raster inputs described by ``inputs`` (in RASTER_INPUTS order)."""
 
     @abc.abstractmethod
-    def apply(self, inputs: Sequence[Pixels]) -> Pixels:
-        """The function's pixels from its raster inputs' (one per RASTER_INPUTS entry, on one grid)."""
+    def apply(self, inputs: Sequence[Raster], grid: OutputGrid) -> Pixels:
+        """The function's pixels from its raster inputs (in RASTER_INPUTS order), all on ``grid`` (whose transform
+        and CRS give cell sizes); the output is described by ``describe`` of the inputs' ``info``."""
 
-    # ---- argument helpers for the subclasses ----
+    # ---- argument helpers for the subclasses: each refuses a bad value naming the function and argument ----
 
-    def number(self, name: str, default: float, low: float | None = None, high: float | None = None) -> float:
-        value = self.arguments.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise _bad(self.NAME, name, f"must be a number, got {value!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise _bad(self.NAME, name, f"must be between {low:g} and {high:g}, got {value!r}")
+    def has(self, name: str) -> bool:
+        return name in self.arguments
+
+    def number(self, name: str, default: float | None = None, low: float | None = None,
+               high: float | None = None) -> float:
+        return self._number(self.arguments.get(name, default), name, low, high)
+
+    def _number(self, value: Any, name: str, low: float | None, high: float | None) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise self.bad(name, f"must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.bad(name, f"must be a number, got {value!r}")
+        if low is not None and value < low:
+            raise self.bad(name, f"must be at least {low:g}, got {value!r}")
+        if high is not None and value > high:
+            raise self.bad(name, f"must be at most {high:g}, got {value!r}")
         return float(value)
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int | None = None, low: int | None = None, high: int | None = None) -> int:
         value = self.number(name, default, low, high)
         if value != int(value):
-            raise _bad(self.NAME, name, f"must be an integer, got {value!r}")
+            raise self.bad(name, f"must be an integer, got {value!r}")
         return int(value)
+
+    def numbers(self, name: str, default: Sequence[float] | None = None, low: float | None = None,
+                high: float | None = None) -> tuple[float, ...]:
+        """A list of numbers (a single number counts as a list of one)."""
+        value = self.arguments.get(name, default)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise self.bad(name, f"must be a list of numbers, got {value!r}")
+        return tuple(self._number(v, name, low, high) for v in value)
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.arguments.get(name, default)
+        if not isinstance(value, str):
+            raise self.bad(name, f"must be a string, got {value!r}")
+        return value
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.arguments.get(name, default)
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise _bad(self.NAME, name, f"must be true or false, got {value!r}")
+            raise self.bad(name, f"must be true or false, got {value!r}")
         return value
 
-
-def _bad(function: str, argument: str, reason: str):
-    return invalid(f"renderingRule {function} argument {argument} {reason}.", parameter="renderingRule")
+    def bad(self, argument: str, reason: str):
+        """The error for a bad argument value (code 400 naming the function and the argument)."""
+        return invalid(f"renderingRule {self.NAME} argument {argument} {reason}.", parameter="renderingRule")
 
 
 def with_dtype(info: BandsInfo, dtype: str) -> BandsInfo:

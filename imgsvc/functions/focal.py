@@ -53,8 +53,8 @@ class FocalStatistics(RasterFunction):
             return BandsInfo(source.names, "float32", None)
         return with_dtype(source, "float32")  # a mean or median stays within the source's range
 
-    def apply(self, inputs):
-        ((data, valid),) = inputs
+    def apply(self, inputs, grid):
+        data, valid = inputs[0].data, inputs[0].valid
         weights = valid.astype(np.float64)[None]
         count = box_sums(weights, self.rows, self.columns)[0]
         out_valid = count > 0
