@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""LERC1 ("CntZImage") encoder for one float32 band (REFERENCE §2.4).
+"""LERC1 ("CntZImage") encoder for one float32 band (docs/protocol.md §2.4).
 
 The layout follows the one open LERC1 encoder, GDAL's ``frmts/mrf/LERCV1/Lerc1Image.cpp`` (Apache-2.0), so that
 Esri's decoders (``Lerc1Decode/CntZImage.cpp``, ArcGIS JS ``LercCodec.js``) read what we write:

@@ -1,5 +1,5 @@
-# pixelType conversion (REFERENCE §1.1): clip to the target range, floats to integers rounding half away from zero,
-# NaN and invalid pixels to 0.  The validating wrapper is imgsvc.kernels.convert_pixel_type.
+# pixelType conversion (docs/protocol.md §1.1): clip to the target range, floats to integers rounding half away
+# from zero, NaN and invalid pixels to 0.  The validating wrapper is imgsvc.kernels.convert_pixel_type.
 
 from libc.math cimport round as c_round
 

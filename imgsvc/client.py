@@ -150,7 +150,7 @@ class ImageClient:
                      compression=None, compressionQuality=None, compressionTolerance=None, lercVersion=None,
                      bandIds=None, mosaicRule=None, renderingRule=None, sliceId=None, adjustAspectRatio=None,
                      validateExtent=None, datumTransformation=None, f: str = "image") -> ExportedImage:
-        """exportImage with the ArcGIS parameters (REFERENCE §1.1); ``f="kmz"`` asks for the KMZ ground overlay."""
+        """exportImage with the ArcGIS parameters (docs/protocol.md §1.1); ``f="kmz"`` asks for the KMZ overlay."""
         params = _params(bbox=bbox, bboxSR=bboxSR, size=size, imageSR=imageSR, time=time, format=format,
                          pixelType=pixelType, noData=noData, noDataInterpretation=noDataInterpretation,
                          interpolation=interpolation, compression=compression, compressionQuality=compressionQuality,

@@ -17,7 +17,7 @@ class ErrorKind(enum.Enum):
     INTERNAL = enum.auto()
 
 
-# The envelope code and message ArcGIS Server itself answers with (REFERENCE §8); details carry the specific reason.
+# The envelope code and message ArcGIS Server itself answers with (docs/protocol.md §8); details carry the reason.
 # ArcGIS has no answer for "not built here": it refuses a parameter value it does not take as invalid input, so a
 # parameter not supported yet answers the same way, its detail saying so; gRPC callers still see UNIMPLEMENTED.
 ARCGIS_ANSWERS = {

@@ -1,4 +1,4 @@
-"""identify: the pixel values under one point (REFERENCE §4).
+"""identify: the pixel values under one point (docs/protocol.md §4).
 
 Decision: the pixel is always read at full resolution, whatever ``pixelSize`` says.  ``pixelSize`` only picks a
 resolution level in ArcGIS, and for the datasets imgsvc serves the full-resolution value is the true one; reading

@@ -133,7 +133,7 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
 
 
 def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> np.ndarray:
-    """Convert processed pixels to an ArcGIS ``pixelType`` (REFERENCE §1.1).
+    """Convert processed pixels to an ArcGIS ``pixelType`` (docs/protocol.md §1.1).
 
     Values outside the target range are truncated, i.e. clipped to it; floats become integers by rounding half away
     from zero (GDAL's own float-to-integer rule in GDALCopyWords); NaN becomes 0 (a NaN pixel is invalid: the kernels

@@ -53,7 +53,7 @@ def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, floa
         raise invalid("bbox values must be finite numbers.", parameter="bbox")
     xmin, ymin, xmax, ymax = values
     xmin, xmax = sorted((xmin, xmax))
-    ymin, ymax = sorted((ymin, ymax))  # esri-leaflet sends ymax before ymin (REFERENCE §12.3)
+    ymin, ymax = sorted((ymin, ymax))  # esri-leaflet sends ymax before ymin (docs/protocol.md §12.3)
     if xmin == xmax or ymin == ymax:
         raise invalid("bbox must have a non-zero width and height.", parameter="bbox")
     return xmin, ymin, xmax, ymax

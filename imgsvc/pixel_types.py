@@ -1,4 +1,4 @@
-"""ArcGIS pixel types (REFERENCE §1.1) and the numpy dtypes the pipeline holds them in.
+"""ArcGIS pixel types (docs/protocol.md §1.1) and the numpy dtypes the pipeline holds them in.
 
 The one table of them: the pixel-type stage (``kernels.convert_pixel_type``), the encoders, the raster functions,
 the doors and the pages read it.  Plain data, so that reading it loads nothing.

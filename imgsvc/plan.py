@@ -1,6 +1,6 @@
 """The plan stage: from validated parameters and the service record to the output grid and the reads it needs.
 
-Pure: no I/O.  Geometry follows REFERENCE §1.2-§1.4; the overview choice follows GDAL's warper so results match
+Pure: no I/O.  Geometry follows docs/protocol.md §1.2-§1.4; the overview choice follows GDAL's warper so results match
 what `gdalwarp` produces for the same request.
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def output_grid(params: ExportParams, service: ServiceRecord) -> OutputGrid:
     service_crs = sr.crs_from_wkt(service.description.crs_wkt)
     image_crs = params.image_crs or service_crs
     if params.bbox is None:
-        # Open question 1: with no bbox, export the service's full extent (what the root calls `extent`).
+        # docs/decisions.md Q1: with no bbox, export the service's full extent (what the root calls `extent`).
         bbox, bbox_crs = service.description.extent, service_crs
     else:
         bbox, bbox_crs = params.bbox, params.bbox_crs or service_crs

@@ -1,4 +1,4 @@
-"""The resources around exportImage (REFERENCE §4): keyProperties, rasterFunctionInfos, statistics, histograms,
+"""The resources around exportImage (docs/protocol.md §4): keyProperties, rasterFunctionInfos, statistics, histograms,
 legend and item info, as plain values computed from the catalog record.  No raster is read here: statistics and
 histograms were computed at registration and are kept in the catalog.
 """
@@ -27,7 +27,7 @@ class FunctionTemplate:
     function_type: int = 0  # 0 = mosaic level
 
 
-# "None" first: ArcGIS JS applies entry 0 to every request unless it is "None" (REFERENCE §3.2).
+# "None" first: ArcGIS JS applies entry 0 to every request unless it is "None" (docs/protocol.md §3.2).
 RASTER_FUNCTION_TEMPLATES = (
     FunctionTemplate("None", "Make a Raster or Raster Dataset into a Function Raster Dataset."),
 )

@@ -22,7 +22,7 @@ from imgsvc.params import ExportParams
 from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
 from imgsvc.read import read_window
 
-# REFERENCE open question 2: with no lercVersion, answer with the highest version (2), as current servers do.
+# docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
 DEFAULT_LERC_VERSION = 2
 # ArcGIS JS's default; the server-side default is an admin property not shown in the root.
 DEFAULT_COMPRESSION_TOLERANCE = 0.01

@@ -21,7 +21,7 @@ from pyproj.transformer import TransformerGroup
 
 from imgsvc.errors import invalid
 
-# Esri keeps old ids alive: 102100/102113 are Web Mercator (REFERENCE §1.6).
+# Esri keeps old ids alive: 102100/102113 are Web Mercator (docs/protocol.md §1.6).
 _WKID_ALIASES = {102100: 3857, 102113: 3857, 900913: 3857, 104199: 4326}
 # The wkid Esri reports for a latest one, so responses carry both (Web Mercator is reported as 102100).
 _LEGACY_WKID = {3857: 102100}
@@ -216,7 +216,7 @@ def _clamp_latitudes(src: CRS, dst: CRS, bounds: tuple[float, float, float, floa
 
 def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, float],
                      densify: int = 21) -> tuple[float, float, float, float]:
-    """The envelope of a bbox's densified boundary projected into ``dst`` (REFERENCE §1.2).
+    """The envelope of a bbox's densified boundary projected into ``dst`` (docs/protocol.md §1.2).
 
     Corner-only projection is wrong for rotated projections, so every edge carries ``densify`` points.  A bbox that
     crosses the antimeridian keeps going east (xmax beyond 180 degrees, or beyond the Web Mercator edge) instead of

@@ -75,7 +75,7 @@ def test_arcgis_python_export_image_json_image_and_numpy_array(gateway_url, http
     assert array.shape == (240, 400, 1) and array.dtype == np.float32
     valid = values[0] != nodata
     assert valid.mean() > 0.5 and not valid.all()
-    # No compressionTolerance sent: LERC is lossy up to the service default of 0.01 (REFERENCE §1.1), no further.
+    # No compressionTolerance sent: LERC is lossy up to the default of 0.01 (docs/protocol.md §1.1), no further.
     np.testing.assert_allclose(array[..., 0][valid], values[0][valid], rtol=0, atol=0.01 * 1.001)
     harness.check_recorded("arcgis-python dem", sent)
 

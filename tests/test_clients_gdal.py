@@ -1,5 +1,5 @@
-"""GDAL's WMS driver with the AGS minidriver (REFERENCE §12), opened by rasterio, reads an image service as a raster:
-block by block, through exportImage, and the pixels it assembles equal one direct export of the same grid."""
+"""GDAL's WMS driver with the AGS minidriver (docs/protocol.md §12), opened by rasterio, reads an image service as a
+raster: block by block, through exportImage, and the pixels it assembles equal one direct export of the same grid."""
 from __future__ import annotations
 
 import io

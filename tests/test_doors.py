@@ -17,7 +17,7 @@ from imgsvc.v1 import image_service_pb2 as pb
 EXPORT = "/arcgis/rest/services/{}/ImageServer/exportImage"
 DEM_3857 = "-13167000,4388000,-13151000,4400000"
 
-# Golden requests as the real clients send them (REFERENCE §12), with the service they hit.
+# Golden requests as the real clients send them (docs/protocol.md §12), with the service they hit.
 GOLDEN = [
     ("dem", {"bbox": DEM_3857, "bboxSR": "3857", "imageSR": "3857", "size": "512,512", "format": "png",
              "f": "image"}),

@@ -1,5 +1,5 @@
 """Data formats (bip, bsq, lerc 1 and 2) and KMZ, read back by independent decoders: a parser written here from
-REFERENCE §2.3, the ``lerc`` package (Esri's decoder, which reads LERC1 and LERC2), zipfile + ElementTree."""
+docs/protocol.md §2.3, the ``lerc`` package (Esri's decoder, which reads LERC1 and LERC2), zipfile + ElementTree."""
 from __future__ import annotations
 
 import io
@@ -26,7 +26,7 @@ ELEMENT_SIZE = {"uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "in
 
 
 def parse_raw(data: bytes, layout: str, width: int, height: int, pixel_type: str):
-    """REFERENCE §2.3, as a client would read it: band count from the length, then the trailing MSB-first mask."""
+    """docs/protocol.md §2.3 as a client reads it: band count from the length, then the trailing MSB-first mask."""
     size = ELEMENT_SIZE[pixel_type]
     bands = len(data) // (width * height * size)
     pixel_bytes = bands * width * height * size

@@ -140,7 +140,7 @@ def test_no_data_match_any_and_match_all(core):
         _, got, _, _ = tiff(core, "ms", bbox="380000,4065000,385000,4070000", size="100,100",
                             interpolation="RSP_NearestNeighbor", noData=text, noDataInterpretation=interpretation)
         assert (got == expected).all(), (text, interpretation)
-    # Defaults (REFERENCE §1.1): one value means MatchAny, a per-band list MatchAll.
+    # Defaults (docs/protocol.md §1.1): one value means MatchAny, a per-band list MatchAll.
     kwargs = dict(bbox="380000,4065000,385000,4070000", size="100,100", interpolation="RSP_NearestNeighbor")
     _, one_value, _, _ = tiff(core, "ms", noData=str(target[0]), **kwargs)
     _, per_band_list, _, _ = tiff(core, "ms", noData=",".join(map(str, others)), **kwargs)

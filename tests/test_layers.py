@@ -1,5 +1,5 @@
 """The generated protobuf code is a transport type: only the doors (the gRPC package, the REST gateway and the
-Python client) may import it; the core works with its own values (DESIGN.md)."""
+Python client) may import it; the core works with its own values."""
 from __future__ import annotations
 
 import ast

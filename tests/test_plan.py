@@ -1,4 +1,4 @@
-"""Output grid (REFERENCE §1.3/§1.4) and the overview choice, against numbers from live ArcGIS and GDAL's rule."""
+"""Output grid (docs/protocol.md §1.3/§1.4) and the overview choice, against live ArcGIS numbers and GDAL's rule."""
 import pytest
 from affine import Affine
 

@@ -1,5 +1,5 @@
-"""Error parity on every endpoint (REFERENCE §8): the ArcGIS envelope as application/json (JSONP when asked), HTTP
-200 by default and the envelope's code as the status when the setting is off, never an image content type."""
+"""Error parity on every endpoint (docs/protocol.md §8): the ArcGIS envelope as application/json (JSONP when asked),
+HTTP 200 by default and the envelope's code as the status when the setting is off, never an image content type."""
 from __future__ import annotations
 
 import json

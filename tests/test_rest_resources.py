@@ -1,5 +1,5 @@
-"""The resources around exportImage (REFERENCE §3, §4), through the real gateway and gRPC server, checked against
-what numpy/rasterio compute from the same files."""
+"""The resources around exportImage (docs/protocol.md §3, §4), through the real gateway and gRPC server, checked
+against what numpy/rasterio compute from the same files."""
 from __future__ import annotations
 
 import base64
@@ -66,7 +66,7 @@ def test_histograms_are_numpy_histograms_over_min_max(http, u16_path):
 def test_root_advertises_histograms_statistics_and_is_complete(http):
     root = get(http, "dem", "")
     assert root["hasHistograms"] is True and root["supportsStatistics"] is True
-    # Every field REFERENCE §3.3 lists as the minimum all five clients need.
+    # Every field docs/protocol.md §3.3 lists as the minimum all five clients need.
     minimum = ["currentVersion", "name", "serviceDescription", "description", "copyrightText", "extent",
                "initialExtent", "fullExtent", "spatialReference", "pixelSizeX", "pixelSizeY", "bandCount",
                "bandNames", "pixelType", "minValues", "maxValues", "meanValues", "stdvValues", "noDataValue",

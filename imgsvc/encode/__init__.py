@@ -1,4 +1,4 @@
-"""Output encoders: an ImageBlock in, the bytes of one ArcGIS ``format`` out (REFERENCE §2).
+"""Output encoders: an ImageBlock in, the bytes of one ArcGIS ``format`` out (docs/protocol.md §2).
 
 One module per format family: ``picture`` (jpgpng png png8 png24 png32 jpg bmp gif; JPEG, BMP and GIF via Pillow,
 every PNG via our own writer ``png``),
@@ -6,7 +6,7 @@ every PNG via our own writer ``png``),
 in-memory and thread-safe; the heavy work (Pillow, numpy, ISA-L, GDAL, lerc, our LERC1 kernel) runs without the
 GIL.  ``FORMATS`` is the one list of formats: the doors, the pages and the gateway's stored files read it.
 
-Media types (REFERENCE open question 4), declared by each module as the ``FileType`` it writes: image/png,
+Media types (docs/decisions.md Q4), declared by each module as the ``FileType`` it writes: image/png,
 image/jpeg, image/tiff, image/gif, image/bmp as documented; ``application/octet-stream`` for lerc, bip and bsq, which
 have no registered type and which clients sniff or decode by the format they asked for.  ``Encoded.extension``
 follows the encoding actually used, so a jpgpng result with transparency is ``png`` and without is ``jpg``.
@@ -60,7 +60,7 @@ MEDIA_TYPES = {file.extension: file.media_type for f in FORMATS.values() for fil
 MEDIA_TYPES[kmz.KMZ.extension] = kmz.KMZ.media_type
 
 TIFF_COMPRESSIONS = tuple(geotiff.GDAL_COMPRESSION)
-# QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (REFERENCE §1.1).
+# QGIS sends compression=LERC with format=lerc; ArcGIS ignores compression outside tiff (docs/protocol.md §1.1).
 IGNORED_COMPRESSIONS = ("LERC",)
 LERC_VERSIONS = (1, 2)
 

@@ -1,4 +1,4 @@
-"""``tiff``: a GeoTIFF of the block in its own pixel type, never stretched (REFERENCE §1.1, §1.5, §2.1).
+"""``tiff``: a GeoTIFF of the block in its own pixel type, never stretched (docs/protocol.md §1.1, §1.5, §2.1).
 
 * Georeferencing: the block's transform and CRS.  Bands in block order (which is the ``bandIds`` order).
 * Masked pixels: when ``block.nodata`` gives one value for every band and that value fits the pixel type, masked

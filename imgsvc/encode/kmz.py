@@ -1,4 +1,4 @@
-"""``f=kmz``: the exported image as a KML GroundOverlay wrapped in a KMZ (REFERENCE §1.5, open question 8).
+"""``f=kmz``: the exported image as a KML GroundOverlay wrapped in a KMZ (docs/protocol.md §1.5, docs/decisions.md Q8).
 
 Decided here: the block arrives already warped to EPSG:4326 (KML ground overlays are lat/lon boxes); the picture
 follows the jpgpng rule (PNG with alpha when some pixel is masked, else JPEG at ``quality``) whatever ``format``

@@ -1,4 +1,4 @@
-"""``lerc``: one LERC blob per band, concatenated in band order (REFERENCE §2.4).
+"""``lerc``: one LERC blob per band, concatenated in band order (docs/protocol.md §2.4).
 
 LERC2 (``lercVersion=2``) is written by Esri's library from the ``lerc`` package, but through its C entry
 ``lerc_encodeForVersion`` rather than ``lerc.encode``: ``lerc.encode`` always writes codec v6 (2.6), which ArcGIS

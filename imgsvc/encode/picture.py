@@ -1,4 +1,4 @@
-"""The 8-bit picture formats: jpgpng, png, png8, png24, png32, jpg, bmp, gif (REFERENCE §2.1, §2.2).
+"""The 8-bit picture formats: jpgpng, png, png8, png24, png32, jpg, bmp, gif (docs/protocol.md §2.1, §2.2).
 
 Band use: 1 band -> grayscale; 2 bands -> the first band as grayscale (a picture has no meaning for a second band,
 and ArcGIS JS sends bandIds=0,0,0 for 2-band services anyway); 3 bands -> RGB; more -> the first three as RGB.
@@ -10,7 +10,7 @@ Flavours, and what masked (invalid) pixels become:
 format     all pixels valid                                   some pixels masked
 =========  =================================================  ==============================================
 jpgpng     JPEG (L / RGB)                                     PNG with alpha (LA / RGBA), alpha 0 on masked
-png        PNG L / RGB (no alpha channel to pay for)          PNG LA / RGBA (REFERENCE open question 7)
+png        PNG L / RGB (no alpha channel to pay for)          PNG LA / RGBA (docs/decisions.md Q7)
 png32      PNG RGBA, alpha 255                                PNG RGBA, alpha 0 on masked
 png24      PNG RGB                                            PNG RGB + tRNS naming one colour that no valid
                                                               pixel uses; masked pixels hold that colour

@@ -1,11 +1,12 @@
-"""``bip`` / ``bsq``: raw little-endian pixels in the block's own type, then a 1-bit validity mask (REFERENCE §2.3).
+"""``bip`` / ``bsq``: raw little-endian pixels in the block's own type, then a 1-bit validity mask
+(docs/protocol.md §2.3).
 
 No header: the client knows width, height and pixel type from its request.  bsq is band after band, each row-major;
 bip is pixel after pixel, each holding its bands in order.  The mask is ceil(W*H/8) bytes, pixel k in byte k >> 3
 at bit 7 - (k & 7) (MSB first), 1 = valid; it is always appended, even when every pixel is valid, because Esri's
 decoder treats any trailing bytes as the mask and an absent mask is one more case for clients to get wrong.
 Masked pixels hold the band's nodata value when the type can hold it, else 0.  U1/U2/U4 never reach here: the
-pipeline carries them as U8, one byte per pixel, which is how ArcGIS JS decodes them (open question 5).
+pipeline carries them as U8, one byte per pixel, which is how ArcGIS JS decodes them (docs/decisions.md Q5).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The default stretch: how a non-8-bit result becomes 8 bits for the picture formats (JPEG, PNG, BMP, GIF).
 
-ArcGIS says only that a "default stretch" is applied (REFERENCE §1.1, open question 6).  The rule chosen here is
-ArcMap's default for rasters with statistics, a standard-deviation stretch with n = 2.5:
+ArcGIS says only that a "default stretch" is applied (docs/protocol.md §1.1, docs/decisions.md Q6).  The rule chosen
+here is ArcMap's default for rasters with statistics, a standard-deviation stretch with n = 2.5:
 
     lo = max(min, mean - 2.5 * stdv)      hi = min(max, mean + 2.5 * stdv)
     out = round((v - lo) * 255 / (hi - lo)), clipped to 0..255

@@ -10,7 +10,7 @@ DEFAULT_PNG_LEVEL = 1
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """How to encode a block.  ``format`` uses the ArcGIS spelling (REFERENCE §2.1)."""
+    """How to encode a block.  ``format`` uses the ArcGIS spelling (docs/protocol.md §2.1)."""
 
     format: str
     quality: int = 75  # compressionQuality 0..100: jpg, jpgpng when it yields JPEG, tiff with JPEG compression

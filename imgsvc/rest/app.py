@@ -1,7 +1,7 @@
 """The gateway app (Starlette).  It parses the ArcGIS dialect into protobuf, calls the gRPC service over a
 ``grpc.aio`` channel, and turns replies into ArcGIS JSON, image bytes or HTML.  It holds no raster logic.
 
-Transport rules shared by every endpoint (REFERENCE §0, §8): GET and POST with the same parameters, names
+Transport rules shared by every endpoint (docs/protocol.md §0, §8): GET and POST with the same parameters, names
 case-insensitive (parameters and resource names), `f=json|pjson|html`, JSONP through `callback`, and every error as
 the ArcGIS envelope with `Content-Type: application/json` (HTTP 200 unless the setting says otherwise), never an
 image content type.
@@ -393,7 +393,7 @@ class Gateway:
 
 
 def error_doc(error: ImgsvcError) -> dict:
-    """The ArcGIS error envelope's body (REFERENCE §8), for every error the gateway answers."""
+    """The ArcGIS error envelope's body (docs/protocol.md §8), for every error the gateway answers."""
     return {"code": error.code, "message": error.message, "details": list(error.details)}
 
 

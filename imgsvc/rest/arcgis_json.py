@@ -30,7 +30,7 @@ def pixel_type_name(value: int) -> str:
 
 
 def root_doc(info: pb.ServiceInfo) -> dict:
-    """The image service root (REFERENCE §3.3 minimum and the fields §3.2 says clients read)."""
+    """The image service root (docs/protocol.md §3.3 minimum and the fields §3.2 says clients read)."""
     nodata = list(info.no_data_values)
     return {
         "currentVersion": info.current_version,
@@ -103,7 +103,7 @@ def root_doc(info: pb.ServiceInfo) -> dict:
 
 
 def image_resource_doc(reply: pb.ExportImageResponse, href: str) -> dict:
-    """`f=json` for exportImage: href, the requested size, the adjusted extent, scale 0 (REFERENCE §1.5)."""
+    """`f=json` for exportImage: href, the requested size, the adjusted extent, scale 0 (docs/protocol.md §1.5)."""
     return {"href": href, "width": reply.width, "height": reply.height, "extent": extent_doc(reply.extent),
             "scale": reply.scale}
 

@@ -15,7 +15,7 @@ from imgsvc.kernels import RESAMPLING_METHODS
 from imgsvc.params import DEFAULT_SIZE, NO_DATA_INTERPRETATIONS
 from imgsvc.pixel_types import PIXEL_TYPES
 
-# (name, choices or None for free text, hint).  Every exportImage parameter of REFERENCE §1.1; "" is the default.
+# (name, choices or None for free text, hint): every exportImage parameter of docs/protocol.md §1.1; "" = default.
 EXPORT_PARAMETERS = (
     ("bbox", None, "xmin,ymin,xmax,ymax or an envelope JSON"),
     ("bboxSR", None, "wkid or spatial reference JSON; empty = the service's"),

@@ -1,7 +1,7 @@
 """ArcGIS query/form parameters -> ExportImageRequest.
 
-Names are matched case-insensitively (REFERENCE §0, open question 17: Esri's own examples mix cases); empty values
-count as absent, and unknown names are ignored (clients send `transparent`, `dpi`, `layers`, `_ts`, ...).
+Names are matched case-insensitively (docs/protocol.md §0, docs/decisions.md Q17: Esri's own examples mix cases);
+empty values count as absent, and unknown names are ignored (clients send `transparent`, `dpi`, `layers`, `_ts`, ...).
 """
 from __future__ import annotations
 
@@ -296,8 +296,8 @@ IDENTIFY_FLAGS = ("returnGeometry", "returnCatalogItems", "returnPixelValues")
 
 
 def identify_request(service: str, params: Params) -> pb.IdentifyRequest:
-    """identify's parameters (REFERENCE §4).  The response always has the pixel value and location and never catalog
-    items (the services are datasets), so the return* flags are checked for syntax only."""
+    """identify's parameters (docs/protocol.md §4).  The response always has the pixel value and location and never
+    catalog items (the services are datasets), so the return* flags are checked for syntax only."""
     req = pb.IdentifyRequest(service=service)
     if (v := params.get("geometryType")) is not None:
         req.geometry_type = _enum(GEOMETRY_TYPES, v, "geometryType")
