@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import logging
 import socket
 import sys
@@ -27,12 +28,40 @@ def _host_port(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def register(catalog: Catalog, name: str, path: Path, settings: ServiceSettings, replace: bool = False) -> None:
-    """Describe the raster and compute its statistics and histograms (the service itself never writes them)."""
+# The rasters a folder contributes to a mosaic dataset.
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def raster_paths(paths: list[str]) -> list[Path]:
+    """Files, shell-style globs and folders (their GeoTIFFs, in name order), each file once, in the order given."""
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        elif any(ch in text for ch in "*?["):
+            found += sorted(Path(p) for p in glob.glob(text))
+        else:
+            found.append(path)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise invalid(f"No raster found in {' '.join(paths)}.")
+    return unique
+
+
+def register(catalog: Catalog, name: str, paths: Path | list[Path], settings: ServiceSettings, replace: bool = False,
+             attrs: Path | None = None, append: bool = False) -> None:
+    """Describe the rasters and compute their statistics and histograms (the service itself never writes them);
+    ``attrs`` is a CSV table of item fields (see ``imgsvc.catalog.attributes``)."""
+    from imgsvc.catalog.attributes import attributes_for, check_time_fields, read_attribute_table
     from imgsvc.read import compute_distributions, describe_raster
 
-    item = describe_raster(path)
-    catalog.add_service(name, [item], settings, replace=replace, distributions=[compute_distributions(item)])
+    paths = [paths] if isinstance(paths, Path) else paths
+    fields, table = read_attribute_table(attrs) if attrs is not None else ((), None)
+    check_time_fields(fields, settings.start_time_field, settings.end_time_field)
+    items = [describe_raster(path) for path in paths]
+    catalog.add_service(name, items, settings, replace=replace, distributions=[compute_distributions(i) for i in items],
+                        fields=fields, attributes=attributes_for(items, table, fields), append=append)
 
 
 def add_templates(catalog: Catalog, service: str, paths: list[str], default: str | None) -> None:
@@ -53,15 +82,21 @@ def add_templates(catalog: Catalog, service: str, paths: list[str], default: str
 def cmd_add(args) -> int:
     settings = ServiceSettings(description=args.description or "",
                                service_data_type=f"esriImageServiceDataType{args.data_type}",
-                               default_resampling_method=args.resampling)
+                               default_resampling_method=args.resampling, start_time_field=args.time_field,
+                               end_time_field=args.end_time_field)
     catalog = Catalog(args.catalog)
+    if args.append:  # the service keeps its settings; only its items grow
+        settings = catalog.service(args.name).settings
+    paths = raster_paths(args.paths)
     if args.template:  # checked before the (long) registration, so a bad file costs nothing
         from imgsvc.functions.templates import load_templates
 
         for path in args.template:
             load_templates(path)
-    register(catalog, args.name, Path(args.path), settings, replace=args.replace)
-    print(f"registered {args.name} -> {Path(args.path).resolve()}")
+    register(catalog, args.name, paths, settings, replace=args.replace,
+             attrs=Path(args.attrs) if args.attrs else None, append=args.append)
+    for path in paths:
+        print(f"registered {args.name} -> {path}")
     add_templates(catalog, args.name, args.template or [], args.default_template)
     return 0
 
@@ -180,9 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer errors with 4xx/5xx HTTP statuses instead of ArcGIS's HTTP 200")
     serve.set_defaults(func=cmd_serve)
 
-    add = sub.add_parser("add", parents=[catalog_option], help="register a GeoTIFF/COG as an image service")
+    add = sub.add_parser("add", parents=[catalog_option], help="register GeoTIFFs/COGs as an image service")
     add.add_argument("name")
-    add.add_argument("path")
+    add.add_argument("paths", nargs="+", metavar="PATH",
+                     help="a GeoTIFF/COG (a one-raster service), or several, globs or folders (a mosaic dataset)")
+    add.add_argument("--attrs", metavar="FILE", help="CSV of item fields: a Name column (file name without "
+                                                     "extension) and one column per field")
+    add.add_argument("--time-field", metavar="NAME", help="the date field holding each item's time")
+    add.add_argument("--end-time-field", metavar="NAME", help="the date field holding each item's end time")
+    add.add_argument("--append", action="store_true", help="add the rasters to an existing mosaic dataset")
     add.add_argument("--description", default="")
     add.add_argument("--data-type", default="Generic",
                      choices=["Generic", "Elevation", "Thematic", "Processed", "Scientific"])

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pyproj import CRS
+
 from imgsvc import kernels
 from imgsvc.catalog import RasterItem
-from imgsvc.errors import unsupported
+from imgsvc.catalog.attributes import parse_date
+from imgsvc.catalog.records import Field, FieldType
+from imgsvc.errors import invalid, unsupported
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
 
@@ -57,16 +61,16 @@ class MosaicRule:
     fids: tuple[int, ...] | None = None
     lock_raster_ids: tuple[int, ...] | None = None
     sort_field: str | None = None
-    has_sort_value: bool = False
-    has_viewpoint: bool = False
+    sort_value: float | str | None = None  # a number, or text (an ISO date for a date field); None = absent/null
+    viewpoint: tuple[float, float, CRS | None] | None = None  # (x, y, its SR or None for the service SR)
     has_multidimensional_definition: bool = False
     item_rendering_rule: dict | None = None
 
     def __post_init__(self) -> None:
         validate(self)
 
-# Methods whose order needs what the catalog does not hold yet (attributes, nadir points, seamlines): issue 10.
-NOT_BUILT_METHODS = {MosaicMethod.ATTRIBUTE, MosaicMethod.NADIR, MosaicMethod.VIEWPOINT, MosaicMethod.SEAMLINE}
+# Methods whose order needs what the catalog does not hold yet (seamline polygons).
+NOT_BUILT_METHODS = {MosaicMethod.SEAMLINE}
 # `where` clauses that select every item, whatever the catalog's fields (what clients send to mean "no filter").
 _ALL_ROWS = {"", "1=1", "1 = 1"}
 
@@ -92,28 +96,70 @@ DEFAULT_RULE = MosaicRule()
 
 
 def order_items(rule: MosaicRule, candidates: Sequence[RasterItem], view_centre: tuple[float, float],
-                service_extent: tuple[float, float, float, float], limit: int) -> tuple[RasterItem, ...]:
-    """The candidates the rule selects, first on top, at most ``limit`` of them.
+                service_extent: tuple[float, float, float, float], limit: int, fields: Sequence[Field] = (),
+                viewpoint: tuple[float, float] | None = None) -> tuple[RasterItem, ...]:
+    """The candidates the rule selects, first on top, at most ``limit`` of them (docs/protocol.md §5.1).
 
-    ``candidates`` come from the catalog (under the output grid, by object id); ``view_centre`` is the output
-    grid's centre and ``service_extent`` the service's, both in the service SR.
+    ``candidates`` come from the catalog (under the output grid, filtered by where and time, by object id);
+    ``view_centre`` is the output grid's centre, ``service_extent`` the service's and ``viewpoint`` the rule's
+    viewpoint, all in the service SR; ``fields`` are the service's item fields.  Ties keep object id order.
     """
     items = list(candidates)
     if rule.fids is not None:
         wanted = set(rule.fids)
         items = [item for item in items if item.object_id in wanted]
-    if rule.method is MosaicMethod.LOCK_RASTER:
-        # Only the locked items, in the order given (docs/protocol.md §5.1).
+    method = rule.method
+    if method is MosaicMethod.LOCK_RASTER:
+        # Only the locked items, in the order given.
         by_id = {item.object_id: item for item in items}
         items = [by_id[i] for i in dict.fromkeys(rule.lock_raster_ids or ()) if i in by_id]
-    elif rule.method is MosaicMethod.CENTER:
-        items.sort(key=lambda item: (_distance(item, view_centre), item.object_id))
-    elif rule.method is MosaicMethod.NORTHWEST:
-        corner = (service_extent[0], service_extent[3])
-        items.sort(key=lambda item: (_distance(item, corner), item.object_id))
-    if not rule.ascending and rule.method is not MosaicMethod.LOCK_RASTER:
+    elif method in (MosaicMethod.CENTER, MosaicMethod.NADIR):
+        # Nadir: the items carry no nadir point (no sensor model), so their centre stands for it.
+        items.sort(key=lambda item: _distance(item, view_centre))
+    elif method is MosaicMethod.NORTHWEST:
+        items.sort(key=lambda item: _distance(item, (service_extent[0], service_extent[3])))
+    elif method is MosaicMethod.VIEWPOINT:
+        if viewpoint is None:
+            raise invalid("mosaicRule viewpoint is required with esriMosaicViewpoint.", parameter="mosaicRule")
+        items.sort(key=lambda item: _distance(item, viewpoint))
+    elif method is MosaicMethod.ATTRIBUTE:
+        items.sort(key=_attribute_order(rule, fields))
+    if not rule.ascending and method is not MosaicMethod.LOCK_RASTER:
         items.reverse()
     return tuple(items[:limit])
+
+
+def _attribute_order(rule: MosaicRule, fields: Sequence[Field]):
+    """ByAttribute's sort key: |value - sortValue| for numbers and dates (docs/protocol.md §5.1), the value itself
+    when sortValue is null or the field is text; items without a value last."""
+    if not rule.sort_field:
+        raise invalid("mosaicRule sortField is required with esriMosaicAttribute.", parameter="mosaicRule")
+    field = next((f for f in fields if f.name.lower() == rule.sort_field.lower()), None)
+    if field is None:
+        raise invalid(f"mosaicRule sortField {rule.sort_field!r} is not a field of the service.",
+                      parameter="mosaicRule")
+    target = rule.sort_value
+    if field.type is FieldType.DATE and isinstance(target, str):
+        target = parse_date(target)
+        if target is None:
+            raise invalid(f"mosaicRule sortValue {rule.sort_value!r} is not a date for the date field "
+                          f"{field.name}.", parameter="mosaicRule")
+    elif field.type is not FieldType.TEXT and target is not None and not isinstance(target, (int, float)):
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise invalid(f"mosaicRule sortValue {rule.sort_value!r} is not a number for the numeric field "
+                          f"{field.name}.", parameter="mosaicRule") from None
+
+    def key(item: RasterItem):
+        value = item.attributes.get(field.name)
+        if value is None:
+            return (1, 0)
+        if field.type is FieldType.TEXT or target is None:
+            return (0, value)
+        return (0, abs(value - target))
+
+    return key
 
 
 def _distance(item: RasterItem, point: tuple[float, float]) -> float:

@@ -47,6 +47,8 @@ class ExportParams:
     mosaic_rule: mosaic.MosaicRule = mosaic.DEFAULT_RULE
     # The renderingRule's JSON object, None when absent: resolved against the service's templates by the plan.
     rendering_rule: dict | None = None
+    # (start, end) epoch milliseconds, either end None when open; None = no time given.
+    time: tuple[int | None, int | None] | None = None
 
 
 def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -75,7 +77,7 @@ def export_params(
         adjust_aspect_ratio: bool | None = None, validate_extent: bool | None = None, kmz: bool = False,
         datum_transformation: Sequence[tuple[int | None, str | None]] | None = None,
         mosaic_rule: mosaic.MosaicRule | None = None, rendering_rule: dict | None = None,
-        slice_id: int | None = None) -> ExportParams:
+        slice_id: int | None = None, time: tuple[int | None, int | None] | None = None) -> ExportParams:
     """Validate the request's values and apply the ArcGIS defaults to those not given (None).
 
     ``bbox`` is (xmin, ymin, xmax, ymax) in either order; ``datum_transformation`` the (wkid, wkt) steps of the
@@ -139,4 +141,5 @@ def export_params(
                               if datum_transformation is not None else None),
         mosaic_rule=mosaic_rule or mosaic.DEFAULT_RULE,
         rendering_rule=rendering_rule or None,
+        time=time,
     )

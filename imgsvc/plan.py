@@ -272,8 +272,13 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
     rule = params.mosaic_rule
     service_crs = sr.crs_from_wkt(description.crs_wkt)
     read_grid = grid.widened(chain.buffer)
+    viewpoint = None
+    if rule.viewpoint is not None:
+        x, y, crs = rule.viewpoint
+        vx, vy = sr.transform_points(crs or service_crs, service_crs, np.array([x]), np.array([y]))
+        viewpoint = float(vx[0]), float(vy[0])
     items = mosaic.order_items(rule, candidates, view_centre(grid, service_crs), description.extent,
-                               service.settings.max_mosaic_image_count)
+                               service.settings.max_mosaic_image_count, service.fields, viewpoint)
     resampling = resampling_for(params, service)
     if chain.bandwise:
         bands, output_bands = band_selection(params.band_ids, description.band_count), None

@@ -47,6 +47,7 @@ def raster_function_templates(service: ServiceRecord) -> tuple[FunctionTemplate,
 # ---- root resource facts ------------------------------------------------------------------------------------------
 
 CAPABILITIES = "Image,Metadata"  # QGIS needs "Image" (docs/protocol.md §3.2)
+MOSAIC_CAPABILITIES = "Image,Metadata,Catalog"  # a mosaic dataset also answers for its items
 MAX_RECORD_COUNT = 1000
 CURRENT_VERSION = 11.3  # advertised so clients send lercVersion=2 and adjustAspectRatio (docs/protocol.md §3.2)
 FULL_VERSION = "11.3.0"
@@ -63,6 +64,15 @@ class MosaicDefaults:
     operator: str
     sort_field: str = ""
     sort_ascending: bool = True
+
+
+def capabilities(service: ServiceRecord) -> str:
+    return CAPABILITIES if service.description.item_count == 1 else MOSAIC_CAPABILITIES
+
+
+def root_fields(service: ServiceRecord):
+    """The item fields the root lists: a mosaic dataset's (OBJECTID first); none for one raster."""
+    return () if service.description.item_count == 1 else service.fields
 
 
 def mosaic_defaults(service: ServiceRecord) -> MosaicDefaults:

@@ -16,6 +16,7 @@ from imgsvc import identify as identify_stage
 from imgsvc import kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
+from imgsvc.catalog.store import time_condition
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
 from imgsvc import functions
@@ -148,6 +149,15 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
+def item_conditions(service: ServiceRecord, params: ExportParams) -> list[tuple[str, list]]:
+    """The SQL conditions a request puts on the service's items: its time on a time-aware service (elsewhere time
+    selects nothing out, docs/decisions.md)."""
+    conditions = []
+    if params.time is not None and service.settings.start_time_field:
+        conditions.append(time_condition(service.settings, service.fields, *params.time))
+    return conditions
+
+
 def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOptions:
     options = EncodeOptions(
         format=params.format,
@@ -195,7 +205,8 @@ class ImageService:
         with sr.datum_transformation_scope(params.datum_transformation):
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
-            candidates = self.catalog.items_in(service.name, bounds) if bounds is not None else ()
+            candidates = (self.catalog.items_in(service.name, bounds, item_conditions(service, params))
+                          if bounds is not None else ())
             chain = functions.chain_for(params.rendering_rule, service.templates)
             plan = make_plan(params, service, grid, candidates, chain)
         return PlannedExport(params=params, plan=plan, options=options)
@@ -243,6 +254,10 @@ class ImageService:
                               format="tiff", rendering_rule=rendering_rule)
         block = self.render_block(self.plan_export(whole))
         return distributions_of(lambda: [(block.data, block.valid)], block.band_count, block.data.dtype.name)
+
+    def time_extent(self, name: str) -> tuple[int, int] | None:
+        """The time span of a time-aware service's items (the root's timeInfo), None otherwise."""
+        return self.catalog.time_extent(self.catalog.service(name))
 
     def has_distributions(self, name: str) -> bool:
         self.catalog.service(name)  # an unknown service is not found, not "without statistics"

@@ -168,7 +168,7 @@ def test_fids_and_lock_raster_ids_select_items(core):
 
 
 @pytest.mark.parametrize("rule, fragment", [
-    ('{"mosaicMethod":"esriMosaicAttribute","sortField":"Year"}', "ByAttribute"),
+    ('{"mosaicMethod":"esriMosaicSeamline"}', "Seamline"),
     ('{"where":"Year > 2000"}', "where"),
     ('{"mosaicOperation":"MT_BLEND"}', "Blend"),
     ('{"multidimensionalDefinition":[{"variableName":"t"}]}', "multidimensionalDefinition"),

@@ -6,4 +6,5 @@ The service reads it through read-only connections, so nothing a request does ca
 from imgsvc.catalog.records import BandDistribution, FunctionTemplate, RasterItem, ServiceRecord, ServiceSettings
 from imgsvc.catalog.store import Catalog, default_catalog_path
 
-__all__ = ["BandDistribution", "Catalog", "FunctionTemplate", "RasterItem", "ServiceRecord", "ServiceSettings", "default_catalog_path"]
+__all__ = ["BandDistribution", "Catalog", "FunctionTemplate", "RasterItem", "ServiceRecord", "ServiceSettings",
+           "default_catalog_path"]

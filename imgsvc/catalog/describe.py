@@ -35,6 +35,14 @@ def item_bounds_in(item: RasterItem, crs_wkt: str) -> tuple[float, float, float,
     return sr.transform_bounds(sr.crs_from_wkt(item.crs_wkt), sr.crs_from_wkt(crs_wkt), item.bounds)
 
 
+def cell_size_in(item: RasterItem, crs_wkt: str, bounds: Sequence[float]) -> tuple[float, float]:
+    """The item's (x, y) cell size in service units: its own in the service SR; else its extent there (``bounds``)
+    over its size."""
+    if item.crs_wkt == crs_wkt:
+        return abs(item.transform.a), abs(item.transform.e)
+    return (bounds[2] - bounds[0]) / item.width, (bounds[3] - bounds[1]) / item.height
+
+
 def describe_service(items: Sequence[RasterItem],
                      distributions: Sequence[tuple[BandDistribution, ...]] | None = None) -> ServiceDescription:
     """The description of a service made of ``items`` (the first one sets the SR); ``distributions`` (one tuple per
@@ -45,9 +53,7 @@ def describe_service(items: Sequence[RasterItem],
     bounds = [item_bounds_in(item, crs_wkt) for item in items]
     extent = (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds),
               max(b[3] for b in bounds))
-    # Cell sizes in service units: an item in the service SR has its own; another, its extent there over its size.
-    sizes = [(abs(item.transform.a), abs(item.transform.e)) if item.crs_wkt == crs_wkt
-             else ((b[2] - b[0]) / item.width, (b[3] - b[1]) / item.height) for b, item in zip(bounds, items)]
+    sizes = [cell_size_in(item, crs_wkt, b) for item, b in zip(items, bounds)]
     pixel_x, pixel_y = min(s[0] for s in sizes), min(s[1] for s in sizes)
     coarsest = max(size[0] * item.width / (item.overview_shapes[-1][0] if item.overview_shapes else item.width)
                    for size, item in zip(sizes, items))

@@ -1,7 +1,9 @@
 """What the catalog knows about a service: frozen values, built once at registration."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -32,6 +34,9 @@ class RasterItem:
     compression: str
     mask_kind: str  # "nodata", "mask", "alpha" or "none": how the file says which pixels hold data
     object_id: int = 0  # set by the catalog
+    # The item's fields (docs/decisions.md "Mosaic datasets"): the built-in ones (Name, LowPS, ...) and the
+    # operator's; dates as epoch milliseconds UTC.  Set by the catalog.
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def band_count(self) -> int:
@@ -40,6 +45,22 @@ class RasterItem:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         return grid_bounds(self.transform, self.width, self.height)
+
+
+class FieldType(enum.Enum):
+    """The type of an item field, as the catalog stores it (DATE values are epoch milliseconds UTC)."""
+
+    OID = "esriFieldTypeOID"
+    INTEGER = "esriFieldTypeInteger"
+    DOUBLE = "esriFieldTypeDouble"
+    DATE = "esriFieldTypeDate"
+    TEXT = "esriFieldTypeString"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,10 @@ class ServiceSettings:
     default_resampling_method: str = "Bilinear"  # Nearest | Bilinear | Cubic | Majority
     # The most items one request composites (ArcGIS's default; docs/protocol.md §3.2 maxMosaicImageCount).
     max_mosaic_image_count: int = 20
+    # The DATE fields holding each item's time (and its end, for items spanning a period): the service is
+    # time-aware when start_time_field is set.
+    start_time_field: str | None = None
+    end_time_field: str | None = None
 
 
 # What the root calls serviceSourceType: one raster dataset, or a mosaic dataset of many items.
@@ -139,6 +164,7 @@ class ServiceRecord:
     description: ServiceDescription
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     templates: tuple[FunctionTemplate, ...] = ()
+    fields: tuple[Field, ...] = ()  # the items' fields, OBJECTID first
 
     @property
     def default_template(self) -> FunctionTemplate | None:

@@ -6,15 +6,18 @@ import os
 import re
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from affine import Affine
 
 from imgsvc.block import BandStats
-from imgsvc.catalog.describe import describe_service, item_bounds_in, merge_distributions
-from imgsvc.catalog.records import (BandDistribution, FunctionTemplate, RasterItem, ServiceDescription, ServiceRecord,
-                                    ServiceSettings)
+from imgsvc.catalog.attributes import BUILTIN_FIELDS, builtin_attributes, service_fields
+from imgsvc.catalog.describe import cell_size_in, describe_service, item_bounds_in, merge_distributions
+from imgsvc.catalog.records import (BandDistribution, Field, FieldType, FunctionTemplate, RasterItem,
+                                    ServiceDescription, ServiceRecord, ServiceSettings)
 from imgsvc.errors import invalid, not_found
 
 SCHEMA = """
@@ -63,7 +66,9 @@ CREATE TABLE IF NOT EXISTS templates (
     PRIMARY KEY (service, name)
 );
 """
-SCHEMA_VERSION = 4
+# Schema version 5: mosaic datasets. Each item's fields (built-in and the operator's) as a JSON object, and the
+# service's field list (name and type), so that where clauses, time and attribute ordering can be answered.
+SCHEMA_VERSION = 5
 
 # Service names become URL path segments: keep them to what ArcGIS allows.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,119}$")
@@ -79,17 +84,58 @@ def _item_to_json(item: RasterItem) -> str:
     doc["stats"] = [asdict(s) for s in item.stats]
     doc.pop("item_id")
     doc.pop("object_id")
+    doc.pop("attributes")
     return json.dumps(doc)
 
 
-def _item_from_row(item_id: int, raster: str, object_id: int = 0) -> RasterItem:
+def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: str | None = None) -> RasterItem:
     doc = json.loads(raster)
     doc["transform"] = Affine(*doc["transform"])
     doc["stats"] = tuple(BandStats(**s) for s in doc["stats"])
     doc["band_names"] = tuple(doc["band_names"])
     doc["overview_shapes"] = tuple(tuple(s) for s in doc["overview_shapes"])
     doc["block_shape"] = tuple(doc["block_shape"])
-    return RasterItem(item_id=item_id, object_id=object_id, **doc)
+    return RasterItem(item_id=item_id, object_id=object_id, attributes=json.loads(attributes or "{}"), **doc)
+
+
+def _builtin(item: RasterItem, crs_wkt: str) -> dict[str, Any]:
+    bounds = item_bounds_in(item, crs_wkt)
+    return builtin_attributes(item, bounds, cell_size_in(item, crs_wkt, bounds)[0])
+
+
+def field_column(field: Field) -> str:
+    """The SQL expression of an item field: OBJECTID's column, the others' value in the attributes JSON.  Field
+    names are checked at registration (letters, digits, _), and checked again here, so no text reaches the SQL."""
+    if field.type is FieldType.OID:
+        return "object_id"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field.name):
+        raise ValueError(f"field name {field.name!r} cannot be used in SQL")
+    return f"json_extract(attributes, '$.\"{field.name}\"')"
+
+
+def time_condition(settings: ServiceSettings, fields: Sequence[Field], start: int | None,
+                   end: int | None) -> tuple[str, list[Any]]:
+    """Items whose time (start field, to the end field when the item spans a period) meets [start, end], ends
+    inclusive, either open (docs/decisions.md Q18); items without a time never match."""
+    by_name = {f.name: f for f in fields}
+    first = field_column(by_name[settings.start_time_field])
+    last = field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
+    sql, params = f"{first} IS NOT NULL", []
+    if end is not None:
+        sql += f" AND {first} <= ?"
+        params.append(end)
+    if start is not None:
+        sql += f" AND COALESCE({last}, {first}) >= ?"
+        params.append(start)
+    return sql, params
+
+
+def _fields_to_json(fields: Sequence[Field]) -> str:
+    return json.dumps([[f.name, f.type.name] for f in fields])
+
+
+def _fields_from_json(text: str | None) -> tuple[Field, ...]:
+    return tuple(Field(name, FieldType[kind]) for name, kind in json.loads(text or "[]"))
 
 
 def _description_to_json(description: ServiceDescription) -> str:
@@ -143,10 +189,23 @@ class Catalog:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(services)")}
         if "description" not in columns:
             conn.execute("ALTER TABLE services ADD COLUMN description TEXT")
-        if "object_id" not in {row[1] for row in conn.execute("PRAGMA table_info(items)")}:
+        if "fields" not in columns:
+            conn.execute("ALTER TABLE services ADD COLUMN fields TEXT")
+        item_columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+        if "object_id" not in item_columns:
             conn.execute("ALTER TABLE items ADD COLUMN object_id INTEGER")
             conn.execute("UPDATE items SET object_id = (SELECT COUNT(*) FROM items AS earlier WHERE earlier.service "
                          "= items.service AND earlier.item_id <= items.item_id)")
+        if "attributes" not in item_columns:
+            conn.execute("ALTER TABLE items ADD COLUMN attributes TEXT")
+        for item_id, service, raster in conn.execute(
+                "SELECT item_id, service, raster FROM items WHERE attributes IS NULL").fetchall():
+            crs_wkt = json.loads(conn.execute("SELECT description FROM services WHERE name = ?",
+                                              (service,)).fetchone()[0] or "{}").get("crs_wkt")
+            item = _item_from_row(item_id, raster)
+            conn.execute("UPDATE items SET attributes = ? WHERE item_id = ?",
+                         (json.dumps(_builtin(item, crs_wkt or item.crs_wkt)), item_id))
+        conn.execute("UPDATE services SET fields = ? WHERE fields IS NULL", (_fields_to_json(BUILTIN_FIELDS),))
         conn.execute("INSERT INTO items_index(item_id, xmin, xmax, ymin, ymax) SELECT item_id, xmin, xmax, ymin, "
                      "ymax FROM items WHERE item_id NOT IN (SELECT item_id FROM items_index)")
         for (name,) in conn.execute("SELECT name FROM services WHERE description IS NULL").fetchall():
@@ -157,29 +216,49 @@ class Catalog:
                          (_description_to_json(description), name))
 
     def add_service(self, name: str, items: list[RasterItem], settings: ServiceSettings, replace: bool = False,
-                    distributions: list[tuple[BandDistribution, ...]] | None = None) -> None:
-        """Register ``items`` as service ``name``; ``distributions`` (one tuple per item) are stored with them and
-        merged into the service's statistics."""
+                    distributions: list[tuple[BandDistribution, ...]] | None = None, fields: Sequence[Field] = (),
+                    attributes: Sequence[dict[str, Any]] | None = None, append: bool = False) -> None:
+        """Register ``items`` as service ``name`` (``append``: add them to the existing service, keeping its
+        settings and items); ``distributions`` (one tuple per item) are stored with them and merged into the
+        service's statistics; ``fields`` are the operator's item fields and ``attributes`` each item's values."""
         if not _NAME.match(name):
             raise invalid(f"Invalid service name {name!r}: use letters, digits, '_' and '-'.")
         if not items:
             raise invalid("A service needs at least one raster.")
-        description = describe_service(items, distributions)
         conn = self._connect()
         with conn:
-            if replace:
-                self._delete(conn, name)
-            elif conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone():
-                raise invalid(f"Service {name!r} already exists.")
-            conn.execute("INSERT INTO services(name, settings, description) VALUES (?, ?, ?)",
-                         (name, json.dumps(asdict(settings)), _description_to_json(description)))
+            first_object_id = 1
+            if append:
+                existing = self.service(name)
+                if tuple(fields) != existing.fields[len(BUILTIN_FIELDS):]:
+                    raise invalid(f"--append: the attribute table's fields {[f.name for f in fields]} differ from "
+                                  f"the service's {[f.name for f in existing.fields[len(BUILTIN_FIELDS):]]}.")
+                old = self._items(conn, name)
+                old_distributions = [self._distributions(conn, item.item_id) for item in old]
+                all_distributions = (None if distributions is None or None in old_distributions
+                                     else old_distributions + list(distributions))
+                description = describe_service(list(old) + list(items), all_distributions)
+                first_object_id = max((item.object_id for item in old), default=0) + 1
+                conn.execute("UPDATE services SET description = ? WHERE name = ?",
+                             (_description_to_json(description), name))
+            else:
+                description = describe_service(items, distributions)
+                if replace:
+                    self._delete(conn, name)
+                elif conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone():
+                    raise invalid(f"Service {name!r} already exists.")
+                conn.execute("INSERT INTO services(name, settings, description, fields) VALUES (?, ?, ?, ?)",
+                             (name, json.dumps(asdict(settings)), _description_to_json(description),
+                              _fields_to_json(service_fields(fields))))
             for index, item in enumerate(items):
-                xmin, ymin, xmax, ymax = item_bounds_in(item, description.crs_wkt)
+                bounds = item_bounds_in(item, description.crs_wkt)
+                values = {**_builtin(item, description.crs_wkt), **(attributes[index] if attributes else {})}
                 cursor = conn.execute(
-                    "INSERT INTO items(service, object_id, path, xmin, ymin, xmax, ymax, raster) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, index + 1, item.path, xmin, ymin, xmax, ymax, _item_to_json(item)),
+                    "INSERT INTO items(service, object_id, path, xmin, ymin, xmax, ymax, raster, attributes) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, first_object_id + index, item.path, *bounds, _item_to_json(item), json.dumps(values)),
                 )
+                xmin, ymin, xmax, ymax = bounds
                 conn.execute("INSERT INTO items_index(item_id, xmin, xmax, ymin, ymax) VALUES (?, ?, ?, ?, ?)",
                              (cursor.lastrowid, xmin, xmax, ymin, ymax))
                 if distributions is not None:
@@ -246,17 +325,18 @@ class Catalog:
 
     def service(self, name: str) -> ServiceRecord:
         conn = self._connect()
-        row = conn.execute("SELECT settings, description FROM services WHERE name = ?", (name,)).fetchone()
+        row = conn.execute("SELECT settings, description, fields FROM services WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise not_found(f"Service {name!r} does not exist.")
-        settings, description = row
+        settings, description, fields = row
         templates = tuple(
             FunctionTemplate(name=t_name, description=t_description, rule=json.loads(rule), default=bool(default))
             for t_name, t_description, rule, default in conn.execute(
                 "SELECT name, description, rule, is_default FROM templates WHERE service = ? ORDER BY position",
                 (name,)))
         return ServiceRecord(name=name, description=_description_from_json(description),
-                             settings=ServiceSettings(**json.loads(settings)), templates=templates)
+                             settings=ServiceSettings(**json.loads(settings)), templates=templates,
+                             fields=_fields_from_json(fields))
 
     def put_template(self, service: str, template: FunctionTemplate) -> None:
         """Add or replace ``service``'s template of that name; a default template replaces the previous default."""
@@ -270,8 +350,8 @@ class Catalog:
                                     (service,)).fetchone()[0]
             conn.execute(
                 "INSERT INTO templates(service, name, description, rule, is_default, position) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(service, name) DO UPDATE SET description = excluded.description, rule = excluded.rule, "
-                "is_default = excluded.is_default",
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(service, name) DO UPDATE SET "
+                "description = excluded.description, rule = excluded.rule, is_default = excluded.is_default",
                 (service, template.name, template.description, json.dumps(template.rule), int(template.default),
                  position))
 
@@ -283,18 +363,38 @@ class Catalog:
 
     @staticmethod
     def _items(conn: sqlite3.Connection, name: str, where: str = "", args: tuple = ()) -> tuple[RasterItem, ...]:
-        return tuple(_item_from_row(item_id, raster, object_id) for item_id, raster, object_id in conn.execute(
-            f"SELECT item_id, raster, object_id FROM items WHERE service = ? {where} ORDER BY object_id",
-            (name, *args)))
+        return tuple(
+            _item_from_row(item_id, raster, object_id, attributes)
+            for item_id, raster, object_id, attributes in conn.execute(
+                f"SELECT item_id, raster, object_id, attributes FROM items WHERE service = ? {where} "
+                "ORDER BY object_id", (name, *args)))
+
+    def time_extent(self, service: ServiceRecord) -> tuple[int, int] | None:
+        """(earliest start, latest end) of a time-aware service's items, epoch ms; None when it has no times."""
+        settings = service.settings
+        if not settings.start_time_field:
+            return None
+        by_name = {f.name: f for f in service.fields}
+        first = field_column(by_name[settings.start_time_field])
+        last = field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
+        row = self._connect().execute(f"SELECT MIN({first}), MAX(COALESCE({last}, {first})) FROM items "
+                                      "WHERE service = ?", (service.name,)).fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
 
     def items(self, name: str) -> tuple[RasterItem, ...]:
         """Every item of the service, by object id (for the CLI; requests use ``items_in``)."""
         return self._items(self._connect(), name)
 
-    def items_in(self, name: str, bounds: tuple[float, float, float, float]) -> tuple[RasterItem, ...]:
+    def items_in(self, name: str, bounds: tuple[float, float, float, float],
+                 conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> tuple[RasterItem, ...]:
         """The service's items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), by object
-        id, found through the R*Tree."""
+        id, found through the R*Tree; ``conditions`` are further SQL conditions with their bound parameters, built
+        by the catalog's own functions (``time_condition``, a compiled where clause over ``field_column``)."""
         xmin, ymin, xmax, ymax = bounds
-        return self._items(self._connect(), name, "AND item_id IN (SELECT item_id FROM items_index WHERE xmax >= ? "
-                                                  "AND xmin <= ? AND ymax >= ? AND ymin <= ?)",
-                           (xmin, xmax, ymin, ymax))
+        where = "AND item_id IN (SELECT item_id FROM items_index WHERE xmax >= ? AND xmin <= ? AND ymax >= ? AND " \
+                "ymin <= ?)"
+        args: list[Any] = [xmin, xmax, ymin, ymax]
+        for sql, params in conditions:
+            where += f" AND ({sql})"
+            args += params
+        return self._items(self._connect(), name, where, tuple(args))

@@ -44,7 +44,8 @@ def function_infos(templates) -> list[pb.RasterFunctionInfo]:
                                   function_type=t.function_type) for t in templates]
 
 
-def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.ServiceInfo:
+def service_info(record: ServiceRecord, has_histograms: bool = False,
+                 time_extent: tuple[int, int] | None = None) -> pb.ServiceInfo:
     description = record.description
     settings = record.settings
     crs = sr.crs_from_wkt(description.crs_wkt)
@@ -70,7 +71,7 @@ def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.Serv
         no_data_values=[] if description.nodata is None else [description.nodata] * description.band_count,
         service_data_type=settings.service_data_type,
         service_source_type=description.source_type,
-        capabilities=resources.CAPABILITIES,
+        capabilities=resources.capabilities(record),
         default_mosaic_method=mosaic_defaults.default_method,
         allowed_mosaic_methods=mosaic_defaults.allowed_methods,
         mosaic_operator=mosaic_defaults.operator,
@@ -91,6 +92,10 @@ def service_info(record: ServiceRecord, has_histograms: bool = False) -> pb.Serv
         columns=description.columns,
         rows=description.rows,
         has_histograms=has_histograms,
+        fields=[pb.FieldInfo(name=f.name, type=f.type.value) for f in resources.root_fields(record)],
+        time_info=(pb.TimeInfo(start_time_field=settings.start_time_field or "",
+                               end_time_field=settings.end_time_field or "", extent_start=time_extent[0],
+                               extent_end=time_extent[1]) if time_extent else None),
     )
 
 

@@ -59,7 +59,9 @@ def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
         method=method, operation=operation, ascending=msg.ascending if msg.HasField("ascending") else True,
         where=_optional(msg, "where"), fids=tuple(msg.fids) if msg.fids else None,
         lock_raster_ids=tuple(msg.lock_raster_ids), sort_field=_optional(msg, "sort_field"),
-        has_sort_value=msg.HasField("sort_value"), has_viewpoint=msg.HasField("viewpoint"),
+        sort_value=MessageToDict(msg.sort_value) if msg.HasField("sort_value") else None,
+        viewpoint=((msg.viewpoint.x, msg.viewpoint.y, _crs_or_none(msg.viewpoint.spatial_reference))
+                   if msg.HasField("viewpoint") else None),
         has_multidimensional_definition=bool(msg.multidimensional_definition),
         item_rendering_rule=_json_object(msg, "item_rendering_rule"))
 
@@ -95,7 +97,15 @@ def export_params(req: pb.ExportImageRequest) -> params.ExportParams:
         mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else None,
         rendering_rule=_json_object(req, "rendering_rule"),
         slice_id=_optional(req, "slice_id"),
+        time=_time(req.time) if req.HasField("time") else None,
     )
+
+
+def _time(msg: pb.TimeValue) -> tuple[int | None, int | None]:
+    """(start, end) in epoch milliseconds, None for an open end; an instant is a range of one moment."""
+    if msg.WhichOneof("kind") == "instant":
+        return msg.instant, msg.instant
+    return _optional(msg.range, "start"), _optional(msg.range, "end")
 
 
 def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:

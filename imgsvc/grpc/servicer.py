@@ -53,7 +53,8 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
         return convert.service_info(self.service.service(request.service, convert.rule_dict(request)),
-                                    has_histograms=self.service.has_distributions(request.service))
+                                    has_histograms=self.service.has_distributions(request.service),
+                                    time_extent=self.service.time_extent(request.service))
 
     @_guarded
     def ListServices(self, request: pb.ListServicesRequest, context) -> pb.ListServicesResponse:

@@ -1,0 +1,186 @@
+"""Mosaic datasets: several rasters with attributes as one service, chosen by time and fields, ordered by the mosaic
+methods, combined by the operators; each answer known from how the test builds the items."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rasterio.io import MemoryFile
+
+from imgsvc.catalog import Catalog
+from imgsvc.catalog.records import FieldType
+from imgsvc.cli import main
+from imgsvc.errors import ImgsvcError
+from imgsvc.grpc.requests import export_params
+from imgsvc.rest.query import Params, export_request
+from imgsvc.service import ImageService
+from tests import rasters
+
+X0, Y0 = rasters.ORIGIN
+RES = 30.0
+# Three 100x100 scenes of constant value, each shifted 40 px east and 20 px south of the previous one:
+# name, value, column offset, row offset, attributes.
+SCENES = [
+    ("scene_a", 10, 0, 0, "2019,2019-06-01,0.5,alpha"),
+    ("scene_b", 20, 40, 20, "2020,2020-06-01,0.1,beta"),
+    ("scene_c", 30, 80, 40, "2021,2021-06-01T12:00:00Z,,alpha"),
+]
+
+
+def write_scene(folder, name, value, col, row):
+    data = np.full((1, 100, 100), value, np.uint16)
+    return rasters.write_raster(folder / f"{name}.tif", data, nodata=0, overviews=(2,),
+                                origin=(X0 + RES * col, Y0 - RES * row))
+
+
+@pytest.fixture(scope="module")
+def catalog_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mosaic")
+    for name, value, col, row, _ in SCENES:
+        write_scene(folder, name, value, col, row)
+    table = folder / "attrs.csv"
+    table.write_text("Name,Year,AcqDate,Cloud,Sensor\n" + "\n".join(f"{n},{a}" for n, *_, a in SCENES) + "\n")
+    db = str(folder / "catalog.sqlite")
+    assert main(["add", "mos", str(folder / "scene_*.tif"), "--attrs", str(table), "--time-field", "AcqDate",
+                 "--catalog", db]) == 0
+    return db
+
+
+@pytest.fixture(scope="module")
+def core(catalog_file):
+    return ImageService(Catalog(catalog_file, readonly=True))
+
+
+def export(core, **query):
+    query = {"format": "tiff", "bbox": f"{X0},{Y0 - RES * 140},{X0 + RES * 200},{Y0}", "size": "200,140",
+             "interpolation": "RSP_NearestNeighbor", **query}
+    result = core.export_image(export_params(export_request("mos", Params(query.items()))))
+    with MemoryFile(result.encoded.data) as mem, mem.open() as tif:
+        return tif.read(1), tif.read_masks(1) > 0
+
+
+# Pixels (row, col) of the output grid: only a, a and b, a b and c, only c.
+ONLY_A, A_B, A_B_C, ONLY_C = (10, 10), (30, 60), (60, 90), (130, 170)
+
+
+def values_at(image, valid, *pixels):
+    return [int(image[p]) if valid[p] else None for p in pixels]
+
+
+def test_the_catalog_holds_each_items_fields(catalog_file):
+    catalog = Catalog(catalog_file, readonly=True)
+    service = catalog.service("mos")
+    types = {f.name: f.type for f in service.fields}
+    assert types["OBJECTID"] is FieldType.OID and types["Name"] is FieldType.TEXT
+    assert (types["Year"], types["AcqDate"], types["Cloud"], types["Sensor"]) == (
+        FieldType.INTEGER, FieldType.DATE, FieldType.DOUBLE, FieldType.TEXT)
+    items = catalog.items("mos")
+    assert [i.attributes["Name"] for i in items] == ["scene_a", "scene_b", "scene_c"]
+    assert items[0].attributes["AcqDate"] == 1559347200000 and items[2].attributes["Cloud"] is None
+    assert items[2].attributes["AcqDate"] == 1622548800000  # 2021-06-01T12:00Z
+    assert items[0].attributes["LowPS"] == RES and items[0].attributes["HighPS"] == 2 * RES
+    assert items[1].attributes["CenterX"] == X0 + RES * 90 and service.description.item_count == 3
+
+
+def test_default_is_none_first_by_object_id(core):
+    image, valid = export(core)
+    assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == [10, 10, 10, 30]
+    assert not valid[0, 199] and not valid[139, 0]  # no scene there
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ({"mosaicMethod": "esriMosaicNone", "ascending": False}, [10, 20, 30, 30]),
+    ({"mosaicMethod": "esriMosaicLockRaster", "lockRasterIds": [2]}, [None, 20, 20, None]),
+    ({"mosaicMethod": "esriMosaicLockRaster", "lockRasterIds": [3, 1]}, [10, 10, 30, 30]),
+    ({"fids": [2, 3]}, [None, 20, 20, 30]),
+    ({"mosaicMethod": "esriMosaicAttribute", "sortField": "Year", "sortValue": 2021}, [10, 20, 30, 30]),
+    ({"mosaicMethod": "esriMosaicAttribute", "sortField": "year", "sortValue": 2020}, [10, 20, 20, 30]),
+    ({"mosaicMethod": "esriMosaicAttribute", "sortField": "AcqDate", "sortValue": "2020-05-01"}, [10, 20, 20, 30]),
+    ({"mosaicMethod": "esriMosaicAttribute", "sortField": "Cloud", "sortValue": 0}, [10, 20, 20, 30]),
+    ({"mosaicMethod": "esriMosaicAttribute", "sortField": "Year", "sortValue": 2021, "ascending": False},
+     [10, 10, 10, 30]),
+    ({"mosaicMethod": "esriMosaicViewpoint", "viewpoint": {"x": X0 + RES * 150, "y": Y0 - RES * 90}},
+     [10, 20, 30, 30]),
+    ({"mosaicMethod": "esriMosaicNorthwest"}, [10, 10, 10, 30]),
+    ({"mosaicOperation": "MT_LAST"}, [10, 20, 30, 30]),
+    ({"mosaicOperation": "MT_MAX"}, [10, 20, 30, 30]),
+    ({"mosaicOperation": "MT_MIN"}, [10, 10, 10, 30]),
+    ({"mosaicOperation": "MT_MEAN"}, [10, 15, 20, 30]),
+    ({"mosaicOperation": "MT_SUM"}, [10, 30, 60, 30]),
+])
+def test_methods_and_operations(core, rule, expected):
+    image, valid = export(core, mosaicRule=json.dumps(rule))
+    assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == expected
+
+
+def test_center_orders_by_distance_to_the_view_centre(core):
+    # A view centred on scene_c's centre: c is on top wherever it has data.
+    bbox = f"{X0 + RES * 80},{Y0 - RES * 140},{X0 + RES * 180},{Y0 - RES * 40}"
+    image, valid = export(core, bbox=bbox, size="100,100", mosaicRule='{"mosaicMethod":"esriMosaicCenter"}')
+    assert int(image[10, 10]) == 30 and int(image[90, 90]) == 30
+
+
+@pytest.mark.parametrize("time, expected", [
+    ("1559347200000", [10, 10, 10, None]),                      # the instant of scene_a
+    ("1577836800000,1609459199000", [None, 20, 20, None]),      # 2020
+    ("1577836800000,null", [None, 20, 20, 30]),                 # from 2020 on
+    ("null,1590969600000", [10, 10, 10, None]),                 # until 2020-06-01 00:00 (inclusive)
+    ("null,1590969600001", [10, 10, 10, None]),
+    ("1000,2000", [None, None, None, None]),
+])
+def test_time_selects_items_on_a_time_aware_service(core, time, expected):
+    image, valid = export(core, time=time)
+    assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == expected
+
+
+def test_bad_attribute_rules_are_refused_naming_them(core):
+    for rule, fragment in (({"mosaicMethod": "esriMosaicAttribute"}, "sortField"),
+                           ({"mosaicMethod": "esriMosaicAttribute", "sortField": "Nope"}, "Nope"),
+                           ({"mosaicMethod": "esriMosaicAttribute", "sortField": "AcqDate", "sortValue": "soon"},
+                            "soon"),
+                           ({"mosaicMethod": "esriMosaicViewpoint"}, "viewpoint")):
+        with pytest.raises(ImgsvcError, match=fragment) as info:
+            export(core, mosaicRule=json.dumps(rule))
+        assert info.value.parameter == "mosaicRule"
+
+
+def test_append_adds_items_after_the_others(tmp_path, catalog_file):
+    folder = tmp_path
+    db = str(folder / "c.sqlite")
+    write_scene(folder, "one", 5, 0, 0)
+    write_scene(folder, "two", 7, 300, 0)
+    assert main(["add", "grow", str(folder / "one.tif"), "--catalog", db]) == 0
+    before = Catalog(db).service("grow").description
+    assert main(["add", "grow", str(folder / "two.tif"), "--append", "--catalog", db]) == 0
+    catalog = Catalog(db)
+    after = catalog.service("grow").description
+    assert [i.object_id for i in catalog.items("grow")] == [1, 2] and after.item_count == 2
+    assert after.extent[2] == before.extent[2] + RES * 300 and after.stats[0].min == 5 and after.stats[0].max == 7
+    assert catalog.distributions("grow")[0].count == 2 * 100 * 100
+
+
+def test_a_table_and_time_field_are_checked_at_registration(tmp_path):
+    write_scene(tmp_path, "x", 1, 0, 0)
+    table = tmp_path / "t.csv"
+    table.write_text("Name,When\nx,yesterday\n")
+    db = str(tmp_path / "c.sqlite")
+    assert main(["add", "s", str(tmp_path / "x.tif"), "--attrs", str(table), "--time-field", "When",
+                 "--catalog", db]) == 2  # When is text, not a date
+    table.write_text("Name,Drop Table\nx,1\n")
+    assert main(["add", "s", str(tmp_path / "x.tif"), "--attrs", str(table), "--catalog", db]) == 2
+    assert Catalog(db).service_names() == []
+
+
+def test_the_root_of_a_mosaic_dataset_lists_its_fields_and_time(core):
+    from imgsvc.grpc import convert
+    from imgsvc.rest.arcgis_json import root_doc
+
+    root = root_doc(convert.service_info(core.service("mos"), time_extent=core.time_extent("mos")))
+    assert root["objectIdField"] == "OBJECTID" and root["fields"][0] == {
+        "name": "OBJECTID", "type": "esriFieldTypeOID", "alias": "OBJECTID"}
+    assert {"name": "AcqDate", "type": "esriFieldTypeDate", "alias": "AcqDate"} in root["fields"]
+    assert root["timeInfo"]["startTimeField"] == "AcqDate"
+    assert root["timeInfo"]["timeExtent"] == [1559347200000, 1622548800000]
+    assert "Catalog" in root["capabilities"].split(",") and root["serviceSourceType"].endswith("MosaicDataset")
+    assert root["defaultMosaicMethod"] == "None" and root["mosaicOperator"] == "First"
