@@ -1,10 +1,13 @@
 """The `where` compiler against a real SQLite table: items whose attributes are a JSON column, selected with the
 compiled fragment through json_extract, as the catalog will (docs/protocol.md §4 /query and §5 mosaic rules)."""
 import json
+import re
 import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imgsvc.catalog.where import MAX_IN_VALUES, MAX_TEXT_BYTES, Field, FieldType, compile_where
 from imgsvc.errors import ErrorKind, ImgsvcError
@@ -54,6 +57,11 @@ def db():
     conn.close()
 
 
+def snapshot(conn) -> tuple:
+    return (conn.execute("SELECT * FROM items ORDER BY id").fetchall(),
+            conn.execute("SELECT * FROM sqlite_master").fetchall(), conn.total_changes)
+
+
 def select(db, text: str) -> list[int]:
     sql, params = compile_where(text, FIELDS, column)
     return [row[0] for row in db.execute(f"SELECT id FROM items WHERE {sql} ORDER BY id", params)]
@@ -67,6 +75,16 @@ def refusal(text: str, fields=FIELDS, **kwargs) -> ImgsvcError:
     (detail,) = error.details
     assert detail.startswith("where")
     return error
+
+
+# What the compiled SQL may be made of besides the caller's column expressions: proof that no client text gets in.
+SQL_VOCABULARY = re.compile(r"(?:\s+|[()?,]|=|<>|<=|>=|<|>|AND|OR|NOT|IN|BETWEEN|LIKE|ESCAPE|IS|NULL|1)*")
+
+
+def assert_only_own_sql(sql: str) -> None:
+    for field in FIELDS:
+        sql = sql.replace(column(field), " ")
+    assert SQL_VOCABULARY.fullmatch(sql), sql
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
@@ -254,3 +272,70 @@ def test_a_clause_as_long_as_accepted_still_runs_in_sqlite(db):
     text = " AND ".join(["1=1"] * 1024)
     assert len(text) <= MAX_TEXT_BYTES and text.count("AND") > 1000
     assert select(db, text) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("text, ids", [
+    ("1=1; DROP TABLE items", None), ("Name = 'x' OR 1=1 --", None), ("Name = 'x' OR 1=1 /* */", None),
+    ("Name = ''); DELETE FROM items; --'", None), ("Name = '''); DELETE FROM items; --'", []), ("Name = 'x'' OR ''1''=''1'", []),
+    ("Name = 'x' OR 'a'='a'", [1, 2, 3, 4, 5]),  # means what it says: every item
+    ("json_extract(attributes, '$.Name') = 'Alpha'", None), ("attributes = 1", None), ("id = 1", None),
+    ("(SELECT 1) = 1", None), ("Year IN (SELECT id FROM items)", None), ("Name = (SELECT 'Alpha')", None),
+    ("Name = 'Alpha' UNION SELECT 1", None), ("\"Name\"\" = 1 OR \"\"Name\" = 'Alpha'", None),
+    ('"Name"" OR 1=1 --" = 1', None), ("\"it's\" = 'x'' OR 1=1 --'", []), ("Name = char(65)", None),
+    ("Name = 'Alpha' COLLATE NOCASE", None), ("Name LIKE 'a' ESCAPE ''' OR 1=1 --'", None),
+    ("Year = 2018 OR sqlite_version() > ''", None), ("Name = x'41'", None), ("Name = ?", None),
+    ("Name = :name", None), ("Year = 0x7E2", None), ("Name IS NOT NULL AND randomblob(1000000000)", None),
+])
+def test_injection_attempts_are_refused_or_harmless(db, text, ids):
+    before = snapshot(db)
+    if ids is None:
+        refusal(text)
+    else:
+        assert_only_own_sql(compile_where(text, FIELDS, column)[0])
+        assert select(db, text) == ids
+    assert snapshot(db) == before
+
+
+VOCABULARY = ["Name", "year", "Cloud", "AcquisitionDate", "Date", '"Field Name"', '"Say ""hi"""', "Nope", "AND", "OR",
+              "NOT", "IN", "BETWEEN", "LIKE", "ESCAPE", "IS", "NULL", "date", "timestamp", "=", "<>", "!=", "<", "<=",
+              ">", ">=", "(", ")", ",", "-", "+", "1", "2018", "-3.5e2", ".5", "1e999", "'WV2'", "'%a_'", "'!'", "''",
+              "'2020-01-01'", "'2019-12-31T23:59:59.5Z'", "'x''y'", "';'", ";", "--", "'", '"', "\x00", "é", "ın", "0" * 4400 + "7"]
+
+
+def assert_compiles_and_runs_or_is_refused(db, text: str) -> None:
+    before = snapshot(db)
+    try:
+        sql, params = compile_where(text, FIELDS, column)
+    except ImgsvcError as error:
+        assert error.kind is ErrorKind.INVALID_ARGUMENT and error.details[0].startswith("where")
+    else:
+        assert_only_own_sql(sql)
+        db.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()
+    assert snapshot(db) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_fuzz_random_text(db, text):
+    assert_compiles_and_runs_or_is_refused(db, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=st.lists(st.sampled_from(VOCABULARY), max_size=30), glue=st.sampled_from([" ", "", "\n"]))
+def test_fuzz_token_soups(db, tokens, glue):
+    assert_compiles_and_runs_or_is_refused(db, glue.join(tokens))
+
+
+predicates = st.sampled_from(["Year = 2018", "Name LIKE 'b%'", "Sensor IS NULL", "Cloud BETWEEN 0 AND 20",
+                              "Year IN (2019, 2020)", "AcquisitionDate > date '2019-06-01'", "1=1", "''=''"])
+clauses = st.recursive(predicates, lambda inner: st.one_of(
+    st.builds("NOT {}".format, inner), st.builds("({})".format, inner),
+    st.builds("{} AND {}".format, inner, inner), st.builds("{} OR {}".format, inner, inner)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=clauses)
+def test_fuzz_valid_clauses_always_compile_and_run(db, text):
+    sql, params = compile_where(text, FIELDS, column)
+    assert_only_own_sql(sql)
+    db.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()
