@@ -71,8 +71,6 @@ class MosaicRule:
 
 # Methods whose order needs what the catalog does not hold yet (seamline polygons).
 NOT_BUILT_METHODS = {MosaicMethod.SEAMLINE}
-# `where` clauses that select every item, whatever the catalog's fields (what clients send to mean "no filter").
-_ALL_ROWS = {"", "1=1", "1 = 1"}
 
 
 def validate(rule: MosaicRule) -> None:
@@ -82,9 +80,6 @@ def validate(rule: MosaicRule) -> None:
                           parameter="mosaicRule")
     if rule.operation is MosaicOperation.BLEND:
         raise unsupported("mosaicRule mosaicOperation 'Blend' is not supported yet.", parameter="mosaicRule")
-    if rule.where is not None and rule.where.strip() not in _ALL_ROWS:
-        raise unsupported("mosaicRule where is not supported yet beyond '1=1' (item attributes come with mosaic "
-                          "datasets).", parameter="mosaicRule")
     if rule.has_multidimensional_definition:
         raise unsupported("mosaicRule multidimensionalDefinition is not supported: the service is not "
                           "multidimensional.", parameter="mosaicRule")

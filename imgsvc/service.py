@@ -16,7 +16,8 @@ from imgsvc import identify as identify_stage
 from imgsvc import kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
-from imgsvc.catalog.store import time_condition
+from imgsvc.catalog.store import field_column, time_condition
+from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
 from imgsvc import functions
@@ -150,9 +151,13 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
 
 
 def item_conditions(service: ServiceRecord, params: ExportParams) -> list[tuple[str, list]]:
-    """The SQL conditions a request puts on the service's items: its time on a time-aware service (elsewhere time
-    selects nothing out, docs/decisions.md)."""
+    """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
+    item fields with its values bound, and the time on a time-aware service (elsewhere time selects nothing out,
+    docs/decisions.md)."""
     conditions = []
+    if params.mosaic_rule.where is not None:
+        conditions.append(compile_where(params.mosaic_rule.where, service.fields, field_column,
+                                        parameter="mosaicRule"))
     if params.time is not None and service.settings.start_time_field:
         conditions.append(time_condition(service.settings, service.fields, *params.time))
     return conditions

@@ -103,6 +103,12 @@ def test_default_is_none_first_by_object_id(core):
     ({"mosaicMethod": "esriMosaicViewpoint", "viewpoint": {"x": X0 + RES * 150, "y": Y0 - RES * 90}},
      [10, 20, 30, 30]),
     ({"mosaicMethod": "esriMosaicNorthwest"}, [10, 10, 10, 30]),
+    ({"where": "Year >= 2020"}, [None, 20, 20, 30]),
+    ({"where": "Sensor = 'alpha'"}, [10, 10, 10, 30]),
+    ({"where": "AcqDate < date '2020-01-01'"}, [10, 10, 10, None]),
+    ({"where": "Cloud IS NULL"}, [None, None, 30, 30]),
+    ({"where": "Name LIKE 'scene%' AND NOT Year IN (2019)", "mosaicOperation": "MT_MAX"}, [None, 20, 30, 30]),
+    ({"where": "1=1"}, [10, 10, 10, 30]),
     ({"mosaicOperation": "MT_LAST"}, [10, 20, 30, 30]),
     ({"mosaicOperation": "MT_MAX"}, [10, 20, 30, 30]),
     ({"mosaicOperation": "MT_MIN"}, [10, 10, 10, 30]),
@@ -132,6 +138,15 @@ def test_center_orders_by_distance_to_the_view_centre(core):
 def test_time_selects_items_on_a_time_aware_service(core, time, expected):
     image, valid = export(core, time=time)
     assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == expected
+
+
+@pytest.mark.parametrize("where", ["1=1; DROP TABLE items", "Name = 'x' OR 1=1 --", "Name = ''); DELETE FROM items; --'",
+                                   "(SELECT 1)", "Nope = 1", "Year = 'abc'"])
+def test_a_where_clause_is_never_sql(core, catalog_file, where):
+    with pytest.raises(ImgsvcError) as info:
+        export(core, mosaicRule=json.dumps({"where": where}))
+    assert info.value.parameter == "mosaicRule" and info.value.details[0].startswith("where")
+    assert len(Catalog(catalog_file, readonly=True).items("mos")) == 3
 
 
 def test_bad_attribute_rules_are_refused_naming_them(core):

@@ -169,7 +169,6 @@ def test_fids_and_lock_raster_ids_select_items(core):
 
 @pytest.mark.parametrize("rule, fragment", [
     ('{"mosaicMethod":"esriMosaicSeamline"}', "Seamline"),
-    ('{"where":"Year > 2000"}', "where"),
     ('{"mosaicOperation":"MT_BLEND"}', "Blend"),
     ('{"multidimensionalDefinition":[{"variableName":"t"}]}', "multidimensionalDefinition"),
 ])

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgsvc.catalog.where import MAX_IN_VALUES, MAX_TEXT_BYTES, Field, FieldType, compile_where
+from imgsvc.catalog.records import Field, FieldType
+from imgsvc.catalog.where import MAX_IN_VALUES, MAX_TEXT_BYTES, compile_where
 from imgsvc.errors import ErrorKind, ImgsvcError
 
 FIELDS = (Field("Name", FieldType.TEXT), Field("Year", FieldType.INTEGER), Field("Cloud", FieldType.DOUBLE),
@@ -181,7 +182,7 @@ def test_field_names_match_case_insensitively_bare_or_double_quoted(db, text, id
 
 def test_an_exact_name_wins_over_one_differing_in_case_and_two_differing_only_in_case_are_ambiguous():
     fields = (Field("name", FieldType.TEXT), Field("NAME", FieldType.INTEGER))
-    assert compile_where("NAME = 1", fields, lambda f: f"c_{f.type.value}") == ("(c_INTEGER = ?)", [1])
+    assert compile_where("NAME = 1", fields, lambda f: f"c_{f.type.name}") == ("(c_INTEGER = ?)", [1])
     assert "several fields" in refusal("Name = 1", fields).details[0]
 
 

@@ -43,29 +43,16 @@ values in one IN list, integers outside 64 bits, numbers that overflow a double.
 from __future__ import annotations
 
 import datetime
-import enum
 import re
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
+from imgsvc.catalog.records import Field, FieldType
 from imgsvc.errors import ImgsvcError, invalid
 
 MAX_TEXT_BYTES = 8 * 1024
 MAX_DEPTH = 32
 MAX_IN_VALUES = 1000
-
-
-class FieldType(enum.Enum):
-    INTEGER = "INTEGER"
-    DOUBLE = "DOUBLE"
-    DATE = "DATE"  # stored as epoch milliseconds UTC (an int)
-    TEXT = "TEXT"
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: FieldType
 
 
 def compile_where(text: str, fields: Sequence[Field], column: Callable[[Field], str],
@@ -129,7 +116,7 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "ESCAPE", "IS", "NULL"})
 # The client's operator spelling -> the SQL written: client text never reaches the SQL, even an operator.
 _COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_NUMERIC = frozenset({FieldType.INTEGER, FieldType.DOUBLE})
+_NUMERIC = frozenset({FieldType.OID, FieldType.INTEGER, FieldType.DOUBLE})
 
 
 def _tokens(text: str, parameter: str) -> list[_Token]:
@@ -158,7 +145,7 @@ class _FieldReference:
         return self.field.type
 
     def described(self) -> str:
-        return f"the {self.field.type.value} field {self.field.name!r}"
+        return f"the {self.field.type.name} field {self.field.name!r}"
 
 
 @dataclass(frozen=True)
