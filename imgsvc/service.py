@@ -12,11 +12,13 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
+from imgsvc import catalog_query
 from imgsvc import identify as identify_stage
 from imgsvc import kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
-from imgsvc.catalog.store import field_column, time_condition
+from imgsvc.catalog.describe import item_bounds_in
+from imgsvc.catalog.store import bounds_condition, field_column, time_condition
 from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
@@ -259,6 +261,42 @@ class ImageService:
                               format="tiff", rendering_rule=rendering_rule)
         block = self.render_block(self.plan_export(whole))
         return distributions_of(lambda: [(block.data, block.valid)], block.band_count, block.data.dtype.name)
+
+    def query(self, params: catalog_query.QueryParams) -> catalog_query.QueryResult:
+        """A mosaic dataset's catalog items as features: selected, ordered and paged (docs/protocol.md §4)."""
+        service = self.catalog.service(params.service)
+        service_crs = sr.crs_from_wkt(service.description.crs_wkt)
+        conditions = []
+        if params.where:
+            conditions.append(compile_where(params.where, service.fields, field_column))
+        if params.object_ids:
+            if len(params.object_ids) > resources.MAX_RECORD_COUNT:
+                raise invalid(f"objectIds lists more than {resources.MAX_RECORD_COUNT} ids.", parameter="objectIds")
+            conditions.append((f"object_id IN ({', '.join('?' * len(params.object_ids))})", list(params.object_ids)))
+        if params.envelope is not None:
+            crs = params.envelope_crs or service_crs
+            conditions.append(bounds_condition(sr.transform_bounds(crs, service_crs, params.envelope)
+                                               if crs != service_crs else params.envelope))
+        if params.time is not None and service.settings.start_time_field:
+            conditions.append(time_condition(service.settings, service.fields, *params.time))
+        if params.count_only:
+            return catalog_query.QueryResult(fields=(), count=self.catalog.count_items(service.name, conditions))
+        order = catalog_query.order_terms(service.fields, params.order_by)
+        if params.ids_only:
+            items = self.catalog.select_items(service.name, conditions, order)
+            return catalog_query.QueryResult(fields=(), object_ids=tuple(item.object_id for item in items))
+        limit = min(params.record_count or resources.MAX_RECORD_COUNT, resources.MAX_RECORD_COUNT)
+        items = self.catalog.select_items(service.name, conditions, order, params.offset, limit + 1)
+        fields = catalog_query.out_fields(service.fields, params.out_fields)
+        out_crs = params.out_crs or service_crs
+        features = tuple(catalog_query.QueryFeature(
+            attributes={f.name: item.object_id if f is service.fields[0] else item.attributes.get(f.name)
+                        for f in fields},
+            rings=((catalog_query.footprint(item_bounds_in(item, service.description.crs_wkt), service_crs,
+                                            out_crs),) if params.return_geometry else ()))
+            for item in items[:limit])
+        return catalog_query.QueryResult(fields=fields, features=features, exceeded_transfer_limit=len(items) > limit,
+                                         crs=out_crs)
 
     def time_extent(self, name: str) -> tuple[int, int] | None:
         """The time span of a time-aware service's items (the root's timeInfo), None otherwise."""

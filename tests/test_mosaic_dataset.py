@@ -199,3 +199,54 @@ def test_the_root_of_a_mosaic_dataset_lists_its_fields_and_time(core):
     assert root["timeInfo"]["timeExtent"] == [1559347200000, 1622548800000]
     assert "Catalog" in root["capabilities"].split(",") and root["serviceSourceType"].endswith("MosaicDataset")
     assert root["defaultMosaicMethod"] == "None" and root["mosaicOperator"] == "First"
+
+
+# ---- /query over the catalog ---------------------------------------------------------------------------------
+
+def query(core, **values):
+    from imgsvc.catalog_query import query_params
+
+    return core.query(query_params("mos", **values))
+
+
+def test_query_selects_orders_and_pages_the_items(core):
+    everything = query(core, out_fields=("*",))
+    assert [f.attributes["Name"] for f in everything.features] == ["scene_a", "scene_b", "scene_c"]
+    assert everything.features[1].attributes["Year"] == 2020 and everything.features[1].attributes["OBJECTID"] == 2
+    ring = everything.features[0].rings[0]
+    assert ring[0] == ring[-1] and min(p[0] for p in ring) == X0 and max(p[1] for p in ring) == Y0
+    assert query(core, where="Cloud > 0.2").features[0].attributes == {"OBJECTID": 1}
+    assert query(core, count_only=True).count == 3
+    assert query(core, ids_only=True, order_by="Year DESC").object_ids == (3, 2, 1)
+    assert query(core, ids_only=True, object_ids=(3, 1)).object_ids == (1, 3)
+    page = query(core, order_by="Sensor ASC, Year DESC", record_count=2, out_fields=("Name",))
+    assert [f.attributes["Name"] for f in page.features] == ["scene_c", "scene_a"] and page.exceeded_transfer_limit
+    rest = query(core, order_by="Sensor ASC, Year DESC", offset=2, out_fields=("Name",))
+    assert [f.attributes["Name"] for f in rest.features] == ["scene_b"] and not rest.exceeded_transfer_limit
+    east = (X0 + RES * 150, Y0 - RES * 130, X0 + RES * 170, Y0 - RES * 110)
+    assert query(core, ids_only=True, envelope=east).object_ids == (3,)
+    assert query(core, ids_only=True, time=(1577836800000, None)).object_ids == (2, 3)
+    assert query(core, return_geometry=False).features[0].rings == ()
+
+
+def test_query_through_the_gateway_answers_arcgis_json_and_geojson(catalog_file, tmp_path):
+    import httpx
+
+    from tests.conftest import _Serve
+
+    with _Serve(catalog_file, tmp_path) as url:
+        base = f"{url}/arcgis/rest/services/mos/ImageServer/query"
+        doc = httpx.get(base, params={"where": "Year >= 2020", "outFields": "Name,AcqDate", "outSR": "4326",
+                                      "orderByFields": "AcqDate DESC", "f": "json"}).json()
+        assert [f["attributes"]["Name"] for f in doc["features"]] == ["scene_c", "scene_b"]
+        assert doc["features"][1]["attributes"] == {"OBJECTID": 2, "Name": "scene_b", "AcqDate": 1590969600000}
+        ring = doc["features"][0]["geometry"]["rings"][0]
+        assert doc["spatialReference"]["wkid"] == 4326 and -120 < ring[0][0] < -117 and ring[0] == ring[-1]
+        assert httpx.get(base, params={"returnCountOnly": "true", "f": "json"}).json() == {"count": 3}
+        geojson = httpx.get(base, params={"objectIds": "2", "f": "geojson"}).json()
+        assert geojson["type"] == "FeatureCollection" and geojson["features"][0]["id"] == 2
+        error = httpx.get(base, params={"where": "Nope = 1", "f": "json"}).json()["error"]
+        assert error["code"] == 400 and "Nope" in error["details"][0]
+        error = httpx.get(base, params={"orderByFields": "Name; DROP TABLE items", "f": "json"}).json()["error"]
+        assert error["code"] == 400 and "orderByFields" in error["details"][0]
+        assert httpx.get(base, params={"f": "json"}).json()["features"][2]["attributes"] == {"OBJECTID": 3}

@@ -103,6 +103,21 @@ def _builtin(item: RasterItem, crs_wkt: str) -> dict[str, Any]:
     return builtin_attributes(item, bounds, cell_size_in(item, crs_wkt, bounds)[0])
 
 
+def bounds_condition(bounds: Sequence[float]) -> tuple[str, list[Any]]:
+    """Items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), through the R*Tree."""
+    xmin, ymin, xmax, ymax = bounds
+    return ("item_id IN (SELECT item_id FROM items_index WHERE xmax >= ? AND xmin <= ? AND ymax >= ? AND ymin <= ?)",
+            [xmin, xmax, ymin, ymax])
+
+
+def _conditions(conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    where, args = "", []
+    for sql, params in conditions:
+        where += f" AND ({sql})"
+        args += list(params)
+    return where, args
+
+
 def field_column(field: Field) -> str:
     """The SQL expression of an item field: OBJECTID's column, the others' value in the attributes JSON.  Field
     names are checked at registration (letters, digits, _), and checked again here, so no text reaches the SQL."""
@@ -362,12 +377,13 @@ class Catalog:
                 raise not_found(f"Service {service!r} has no template {name!r}.")
 
     @staticmethod
-    def _items(conn: sqlite3.Connection, name: str, where: str = "", args: tuple = ()) -> tuple[RasterItem, ...]:
+    def _items(conn: sqlite3.Connection, name: str, where: str = "", args: Sequence[Any] = (),
+               order: str = "object_id", page: str = "") -> tuple[RasterItem, ...]:
         return tuple(
             _item_from_row(item_id, raster, object_id, attributes)
             for item_id, raster, object_id, attributes in conn.execute(
                 f"SELECT item_id, raster, object_id, attributes FROM items WHERE service = ? {where} "
-                "ORDER BY object_id", (name, *args)))
+                f"ORDER BY {order} {page}", (name, *args)))
 
     def time_extent(self, service: ServiceRecord) -> tuple[int, int] | None:
         """(earliest start, latest end) of a time-aware service's items, epoch ms; None when it has no times."""
@@ -390,11 +406,21 @@ class Catalog:
         """The service's items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), by object
         id, found through the R*Tree; ``conditions`` are further SQL conditions with their bound parameters, built
         by the catalog's own functions (``time_condition``, a compiled where clause over ``field_column``)."""
-        xmin, ymin, xmax, ymax = bounds
-        where = "AND item_id IN (SELECT item_id FROM items_index WHERE xmax >= ? AND xmin <= ? AND ymax >= ? AND " \
-                "ymin <= ?)"
-        args: list[Any] = [xmin, xmax, ymin, ymax]
-        for sql, params in conditions:
-            where += f" AND ({sql})"
-            args += params
-        return self._items(self._connect(), name, where, tuple(args))
+        return self.select_items(name, [bounds_condition(bounds), *conditions])
+
+    def select_items(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = (),
+                     order: Sequence[tuple[Field, bool]] = (), offset: int = 0,
+                     limit: int | None = None) -> tuple[RasterItem, ...]:
+        """The service's items meeting every condition, ordered by ``order`` ((field, descending) pairs; then by
+        object id), ``limit`` of them from ``offset``."""
+        where, args = _conditions(conditions)
+        terms = [f"{field_column(field)} {'DESC' if descending else 'ASC'}" for field, descending in order]
+        page = "LIMIT ? OFFSET ?" if limit is not None or offset else ""
+        if page:
+            args += [-1 if limit is None else limit, offset]
+        return self._items(self._connect(), name, where, args, ", ".join([*terms, "object_id"]), page)
+
+    def count_items(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
+        where, args = _conditions(conditions)
+        return self._connect().execute(f"SELECT COUNT(*) FROM items WHERE service = ? {where}",
+                                       (name, *args)).fetchone()[0]

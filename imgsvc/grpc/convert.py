@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import resources, sr
+from imgsvc import catalog_query, resources, sr
 from imgsvc.catalog import BandDistribution, ServiceRecord
 from imgsvc.grpc import enums
 from imgsvc.identify import IdentifyResult
@@ -146,3 +146,17 @@ def item_info(result: resources.ItemInfoResult) -> pb.ItemInfo:
         type="Image Service", type_keywords=["Data", "Service", "Image Service", "ArcGIS Server"],
         geographic_extent=envelope(result.geographic_extent, wgs84), spatial_reference=spatial_reference(wgs84),
         service_data_type=result.service_data_type)
+
+
+def query_response(result: catalog_query.QueryResult) -> pb.QueryResponse:
+    reply = pb.QueryResponse(
+        fields=[pb.FieldInfo(name=f.name, type=f.type.value) for f in result.fields],
+        object_ids=result.object_ids, count=result.count, exceeded_transfer_limit=result.exceeded_transfer_limit)
+    if result.crs is not None:
+        reply.spatial_reference.CopyFrom(spatial_reference(result.crs))
+    for feature in result.features:
+        message = reply.features.add()
+        message.attributes.update(feature.attributes)
+        for ring in feature.rings:
+            message.rings.add(coordinates=[c for point in ring for c in point])
+    return reply

@@ -9,7 +9,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import identify, mosaic, params, sr
+from imgsvc import catalog_query, identify, mosaic, params, sr
 from imgsvc.errors import invalid
 from imgsvc.grpc import enums
 from imgsvc.v1 import image_service_pb2 as pb
@@ -119,3 +119,18 @@ def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:
         rendering_rule=_json_object(req, "rendering_rule"),
         pixel_size=(req.pixel_size.x, req.pixel_size.y) if req.HasField("pixel_size") else None,
     )
+
+
+def query_params(req: pb.QueryRequest) -> catalog_query.QueryParams:
+    in_crs = _crs_or_none(req.in_sr)
+    envelope_crs = _crs_or_none(req.geometry.spatial_reference) if req.HasField("geometry") else None
+    box = req.geometry
+    return catalog_query.query_params(
+        req.service, where=_optional(req, "where"), object_ids=req.object_ids,
+        envelope=(box.xmin, box.ymin, box.xmax, box.ymax) if req.HasField("geometry") else None,
+        envelope_crs=envelope_crs or in_crs, spatial_rel=req.spatial_rel or None,
+        time=_time(req.time) if req.HasField("time") else None, out_fields=req.out_fields,
+        return_geometry=_optional(req, "return_geometry"), ids_only=req.return_ids_only,
+        count_only=req.return_count_only, order_by=req.order_by_fields or None,
+        offset=_optional(req, "result_offset"), record_count=_optional(req, "result_record_count"),
+        out_crs=_crs_or_none(req.out_sr))

@@ -92,3 +92,7 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
     @_guarded
     def GetItemInfo(self, request: pb.ItemInfoRequest, context) -> pb.ItemInfo:
         return convert.item_info(self.service.item_info(request.service))
+
+    @_guarded
+    def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
+        return convert.query_response(self.service.query(requests.query_params(request)))

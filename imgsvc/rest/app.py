@@ -36,7 +36,8 @@ from imgsvc.encode.types import OCTET_STREAM
 from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid, unsupported
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
-from imgsvc.rest.query import RESPONSE_FORMS, Params, band_ids, export_request, identify_request, struct
+from imgsvc.rest.query import (RESPONSE_FORMS, Params, band_ids, export_request, identify_request, query_request,
+                               struct)
 from imgsvc.rich_status import from_status
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
@@ -100,6 +101,7 @@ class Gateway:
             "": self.root,
             "exportimage": self.export_image,
             "identify": self.identify,
+            "query": self.query,
             "keyproperties": self.key_properties,
             "rasterfunctioninfos": self.raster_function_infos,
             "statistics": self.statistics,
@@ -307,6 +309,21 @@ class Gateway:
         url = self.service_url(request, name)
         return await self.answer(params, form, "Identify", identify_request(name, params), arcgis_json.identify_doc,
                                  lambda doc: pages.identify_form(name, url, params, doc))
+
+    async def query(self, request: Request, name: str, params: Params) -> Response:
+        """The catalog of a mosaic dataset: a FeatureSet as JSON (or GeoJSON), or a page showing it."""
+        form = self.form(params, ("html", "json", "pjson", "geojson"))
+        message = query_request(name, params)
+        reply = await self.call("Query", message, params)
+        if isinstance(reply, Response):
+            return reply
+        if form == "geojson":
+            return self.json(arcgis_json.query_geojson(reply), params)
+        doc = arcgis_json.query_doc(reply, message.return_ids_only, message.return_count_only,
+                                    not message.HasField("return_geometry") or message.return_geometry)
+        if form == "html":
+            return HTMLResponse(pages.resource_page(name, "Query", doc, self.service_url(request, name)))
+        return self.json(doc, params)
 
     async def key_properties(self, request: Request, name: str, params: Params) -> Response:
         return await self.document(request, name, params, "GetKeyProperties", pb.KeyPropertiesRequest(service=name),

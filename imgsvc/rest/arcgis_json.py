@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from google.protobuf import json_format
+
 from imgsvc.grpc import enums
 from imgsvc.pixel_types import UNKNOWN
 from imgsvc.v1 import image_service_pb2 as pb
@@ -181,3 +183,44 @@ def metadata_xml(reply: pb.ItemInfo) -> str:
             f"<dataExt><geoEle><GeoBndBox esriExtentType=\"search\"><westBL>{g.xmin!r}</westBL><eastBL>{g.xmax!r}"
             f"</eastBL><southBL>{g.ymin!r}</southBL><northBL>{g.ymax!r}</northBL></GeoBndBox></geoEle></dataExt>"
             "</dataIdInfo></metadata>\n")
+
+
+# Field types whose values are whole numbers (a Struct carries every number as a double).
+_WHOLE_NUMBER_TYPES = {"esriFieldTypeOID", "esriFieldTypeInteger", "esriFieldTypeDate"}
+
+
+def _attributes(feature: pb.QueryFeature, fields) -> dict:
+    values = json_format.MessageToDict(feature.attributes)
+    return {f.name: (int(values[f.name]) if f.type in _WHOLE_NUMBER_TYPES and values.get(f.name) is not None
+                     else values.get(f.name)) for f in fields}
+
+
+def _rings(feature: pb.QueryFeature) -> list:
+    return [[[ring.coordinates[i], ring.coordinates[i + 1]] for i in range(0, len(ring.coordinates), 2)]
+            for ring in feature.rings]
+
+
+def query_doc(reply: pb.QueryResponse, ids_only: bool, count_only: bool, return_geometry: bool) -> dict:
+    """query's FeatureSet (or its object ids, or its count), as ArcGIS writes it."""
+    if count_only:
+        return {"count": reply.count}
+    if ids_only:
+        return {"objectIdFieldName": "OBJECTID", "objectIds": list(reply.object_ids)}
+    doc = {"objectIdFieldName": "OBJECTID", "geometryType": "esriGeometryPolygon",
+           "spatialReference": sr_doc(reply.spatial_reference),
+           "fields": [{"name": f.name, "type": f.type, "alias": f.name} for f in reply.fields],
+           "features": [{"attributes": _attributes(f, reply.fields),
+                         **({"geometry": {"rings": _rings(f)}} if return_geometry else {})} for f in reply.features]}
+    if reply.exceeded_transfer_limit:
+        doc["exceededTransferLimit"] = True
+    return doc
+
+
+def query_geojson(reply: pb.QueryResponse) -> dict:
+    """query with f=geojson: a FeatureCollection (RFC 7946 rings are counter-clockwise, Esri's clockwise)."""
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "id": attributes.get("OBJECTID"), "properties": attributes,
+                          "geometry": ({"type": "Polygon", "coordinates": [ring[::-1] for ring in _rings(f)]}
+                                       if f.rings else None)}
+                         for f in reply.features for attributes in [_attributes(f, reply.fields)]],
+            **({"exceededTransferLimit": True} if reply.exceeded_transfer_limit else {})}

@@ -379,3 +379,39 @@ def export_request(service: str, params: Params) -> pb.ExportImageRequest:
     if (params.get("f") or "").lower() == "kmz":
         req.output_form = pb.OUTPUT_FORM_KMZ
     return req
+
+
+def query_request(service: str, params: Params) -> pb.QueryRequest:
+    """query's parameters (docs/protocol.md §4): a where clause, object ids, an envelope (JSON or xmin,ymin,xmax,
+    ymax; other geometry types are refused by name), time, the fields and form of the answer, its order and page."""
+    req = pb.QueryRequest(service=service)
+    if (v := params.get("where")) is not None:
+        req.where = v
+    if (v := params.get("objectIds")) is not None:
+        req.object_ids.extend(_int32(p.strip(), "objectIds", bits=64) for p in v.strip("[]").split(","))
+    if (v := params.get("geometryType")) is not None and v.lower() != "esrigeometryenvelope":
+        raise unsupported(f"geometryType {v!r} is not supported by query; send an envelope "
+                          "(esriGeometryEnvelope).", parameter="geometryType")
+    if (v := params.get("geometry")) is not None:
+        req.geometry.CopyFrom(envelope(v, "geometry"))
+    if (v := params.get("spatialRel")) is not None:
+        req.spatial_rel = v
+    if (v := params.get("inSR")) is not None:
+        req.in_sr.CopyFrom(spatial_reference(v, "inSR"))
+    if (v := params.get("outSR")) is not None:
+        req.out_sr.CopyFrom(spatial_reference(v, "outSR"))
+    if (v := params.get("time")) is not None:
+        req.time.CopyFrom(time_value(v))
+    if (v := params.get("outFields")) is not None:
+        req.out_fields.extend(p.strip() for p in v.split(",") if p.strip())
+    if (v := params.get("returnGeometry")) is not None:
+        req.return_geometry = _bool(v, "returnGeometry")
+    for flag, field in (("returnIdsOnly", "return_ids_only"), ("returnCountOnly", "return_count_only")):
+        if (v := params.get(flag)) is not None:
+            setattr(req, field, _bool(v, flag))
+    if (v := params.get("orderByFields")) is not None:
+        req.order_by_fields = v
+    for name, field in (("resultOffset", "result_offset"), ("resultRecordCount", "result_record_count")):
+        if (v := params.get(name)) is not None:
+            setattr(req, field, _int32(v, name, bits=64))
+    return req

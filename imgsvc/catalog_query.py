@@ -1,0 +1,132 @@
+"""query: a mosaic dataset's catalog items as features (docs/protocol.md §4): footprints and fields, selected by a
+where clause, object ids, an envelope and time, ordered and paged.
+
+The footprint of an item is its bounds in the service SR (a rectangle), densified when taken to ``outSR``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pyproj import CRS
+
+from imgsvc import sr
+from imgsvc.catalog.records import Field
+from imgsvc.errors import invalid, unsupported
+
+# The spatial relations an item's footprint (its bounds) can be tested with; the others need real outlines.
+SPATIAL_RELATIONS = ("esriSpatialRelIntersects", "esriSpatialRelEnvelopeIntersects", "esriSpatialRelIndexIntersects")
+# Points per footprint edge when it is taken to another SR, so that a curved edge stays close to the truth.
+FOOTPRINT_EDGE_POINTS = 8
+_ORDER_TERM = re.compile(r"^\s*(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    service: str
+    where: str | None = None
+    object_ids: tuple[int, ...] = ()
+    envelope: tuple[float, float, float, float] | None = None
+    envelope_crs: CRS | None = None  # None = the service SR
+    spatial_rel: str = SPATIAL_RELATIONS[0]
+    time: tuple[int | None, int | None] | None = None
+    out_fields: tuple[str, ...] = ()  # () = OBJECTID only; ("*",) = every field
+    return_geometry: bool = True
+    ids_only: bool = False
+    count_only: bool = False
+    order_by: str | None = None
+    offset: int = 0
+    record_count: int | None = None
+    out_crs: CRS | None = None  # None = the service SR
+
+
+def query_params(service: str, *, where: str | None = None, object_ids: Sequence[int] = (),
+                 envelope: tuple[float, float, float, float] | None = None, envelope_crs: CRS | None = None,
+                 spatial_rel: str | None = None, time: tuple[int | None, int | None] | None = None,
+                 out_fields: Sequence[str] = (), return_geometry: bool | None = None, ids_only: bool = False,
+                 count_only: bool = False, order_by: str | None = None, offset: int | None = None,
+                 record_count: int | None = None, out_crs: CRS | None = None) -> QueryParams:
+    """Validate query's values (the doors convert theirs into these)."""
+    if not service:
+        raise invalid("service is required.")
+    relation = spatial_rel or SPATIAL_RELATIONS[0]
+    if relation not in SPATIAL_RELATIONS:
+        raise unsupported(f"spatialRel {relation!r} is not supported; footprints are tested as envelopes: "
+                          f"{', '.join(SPATIAL_RELATIONS)}.", parameter="spatialRel")
+    if envelope is not None and not all(math.isfinite(v) for v in envelope):
+        raise invalid("geometry must be an envelope of finite numbers.", parameter="geometry")
+    if envelope is not None:
+        xmin, xmax = sorted(envelope[0::2])
+        ymin, ymax = sorted(envelope[1::2])
+        envelope = (xmin, ymin, xmax, ymax)
+    if offset is not None and offset < 0:
+        raise invalid("resultOffset must be 0 or more.", parameter="resultOffset")
+    if record_count is not None and record_count < 1:
+        raise invalid("resultRecordCount must be 1 or more.", parameter="resultRecordCount")
+    return QueryParams(service, where or None, tuple(object_ids), envelope, envelope_crs, relation, time,
+                       tuple(f.strip() for f in out_fields if f.strip()), True if return_geometry is None
+                       else return_geometry, ids_only, count_only, order_by or None, offset or 0, record_count,
+                       out_crs)
+
+
+@dataclass(frozen=True)
+class QueryFeature:
+    attributes: dict[str, Any]
+    rings: tuple[tuple[tuple[float, float], ...], ...]  # closed rings in the answer's SR; () without geometry
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    fields: tuple[Field, ...]
+    features: tuple[QueryFeature, ...] = ()
+    object_ids: tuple[int, ...] = ()
+    count: int = 0
+    exceeded_transfer_limit: bool = False
+    crs: CRS | None = None
+
+
+def field_named(fields: Sequence[Field], name: str, parameter: str) -> Field:
+    """The service's field called ``name`` (case-insensitively), or a 400 naming it."""
+    for field in fields:
+        if field.name.lower() == name.strip('"').lower():
+            return field
+    raise invalid(f"{parameter}: {name!r} is not a field of the service.", parameter=parameter)
+
+
+def out_fields(fields: Sequence[Field], names: Sequence[str]) -> tuple[Field, ...]:
+    """The fields the answer carries: OBJECTID always, then the ones named (all for "*"), in the service's order."""
+    if "*" in names:
+        return tuple(fields)
+    wanted = {field_named(fields, name, "outFields").name for name in names}
+    return tuple(f for f in fields if f.name in wanted or f is fields[0])
+
+
+def order_terms(fields: Sequence[Field], text: str | None) -> list[tuple[Field, bool]]:
+    """orderByFields as (field, descending) pairs, each field one of the service's; object id order breaks ties."""
+    if not text:
+        return []
+    terms = []
+    for part in text.split(","):
+        match = _ORDER_TERM.match(part)
+        if match is None:
+            raise invalid(f"orderByFields: {part.strip()!r} is not 'Field [ASC|DESC]'.", parameter="orderByFields")
+        terms.append((field_named(fields, match.group(1), "orderByFields"),
+                      (match.group(2) or "ASC").upper() == "DESC"))
+    return terms
+
+
+def footprint(bounds: Sequence[float], service_crs: CRS, out_crs: CRS) -> tuple[tuple[float, float], ...]:
+    """An item's ``bounds`` in the service SR as a closed ring (clockwise, as Esri polygons are), in ``out_crs``."""
+    xmin, ymin, xmax, ymax = bounds
+    t = np.linspace(0.0, 1.0, FOOTPRINT_EDGE_POINTS, endpoint=False)
+    xs = np.concatenate([np.full_like(t, xmin), xmin + t * (xmax - xmin), np.full_like(t, xmax),
+                         xmax - t * (xmax - xmin), [xmin]])
+    ys = np.concatenate([ymin + t * (ymax - ymin), np.full_like(t, ymax), ymax - t * (ymax - ymin),
+                         np.full_like(t, ymin), [ymin]])
+    if out_crs != service_crs:
+        xs, ys = sr.transform_points(service_crs, out_crs, xs, ys)
+    return tuple((float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
