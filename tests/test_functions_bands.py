@@ -1,5 +1,5 @@
 """Band and pixel-arithmetic functions (docs/protocol.md §6.2): ExtractBand, CompositeBand, NDVI, BandArithmetic
-(with its expression grammar), Arithmetic and Local, against hand-computed arrays and numpy/rasterio
+(with its expression grammar), Arithmetic, Local and Clip, against hand-computed arrays and numpy/rasterio
 references computed here, and end to end through the core on the "ms" service (uint16, bands Blue Green Red
 NearInfrared, nodata 0)."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ import threading
 import numpy as np
 import pytest
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Transformer
+from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
 
 from imgsvc.errors import ErrorKind, ImgsvcError
@@ -139,10 +140,13 @@ def extract(*ids):
 def test_composite_band_stacks_inputs_and_ands_their_masks():
     valid = np.array([[True, False], [True, True]])
     out = run({"rasterFunction": "CompositeBand", "rasterFunctionArguments": {
-        "Rasters": [extract(3), extract(0, 1), extract(2)]}}, FOUR, valid, MS_NAMES)
+        "Rasters": [extract(3), extract(0, 1), {"rasterFunction": "Clip", "rasterFunctionArguments": {
+            "ClippingGeometry": {"xmin": 380000, "ymin": 4069985, "xmax": 380020, "ymax": 4070000,
+                                 "spatialReference": {"wkid": 32611}}, "Raster": extract(2)}}]}},
+        FOUR, valid, MS_NAMES)
     np.testing.assert_array_equal(out.data, FOUR[[3, 0, 1, 2]])
     assert out.info.names == ("NearInfrared", "Blue", "Green", "Red") and out.data.dtype == np.uint16
-    np.testing.assert_array_equal(out.valid, valid)
+    np.testing.assert_array_equal(out.valid, [[True, False], [False, False]])  # the Clip keeps the first row
 
 
 def test_composite_band_of_two_extract_bands_through_the_core(image_service, plain):
@@ -575,6 +579,93 @@ def test_local_times_a_constant_rule_through_the_core(image_service, plain):
 ])
 def test_local_and_arithmetic_refuse_bad_arguments(rule, fragment, kind):
     error = refused(rule, X, names=("Band_1",))
+    assert error.kind is kind and fragment in error.text
+
+
+# ---- Clip --------------------------------------------------------------------------------------------------------------------
+
+def to_lonlat(points):
+    transformer = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    return [list(transformer.transform(x, y)) for x, y in points]
+
+
+# An irregular polygon with a hole, in UTM metres over the NATIVE box (x 384000..385000, y 4068000..4069000).
+OUTER = [(384130.3, 4068120.7), (384870.1, 4068210.2), (384940.6, 4068930.4), (384410.8, 4068610.9),
+         (384152.7, 4068883.1), (384130.3, 4068120.7)]
+HOLE = [(384400.4, 4068300.6), (384600.7, 4068310.1), (384520.9, 4068480.3), (384400.4, 4068300.6)]
+
+
+def clip_rule(geometry, clip_type=1):
+    return {"rasterFunction": "Clip", "rasterFunctionArguments": {"ClippingGeometry": geometry,
+                                                                  "ClippingType": clip_type}}
+
+
+def reference_inside(grid_transform, shape, rings):
+    """rasterio's rasterisation of the polygon (pixel centres inside), the reference for Clip."""
+    polygon = {"type": "Polygon", "coordinates": [list(map(list, ring)) for ring in rings]}
+    return geometry_mask([polygon], out_shape=shape, transform=grid_transform, invert=True)
+
+
+@pytest.mark.parametrize("clip_type", [1, 2])
+def test_clip_by_a_polygon_in_another_sr_matches_rasterio(image_service, plain, clip_type):
+    geometry = {"rings": [to_lonlat(OUTER), to_lonlat(HOLE)], "spatialReference": {"wkid": 4326}}
+    data, valid = through_core(image_service, clip_rule(geometry, clip_type))
+    x0, y0 = rasters.ORIGIN
+    inside = reference_inside(Affine(10, 0, x0 + 4000, 0, -10, y0 - 1000), (100, 100), [OUTER, HOLE])
+    assert 0.2 < inside.mean() < 0.8 and not inside[63, 50]  # the hole's centroid is out
+    np.testing.assert_array_equal(valid, plain[1] & (inside if clip_type == 1 else ~inside))
+    np.testing.assert_array_equal(data[:, valid], plain[0][:, valid])
+    assert data.dtype == np.uint16
+
+
+def test_clip_rings_in_the_grid_sr_and_an_envelope():
+    data = np.ones((1, 60, 80), np.uint8)
+    x0, y0 = rasters.ORIGIN
+    star = [(x0 + 400 + 300 * math.cos(a) * (0.4 if k % 2 else 1), y0 - 300 + 280 * math.sin(a) * (0.4 if k % 2
+                                                                                                     else 1))
+            for k, a in enumerate(np.linspace(0, 2 * math.pi, 11)[:-1] + 0.1)]
+    star.append(star[0])
+    out = run(clip_rule({"rings": [star], "spatialReference": {"wkid": 32611}}), data)
+    transform = Affine(10, 0, x0, 0, -10, y0)
+    np.testing.assert_array_equal(out.valid, reference_inside(transform, (60, 80), [star]))
+    envelope = run(clip_rule({"xmin": x0 + 96, "ymin": y0 - 204, "xmax": x0 + 304, "ymax": y0 - 96,
+                              "spatialReference": {"wkid": 32611}}), data)
+    expected = np.zeros((60, 80), bool)
+    expected[10:20, 10:30] = True  # centres 105..295 and 105..195 m from the corner
+    np.testing.assert_array_equal(envelope.valid, expected)
+
+
+def test_clip_rule_of_the_examples_keeps_nothing_far_away(image_service):
+    """The §6.3b Clip rule: a 10 m square at Web Mercator's origin, far from the service: everything is clipped."""
+    rule = {"rasterFunction": "Clip", "rasterFunctionArguments": {
+        "ClippingGeometry": {"rings": [[[0, 0], [0, 10], [10, 10], [10, 0], [0, 0]]], "spatialReference": {
+            "wkid": 3857}}, "ClipType": 1}}
+    data, valid = through_core(image_service, rule)
+    assert not valid.any() and data.dtype == np.uint16
+
+
+@pytest.mark.parametrize("arguments, fragment, kind", [
+    ({"ClippingGeometry": {"rings": [[[0, 0], [0, 1], [1, 1]]]}}, "spatialReference", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"rings": [[[0, 0], [0, 1]]], "spatialReference": {"wkid": 3857}}}, "ring",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"paths": [], "spatialReference": {"wkid": 3857}}}, "ClippingGeometry",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"xmin": 5, "ymin": 0, "xmax": 1, "ymax": 1, "spatialReference": {"wkid": 3857}}},
+     "xmin < xmax", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"rings": [[[0, 0], [0, 1], [1, 1]]], "spatialReference": {"wkid": 999999}}},
+     "spatialReference", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": "not json"}, "ClippingGeometry", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"rings": [[[i % 7, i // 7] for i in range(100_001)]], "spatialReference": {
+        "wkid": 3857}}}, "100000 vertices", ErrorKind.INVALID_ARGUMENT),
+    ({}, "ClippingGeometry", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingGeometry": {"xmin": 0, "ymin": 0, "xmax": 1, "ymax": 1, "spatialReference": {"wkid": 3857}},
+      "ClipType": 3}, "ClipType", ErrorKind.INVALID_ARGUMENT),
+    ({"ClippingRaster": {"rasterFunction": "None"}}, "ClippingRaster", ErrorKind.UNIMPLEMENTED),
+    ({"Extent": {"xmin": 0}}, "Extent", ErrorKind.UNIMPLEMENTED),
+    ({"UseInputFeatureGeometry": True}, "UseInputFeatureGeometry", ErrorKind.UNIMPLEMENTED),
+])
+def test_clip_refuses_bad_geometries_and_arguments_not_built(arguments, fragment, kind):
+    error = refused({"rasterFunction": "Clip", "rasterFunctionArguments": arguments})
     assert error.kind is kind and fragment in error.text
 
 

@@ -20,6 +20,7 @@ from imgsvc.block import BandStats
 from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
+from imgsvc.functions.clip import Clip
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.pixel_types import PIXEL_TYPES
 
@@ -49,7 +50,7 @@ class Identity(RasterFunction):
 
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
-    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local)}
+    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip)}
 
 
 class ServiceImage:
