@@ -20,16 +20,17 @@ import numpy as np
 from imgsvc.errors import unsupported
 from imgsvc.functions.base import BandsInfo, RasterFunction
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 INT32 = np.iinfo(np.int32)
 
 
 def float32_pixels(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 ``values`` (bands, rows, cols) as float32, NoData where any band is NaN, infinite or beyond float32
-    (division by zero, overflow) or where ``valid`` is False; NoData pixels hold 0."""
-    good = np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX)
-    valid = valid & good.all(axis=0)
-    return np.where(valid, values, 0).astype(np.float32), valid
+    (division by zero, overflow: the cast makes those infinite) or where ``valid`` is False; NoData pixels hold 0."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values.astype(np.float32)
+    valid = valid & np.isfinite(out).all(axis=0)
+    out[:, ~valid] = 0
+    return out, valid
 
 
 def _integers(values: np.ndarray) -> np.ndarray:
@@ -184,23 +185,31 @@ def check_band_counts(function: RasterFunction, argument: str, inputs: Sequence[
     return widest
 
 
+def _operand(raster) -> np.ndarray | np.float64:
+    """A raster input as float64: a number (a Constant input, broadcast with zero strides) as a scalar, so that
+    numpy broadcasts it instead of converting a whole grid of it; a one-band raster stays one band."""
+    if not any(raster.data.strides):
+        return np.float64(raster.data.flat[0])
+    return raster.data.astype(np.float64)
+
+
 def apply_operation(operation: Operation, inputs) -> tuple[np.ndarray, np.ndarray]:
     """``operation`` on the raster inputs (in order), band by band with one-band inputs broadcast."""
     bands = max(r.data.shape[0] for r in inputs)
+    shape = (bands, *inputs[0].valid.shape)
     valid_each = np.stack([r.valid for r in inputs])
-    values = [np.broadcast_to(r.data, (bands, *r.data.shape[1:])).astype(np.float64) for r in inputs]
+    if operation.name == "IsNull":
+        return np.broadcast_to(~valid_each[0], shape).astype(np.uint8), np.ones(shape[1:], bool)
+    values = [_operand(r) for r in inputs]
     with np.errstate(all="ignore"):
-        if operation.name == "IsNull":
-            shape = (bands, *valid_each.shape[1:])
-            return np.broadcast_to(~valid_each[0], shape).astype(np.uint8), np.ones(shape[1:], bool)
         if operation.statistic is not None:
-            stacked = np.stack(values)
+            stacked = np.stack([np.broadcast_to(v, shape) for v in values])
             stacked[np.broadcast_to(~valid_each[:, None], stacked.shape)] = np.nan
             stacked[:, :, ~valid_each.any(axis=0)] = 0  # NoData anyway: spares numpy's all-NaN warnings
             result = STATISTICS[operation.statistic](stacked)
             valid = valid_each.any(axis=0) if operation.ignore_no_data else valid_each.all(axis=0)
         else:
-            result = np.asarray(operation.compute(*values), dtype=np.float64)
+            result = np.broadcast_to(np.asarray(operation.compute(*values), dtype=np.float64), shape)
             valid = valid_each.all(axis=0)
     if operation.dtype == "float32":
         return float32_pixels(result, valid)
