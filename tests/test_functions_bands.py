@@ -44,6 +44,21 @@ def run(rule, data, valid=None, names=None) -> Raster:
     return out
 
 
+def in_threads(work, count: int = 8) -> list:
+    """``work()`` run by ``count`` threads at once; their results."""
+    results = [None] * count
+
+    def run_one(i):
+        results[i] = work()
+
+    threads = [threading.Thread(target=run_one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def refused(rule, data=np.ones((4, 2, 2), np.uint16), names=MS_NAMES) -> ImgsvcError:
     with pytest.raises(ImgsvcError) as info:
         run(rule, data, names=names)
@@ -176,12 +191,14 @@ def test_ndvi_scientific_is_the_normalized_difference():
 
 
 def test_ndvi_scaled_is_ndvi_times_100_plus_100_in_8_bits():
-    red = np.array([[10, 50, 30, 1]], np.uint16)
-    nir = np.array([[30, 50, 10, 0]], np.uint16)
+    """Rounded half away from zero, as every float-to-integer outputPixelType conversion: 1/3 -> 133.3 -> 133,
+    -1/3 -> 66.7 -> 67."""
+    red = np.array([[10, 50, 30, 1, 1, 2]], np.uint16)
+    nir = np.array([[30, 50, 10, 0, 2, 1]], np.uint16)
     out = run({"rasterFunction": "NDVI", "rasterFunctionArguments": {"VisibleBandID": 0, "InfraredBandID": 1}},
               np.stack([red, nir]))
     assert out.data.dtype == np.uint8 and out.valid.all()
-    assert out.data[0].tolist() == [[150, 100, 50, 0]]
+    assert out.data[0].tolist() == [[150, 100, 50, 0, 133, 67]]
 
 
 def test_ndvi_defaults_are_the_bands_named_red_and_near_infrared():
@@ -206,7 +223,24 @@ def test_ndvi_rule_through_the_core(image_service, plain):
     np.testing.assert_allclose(data[0][valid], ((nir - red) / (nir + red))[valid], rtol=1e-6)
     scaled, _ = through_core(image_service, {"rasterFunction": "NDVI"})
     assert scaled.dtype == np.uint8
-    np.testing.assert_array_equal(scaled[0][valid], np.floor(((nir - red) / (nir + red) * 100 + 100)[valid]))
+    np.testing.assert_array_equal(scaled[0][valid], np.floor(((nir - red) / (nir + red) * 100 + 100.5)[valid]))
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i2", "u2", "i4", "f4", "f8", "i8"])
+def test_the_normalized_difference_kernel_in_several_threads_at_once(dtype):
+    """The compiled kernel against numpy, for each pixel type, from eight threads at once."""
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 120, size=(2, 97, 131)).astype(dtype)
+    data[:, 5, :7] = 0  # 0/0
+    valid = rng.random((97, 131)) > 0.1
+    rule = {"rasterFunction": "NDVI", "rasterFunctionArguments": {"VisibleBandID": 0, "InfraredBandID": 1,
+                                                                  "ScientificOutput": True}}
+    nir, red = data[1].astype(np.float64), data[0].astype(np.float64)
+    expected_valid = valid & (nir + red != 0)
+    expected = np.where(expected_valid, (nir - red) / (nir + red), 0).astype(np.float32)
+    for result in in_threads(lambda: run(rule, data, valid)):
+        np.testing.assert_array_equal(result.valid, expected_valid)
+        np.testing.assert_array_equal(result.data[0], expected)
 
 
 # ---- BandArithmetic: the index methods -------------------------------------------------------------------------------
@@ -397,17 +431,7 @@ def test_expressions_evaluate_in_several_threads_at_once():
     data = np.random.default_rng(1).uniform(1, 100, size=(3, 64, 64)).astype(np.float32)
     rule = {"rasterFunction": "BandArithmetic", "rasterFunctionArguments": {"BandIndexes": "(B1-B2)/(B1+B2)*B3"}}
     expected = run(rule, data).data
-    results = [None] * 8
-
-    def work(i):
-        results[i] = run(rule, data).data
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for result in results:
+    for result in in_threads(lambda: run(rule, data).data):
         np.testing.assert_array_equal(result, expected)
 
 
@@ -633,6 +657,26 @@ def test_clip_rings_in_the_grid_sr_and_an_envelope():
     expected = np.zeros((60, 80), bool)
     expected[10:20, 10:30] = True  # centres 105..295 and 105..195 m from the corner
     np.testing.assert_array_equal(envelope.valid, expected)
+
+
+def test_the_clip_kernel_in_several_threads_at_once():
+    """Many rings (some crossing the grid's edges, some nested) rasterised from eight threads at once."""
+    rng = np.random.default_rng(4)
+    x0, y0 = rasters.ORIGIN
+    rings = []
+    for _ in range(12):
+        cx, cy, radius = rng.uniform(-100, 1400), rng.uniform(-900, 100), rng.uniform(30, 400)
+        angles = np.sort(rng.uniform(0, 2 * math.pi, 9))
+        ring = [(x0 + cx + radius * math.cos(a), y0 + cy + radius * math.sin(a)) for a in angles]
+        rings.append(ring + ring[:1])
+    data = np.ones((1, 83, 127), np.uint8)
+    rule = clip_rule({"rings": rings, "spatialReference": {"wkid": 32611}})
+    expected = np.zeros((83, 127), bool)
+    for ring in rings:  # even-odd over all rings: each ring flips the pixels it covers
+        expected ^= reference_inside(Affine(10, 0, x0, 0, -10, y0), (83, 127), [ring])
+    assert 0.05 < expected.mean() < 0.95
+    for result in in_threads(lambda: run(rule, data).valid):
+        np.testing.assert_array_equal(result, expected)
 
 
 def test_clip_rule_of_the_examples_keeps_nothing_far_away(image_service):

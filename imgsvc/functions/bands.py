@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from imgsvc import kernels
+from imgsvc._kernels import bandmath as _bandmath
 from imgsvc.functions import expression
 from imgsvc.functions.arithmetic import float32_pixels
 from imgsvc.functions.base import BandsInfo, RasterFunction
@@ -164,6 +166,24 @@ def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a - b) / (a + b)
 
 
+# The pixel types the compiled kernel takes (the rest, e.g. 64-bit integers, are converted to float64 first).
+KERNEL_DTYPES = frozenset(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
+
+
+def normalized_difference_pixels(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a − b)/(a + b) of two (rows, cols) bands as (1, rows, cols) float32 and its validity: NoData where
+    ``valid`` is False or a + b is 0.  Checks here, so that the compiled loop cannot fail."""
+    if a.shape != b.shape or valid.shape != a.shape or valid.dtype != np.bool_:
+        raise ValueError("normalized_difference_pixels needs two bands and a bool mask of one shape")
+    dtype = np.result_type(a, b)
+    dtype = dtype if dtype in KERNEL_DTYPES else np.dtype(np.float64)
+    a, b = (np.ascontiguousarray(band, dtype=dtype) for band in (a, b))
+    out = np.empty((1, *a.shape), np.float32)
+    out_valid = np.empty(a.shape, np.uint8)
+    _bandmath.normalized_difference(a, b, np.ascontiguousarray(valid).view(np.uint8), out[0], out_valid)
+    return out, out_valid.view(bool)
+
+
 # Default NDVI bands by name, and ArcGIS JS's 0-based defaults when no band is named so (decisions Q20).
 RED_NAMES = ("red",)
 NIR_NAMES = ("nearinfrared", "nir")
@@ -176,8 +196,8 @@ def _named_band(names: tuple[str, ...], wanted: tuple[str, ...], fallback: int) 
 
 
 class NDVI(RasterFunction):
-    """NDVI: ``(NIR − Red)/(NIR + Red)``; with ``ScientificOutput`` false, ``ndvi·100 + 100`` truncated to uint8
-    (0…200), else float32 (−1…1).  NoData where NIR + Red is 0.
+    """NDVI: ``(NIR − Red)/(NIR + Red)``; with ``ScientificOutput`` false, ``ndvi·100 + 100`` as uint8 (0…200,
+    rounded as outputPixelType rounds), else float32 (−1…1).  NoData where NIR + Red is 0.
 
     ``VisibleBandID`` and ``InfraredBandID`` are 0-based.  Left out (decisions Q20), each is the band named Red
     (resp. NearInfrared or NIR) when the input names one, else ArcGIS JS's defaults, 1 and 2.
@@ -211,13 +231,12 @@ class NDVI(RasterFunction):
     def apply(self, inputs, grid):
         (source,) = inputs
         red, nir = self.bands(source.info.names)
-        with np.errstate(all="ignore"):
-            ndvi = normalized_difference(source.data[nir].astype(np.float64), source.data[red].astype(np.float64))
-        data, valid = float32_pixels(ndvi[None], source.valid)
+        ndvi, valid = normalized_difference_pixels(source.data[nir], source.data[red], source.valid)
         if self.scientific:
-            return data, valid
-        # Clipped: with negative pixel values the ratio can leave -1..1.
-        return np.where(valid, np.clip(np.floor(ndvi * 100 + 100), 0, 200), 0).astype(np.uint8)[None], valid
+            return ndvi, valid
+        # To 8 bits as any outputPixelType conversion: rounded half away from zero, clipped (values beyond 0..200
+        # only come from negative pixel values).
+        return kernels.convert_pixel_type(ndvi * 100 + 100, valid, "U8"), valid
 
 
 @dataclass(frozen=True)
@@ -381,9 +400,13 @@ class BandArithmetic(RasterFunction):
                 bands = [b.astype(np.float64) if i + 1 in self.band_numbers else None
                          for i, b in enumerate(source.data)]
                 result = expression.evaluate(self.tree, bands)
+            elif INDICES[self.method].formula is normalized_difference:  # the compiled kernel's case
+                a, b = self.band_numbers
+                return normalized_difference_pixels(source.data[a - 1], source.data[b - 1], source.valid)
             else:
                 bands = [source.data[n - 1].astype(np.float64) for n in self.band_numbers]
                 result = INDICES[self.method].formula(*bands, *self.constants)
-        outputs = result if isinstance(result, tuple) else (result,)
-        values = np.stack([np.broadcast_to(np.asarray(r, np.float64), source.valid.shape) for r in outputs])
+        outputs = [np.broadcast_to(np.asarray(r, np.float64), source.valid.shape)
+                   for r in (result if isinstance(result, tuple) else (result,))]
+        values = outputs[0][None] if len(outputs) == 1 else np.stack(outputs)  # one band: no copy before the cast
         return float32_pixels(values, source.valid)

@@ -3,9 +3,9 @@
 The geometry comes as Esri JSON with its spatial reference; its ring vertices are projected into the grid's CRS
 (edges densified first, so a straight edge in one CRS follows its curve in the other) and then into pixel
 coordinates.  A pixel is inside when its centre is, by the even-odd rule over all rings (so holes are honoured
-whatever their winding): for each pixel row, every edge crossing the row's centre line toggles the pixels whose
-centres lie right of the crossing, and a cumulative sum of the toggles along the row gives the parity.  This is
-vectorised numpy over the crossings, whose number is bounded before any work is done.
+whatever their winding): the crossings of every edge with the centre line of every pixel row are
+computed with numpy (their number bounded before any work), sorted, and a compiled kernel fills the pixels between
+each row's first and second crossing, third and fourth, and so on.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from imgsvc import sr
+from imgsvc._kernels import polygon as _polygon
 from imgsvc.errors import ImgsvcError, unsupported
 from imgsvc.functions.base import RasterFunction
 
@@ -111,11 +112,10 @@ class Clip(RasterFunction):
         rings = self.rings if self.crs == grid.crs else _densified(self.rings)
         pixel_rings = []
         for ring in rings:
-            xs, ys = sr.transform_points(self.crs, grid.crs, ring[:, 0], ring[:, 1])
-            cols, rows = ~grid.transform * (np.asarray(xs), np.asarray(ys))
-            if not (np.isfinite(cols).all() and np.isfinite(rows).all()):
+            xs, ys = (np.asarray(v) for v in sr.transform_points(self.crs, grid.crs, ring[:, 0], ring[:, 1]))
+            if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
                 raise self.bad("ClippingGeometry", "cannot be projected into the export's spatial reference")
-            pixel_rings.append(np.column_stack([cols, rows]))
+            pixel_rings.append(np.column_stack(~grid.transform * (xs, ys)))
         try:
             return even_odd_mask(pixel_rings, grid.height, grid.width)
         except TooManyCrossings:
@@ -164,7 +164,9 @@ def even_odd_mask(rings: list[np.ndarray], height: int, width: int) -> np.ndarra
     rows = first[edge] + offsets
     centre_y = rows + 0.5
     x = x0[edge] + (centre_y - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
-    # A crossing at x toggles the pixels whose centre is right of it: columns from floor(x - 0.5) + 1 on.
-    cols = np.clip(np.floor(x - 0.5) + 1, 0, width).astype(np.int64)
-    toggles = np.bincount(rows * (width + 1) + cols, minlength=height * (width + 1)).reshape(height, width + 1)
-    return (np.cumsum(toggles[:, :width], axis=1) & 1).astype(bool)
+    # The pixels right of a crossing at x (their centre col + 0.5 > x) start at column floor(x - 0.5) + 1.
+    cols = np.clip(np.floor(x - 0.5) + 1, 0, width).astype(np.intp)
+    order = np.lexsort((cols, rows))
+    out = np.zeros((height, width), np.uint8)
+    _polygon.fill_even_odd(np.ascontiguousarray(rows[order], np.intp), np.ascontiguousarray(cols[order]), out)
+    return out.view(bool)
