@@ -17,6 +17,7 @@ from rasterio.io import MemoryFile
 
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.functions import BandsInfo, Raster, parse_rule
+from imgsvc.functions.arithmetic import OPERATIONS
 from imgsvc.functions.expression import MAX_DEPTH, MAX_LENGTH, MAX_OPERATIONS
 from imgsvc.grpc.requests import export_params
 from imgsvc.plan import OutputGrid
@@ -27,7 +28,7 @@ UTM = CRS.from_user_input(rasters.UTM11)
 MS_NAMES = ("Blue", "Green", "Red", "NearInfrared")
 
 
-# ---- helpers -------------------------------------------------------------------------------------------------------
+# ---- helpers ---------------------------------------------------------------------------------------------------------
 
 def run(rule, data, valid=None, names=None) -> Raster:
     """The rule applied to (bands, rows, cols) ``data`` on a 10 m UTM grid, as the function stage applies it."""
@@ -146,7 +147,7 @@ def test_wavelengths_need_band_names_that_say_them():
     assert "660" in error.text
 
 
-# ---- CompositeBand -----------------------------------------------------------------------------------------------------
+# ---- CompositeBand ---------------------------------------------------------------------------------------------------
 
 def extract(*ids):
     return {"rasterFunction": "ExtractBand", "rasterFunctionArguments": {"BandIDs": list(ids)}}
@@ -172,7 +173,7 @@ def test_composite_band_of_two_extract_bands_through_the_core(image_service, pla
     assert data.dtype == np.uint16
 
 
-# ---- NDVI ------------------------------------------------------------------------------------------------------------------
+# ---- NDVI ------------------------------------------------------------------------------------------------------------
 
 RED = np.array([[10, 50, 0, 7]], np.uint16)
 NIR = np.array([[30, 50, 0, 0]], np.uint16)
@@ -349,7 +350,7 @@ def test_band_arithmetic_refuses_bad_band_indexes(arguments, fragment):
     assert error.kind is ErrorKind.INVALID_ARGUMENT and fragment in error.text
 
 
-# ---- BandArithmetic Method 0: the expression grammar -------------------------------------------------------------------
+# ---- BandArithmetic Method 0: the expression grammar -----------------------------------------------------------------
 
 B = np.array([[[2.0, -1.0]], [[3.0, 4.0]], [[5.0, 0.5]]], np.float32)  # B1, B2, B3 of two pixels
 
@@ -435,7 +436,7 @@ def test_expressions_evaluate_in_several_threads_at_once():
         np.testing.assert_array_equal(result, expected)
 
 
-# ---- Arithmetic and Local --------------------------------------------------------------------------------------------------
+# ---- Arithmetic and Local --------------------------------------------------------------------------------------------
 
 X = np.array([[[4.0, -2.0, 0.0, 9.0]]], np.float32)
 Y = np.array([[[2.0, 3.0, 0.0, -1.0]]], np.float32)
@@ -496,6 +497,12 @@ def test_local_unary_operations_match_numpy_and_make_undefined_values_nodata(ope
     np.testing.assert_array_equal(out.valid[0], defined)
     np.testing.assert_allclose(out.data[0, 0][defined], expected[defined], rtol=1e-6)
     assert out.data.dtype == np.float32
+
+
+def test_every_local_operation_code_is_built():
+    """docs/protocol.md §6.2's codes 1-61 and the cell statistics with their IgnoreNoData variants (66-75), plus
+    FloatDivide and FloorDivide (64, 65); Con (76) is refused as not built."""
+    assert set(OPERATIONS) == set(range(1, 62)) | {64, 65} | set(range(66, 76))
 
 
 def test_bitwise_not_boolean_not_and_is_null():
@@ -596,6 +603,10 @@ def test_local_times_a_constant_rule_through_the_core(image_service, plain):
     ({"rasterFunction": "Local", "rasterFunctionArguments": {"Operation": 1, "Rasters": ["$$", 1],
                                                              "ExtentType": 7}}, "ExtentType",
      ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Local", "rasterFunctionArguments": {"Operation": 55, "Rasters": ["$$"] * 65}},
+     "at most 64", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "CompositeBand", "rasterFunctionArguments": {"Rasters": ["$$"] * 65}}, "at most 64",
+     ErrorKind.INVALID_ARGUMENT),
     ({"rasterFunction": "Arithmetic", "rasterFunctionArguments": {"Operation": 7}}, "Operation",
      ErrorKind.INVALID_ARGUMENT),
     ({"rasterFunction": "Arithmetic", "rasterFunctionArguments": {"Operation": 1, "CellsizeType": "x"}},
@@ -606,7 +617,7 @@ def test_local_and_arithmetic_refuse_bad_arguments(rule, fragment, kind):
     assert error.kind is kind and fragment in error.text
 
 
-# ---- Clip --------------------------------------------------------------------------------------------------------------------
+# ---- Clip ------------------------------------------------------------------------------------------------------------
 
 def to_lonlat(points):
     transformer = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
@@ -713,7 +724,7 @@ def test_clip_refuses_bad_geometries_and_arguments_not_built(arguments, fragment
     assert error.kind is kind and fragment in error.text
 
 
-# ---- the §6.3b example rules of this family, end to end ------------------------------------------------------------------
+# ---- the §6.3b example rules of this family, end to end --------------------------------------------------------------
 
 def test_extract_band_rule_through_the_core(image_service, plain):
     data, valid = through_core(image_service, {"rasterFunction": "ExtractBand",

@@ -21,6 +21,7 @@ from imgsvc.errors import unsupported
 from imgsvc.functions.base import BandsInfo, RasterFunction
 
 INT32 = np.iinfo(np.int32)
+MAX_LIST_INPUTS = 64  # rasters and numbers in one list argument: each is a block in memory
 
 
 def float32_pixels(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +62,6 @@ def _boolean(operation: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
 def _set_null(condition: np.ndarray, value: np.ndarray) -> np.ndarray:
     """SetNull: NoData where the condition is true (non-zero), else the value."""
     return np.where(condition != 0, np.nan, value)
-
-
-def _mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The remainder with the dividend's sign (C's fmod); by zero -> NaN (NoData)."""
-    return np.fmod(a, b)
 
 
 def _frequencies(values: np.ndarray) -> np.ndarray:
@@ -157,7 +153,8 @@ OPERATIONS: dict[int, Operation] = {
     30: _unary("Int", np.trunc), 31: _unary("IsNull", None, _COMPARISON), 32: _unary("Float", np.asarray),
     33: _binary("LessThan", np.less, _COMPARISON), 34: _binary("LessThanEqual", np.less_equal, _COMPARISON),
     35: _unary("Ln", np.log), 36: _unary("Log10", np.log10), 37: _unary("Log2", np.log2),
-    44: _binary("Mod", _mod), 45: _unary("Negate", np.negative),
+    44: _binary("Mod", np.fmod),  # the remainder with the dividend's sign (C's fmod); by zero -> NaN
+    45: _unary("Negate", np.negative),
     46: _binary("NotEqual", np.not_equal, _COMPARISON),
     48: _unary("RoundDown", np.floor), 49: _unary("RoundUp", np.ceil), 50: _binary("SetNull", _set_null),
     51: _unary("Sin", np.sin), 52: _unary("SinH", np.sinh), 53: _unary("Square", np.square),
@@ -175,8 +172,15 @@ for _code, _name in _STATISTIC_CODES.items():
 NOT_BUILT = {76: "Con", 78: "Conditional"}
 
 
+def check_input_count(function: RasterFunction, argument: str, inputs: Sequence[BandsInfo]) -> None:
+    if len(inputs) > MAX_LIST_INPUTS:
+        raise function.bad(argument, f"holds {len(inputs)} rasters and numbers; at most {MAX_LIST_INPUTS} are "
+                           "accepted")
+
+
 def check_band_counts(function: RasterFunction, argument: str, inputs: Sequence[BandsInfo]) -> BandsInfo:
     """The widest input, after checking every input has its band count or one band (which stands for all)."""
+    check_input_count(function, argument, inputs)
     widest = max(inputs, key=lambda info: info.count)
     for info in inputs:
         if info.count not in (1, widest.count):

@@ -17,16 +17,16 @@ import numpy as np
 from imgsvc import kernels
 from imgsvc._kernels import bandmath as _bandmath
 from imgsvc.functions import expression
-from imgsvc.functions.arithmetic import float32_pixels
+from imgsvc.functions.arithmetic import check_input_count, float32_pixels
 from imgsvc.functions.base import BandsInfo, RasterFunction
 
 # Band names -> (low, high) nm of the band, as multispectral sensors (Landsat 8/9, Sentinel-2) name them; lower
 # case, spaces and underscores removed.
 BAND_WAVELENGTHS: dict[str, tuple[float, float]] = {
     "coastal": (430, 450), "coastalaerosol": (430, 450), "blue": (450, 515), "green": (525, 600),
-    "red": (630, 690), "rededge": (690, 750), "nearinfrared": (760, 900), "nir": (760, 900),
+    "red": (630, 690), "rededge": (690, 750), "nearinfrared": (780, 900), "nir": (780, 900),
     "swir1": (1550, 1750), "shortwaveinfrared1": (1550, 1750), "swir2": (2080, 2350),
-    "shortwaveinfrared2": (2080, 2350), "panchromatic": (500, 680), "pan": (500, 680),
+    "shortwaveinfrared2": (2080, 2350),
 }
 
 
@@ -38,16 +38,20 @@ def _centre(span: tuple[float, float]) -> float:
     return (span[0] + span[1]) / 2
 
 
+def _holding_band(names: tuple[str, ...], wavelength: float) -> int | None:
+    """The first band whose name's wavelengths hold ``wavelength``, or None."""
+    spans = [band_wavelengths(n) for n in names]
+    return next((i for i, span in enumerate(spans) if span and span[0] <= wavelength <= span[1]), None)
+
+
 def _closest_band(names: tuple[str, ...], wavelength: float) -> int | None:
     """The band whose wavelengths hold ``wavelength``, else the one whose centre is nearest; None when no band
     name says its wavelengths."""
+    holding = _holding_band(names, wavelength)
+    if holding is not None:
+        return holding
     known = [(i, band_wavelengths(n)) for i, n in enumerate(names) if band_wavelengths(n)]
-    if not known:
-        return None
-    holding = [i for i, (low, high) in known if low <= wavelength <= high]
-    if holding:
-        return holding[0]
-    return min(known, key=lambda k: abs(_centre(k[1]) - wavelength))[0]
+    return min(known, key=lambda k: abs(_centre(k[1]) - wavelength))[0] if known else None
 
 
 BY_NAMES, BY_WAVELENGTHS, BY_IDS = 0, 1, 2
@@ -112,10 +116,7 @@ class ExtractBand(RasterFunction):
             span = band_wavelengths(wanted)
             found = None if span is None or self.missing == FAIL else _closest_band(names, _centre(span))
         else:
-            found = _closest_band(names, wanted)
-            if found is not None and self.missing == FAIL:
-                low, high = band_wavelengths(names[found])
-                found = found if low <= wanted <= high else None
+            found = _holding_band(names, wanted) if self.missing == FAIL else _closest_band(names, wanted)
         if found is None:
             raise self.bad(argument, f"asks for band {wanted!r}, which the input (bands {', '.join(names)}) does "
                            "not have")
@@ -152,6 +153,7 @@ class CompositeBand(RasterFunction):
         self.integer("CellsizeType", 2, 0, 4)
 
     def describe(self, inputs):
+        check_input_count(self, "Rasters", inputs)
         stats = None if any(i.stats is None for i in inputs) else tuple(s for i in inputs for s in i.stats)
         return BandsInfo(tuple(n for i in inputs for n in i.names),
                          np.result_type(*(i.dtype for i in inputs)).name, stats)
@@ -184,23 +186,18 @@ def normalized_difference_pixels(a: np.ndarray, b: np.ndarray, valid: np.ndarray
     return out, out_valid.view(bool)
 
 
-# Default NDVI bands by name, and ArcGIS JS's 0-based defaults when no band is named so (decisions Q20).
-RED_NAMES = ("red",)
-NIR_NAMES = ("nearinfrared", "nir")
+# Default NDVI bands: those whose names' wavelengths hold these, else ArcGIS JS's 0-based ids (decisions Q20).
+RED_NM, NEAR_INFRARED_NM = 660, 840
 DEFAULT_VISIBLE_ID, DEFAULT_INFRARED_ID = 1, 2
-
-
-def _named_band(names: tuple[str, ...], wanted: tuple[str, ...], fallback: int) -> int:
-    keys = [re.sub(r"[\s_-]", "", n.lower()) for n in names]
-    return next((i for i, key in enumerate(keys) if key in wanted), fallback)
 
 
 class NDVI(RasterFunction):
     """NDVI: ``(NIR − Red)/(NIR + Red)``; with ``ScientificOutput`` false, ``ndvi·100 + 100`` as uint8 (0…200,
     rounded as outputPixelType rounds), else float32 (−1…1).  NoData where NIR + Red is 0.
 
-    ``VisibleBandID`` and ``InfraredBandID`` are 0-based.  Left out (decisions Q20), each is the band named Red
-    (resp. NearInfrared or NIR) when the input names one, else ArcGIS JS's defaults, 1 and 2.
+    ``VisibleBandID`` and ``InfraredBandID`` are 0-based.  Left out (decisions Q20), each is the band whose name
+    says it holds 660 nm (Red) or 840 nm (NearInfrared, NIR; see ``BAND_WAVELENGTHS``), else ArcGIS JS's defaults,
+    1 and 2.
     """
 
     NAME = "NDVI"
@@ -217,8 +214,13 @@ class NDVI(RasterFunction):
 
     def bands(self, names: tuple[str, ...]) -> tuple[int, int]:
         """(red, near infrared) 0-based band numbers in an input of bands ``names``."""
-        red = self.visible if self.visible is not None else _named_band(names, RED_NAMES, DEFAULT_VISIBLE_ID)
-        nir = self.infrared if self.infrared is not None else _named_band(names, NIR_NAMES, DEFAULT_INFRARED_ID)
+        red, nir = self.visible, self.infrared
+        if red is None:
+            red = _holding_band(names, RED_NM)
+            red = DEFAULT_VISIBLE_ID if red is None else red
+        if nir is None:
+            nir = _holding_band(names, NEAR_INFRARED_NM)
+            nir = DEFAULT_INFRARED_ID if nir is None else nir
         for argument, band in (("VisibleBandID", red), ("InfraredBandID", nir)):
             if band >= len(names):
                 raise self.bad(argument, f"is band {band} but the input has bands 0 to {len(names) - 1}")
@@ -328,7 +330,8 @@ INDICES: dict[int, Index] = {
     16: Index("CIre", ("NIR", "RedEdge"), lambda nir, rededge: nir / rededge - 1),
     17: Index("CIg", ("NIR", "Green"), lambda nir, green: nir / green - 1),
     18: Index("NDWI", ("Green", "NIR"), normalized_difference),
-    19: Index("EVI", ("NIR", "Red", "Blue"), lambda nir, red, blue: 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1)),
+    19: Index("EVI", ("NIR", "Red", "Blue"),
+              lambda nir, red, blue: 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1)),
     20: Index("IronOxide", ("Red", "Blue"), lambda red, blue: red / blue),
     21: Index("FerrousMinerals", ("SWIR", "NIR"), lambda swir, nir: swir / nir),
     22: Index("ClayMinerals", ("SWIR1", "SWIR2"), lambda swir1, swir2: swir1 / swir2),
@@ -369,9 +372,9 @@ class BandArithmetic(RasterFunction):
         index = INDICES[self.method]
         values = [v for v in re.split(r"[\s,]+", text.strip()) if v]
         if not len(index.bands) <= len(values) <= len(index.bands) + len(index.constants):
-            raise self.bad("BandIndexes", f"must list the {index.name} bands {' '.join(index.bands)} as 1-based band "
-                           f"numbers" + (" then its constants " + " ".join(c for c, _ in index.constants)
-                                         if index.constants else "") + f", got {text!r}")
+            wanted = " ".join((*index.bands, *(f"[{name}]" for name, _ in index.constants)))
+            raise self.bad("BandIndexes", f"must list the {index.name} bands as 1-based band numbers, then any "
+                           f"constants: {wanted}; got {text!r}")
         self.band_numbers = [self._band_number(v) for v in values[:len(index.bands)]]
         given = [self._number(v, "BandIndexes", None, None) for v in values[len(index.bands):]]
         self.constants = given + [default for _, default in index.constants[len(given):]]
