@@ -1,14 +1,15 @@
-"""Command line: `imgsvc serve | add | list | remove | demo | migrate`."""
+"""Command line: `imgsvc serve | add | template | list | remove | demo | migrate`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import socket
 import sys
 from pathlib import Path
 
 from imgsvc.catalog import Catalog, ServiceSettings, default_catalog_path
-from imgsvc.errors import ImgsvcError
+from imgsvc.errors import ImgsvcError, invalid
 
 DEMO_DIR = Path("data/demo")
 DEMO_SERVICES = {
@@ -34,12 +35,43 @@ def register(catalog: Catalog, name: str, path: Path, settings: ServiceSettings,
     catalog.add_service(name, [item], settings, replace=replace, distributions=[compute_distributions(item)])
 
 
+def add_templates(catalog: Catalog, service: str, paths: list[str], default: str | None) -> None:
+    """Register the templates of each file or folder in ``paths``; ``default`` names the service's default one."""
+    from imgsvc.functions.templates import load_templates
+
+    templates = {t.name: t for path in paths for t in load_templates(path)}
+    if default is not None and default not in templates:  # an existing template made the default
+        existing = {t.name: t for t in catalog.service(service).templates}
+        if default not in existing:
+            raise invalid(f"--default-template {default!r} is neither given nor a template of {service}.")
+        templates[default] = existing[default]
+    for template in templates.values():
+        catalog.put_template(service, dataclasses.replace(template, default=template.name == default))
+        print(f"template {template.name!r} of {service}{' (default)' if template.name == default else ''}")
+
+
 def cmd_add(args) -> int:
     settings = ServiceSettings(description=args.description or "",
                                service_data_type=f"esriImageServiceDataType{args.data_type}",
                                default_resampling_method=args.resampling)
-    register(Catalog(args.catalog), args.name, Path(args.path), settings, replace=args.replace)
+    catalog = Catalog(args.catalog)
+    if args.template:  # checked before the (long) registration, so a bad file costs nothing
+        from imgsvc.functions.templates import load_templates
+
+        for path in args.template:
+            load_templates(path)
+    register(catalog, args.name, Path(args.path), settings, replace=args.replace)
     print(f"registered {args.name} -> {Path(args.path).resolve()}")
+    add_templates(catalog, args.name, args.template or [], args.default_template)
+    return 0
+
+
+def cmd_template(args) -> int:
+    catalog = Catalog(args.catalog)
+    if args.remove:
+        catalog.remove_template(args.name, args.remove)
+        print(f"removed template {args.remove!r} of {args.name}")
+    add_templates(catalog, args.name, args.files, args.default_template)
     return 0
 
 
@@ -157,7 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--resampling", default="Bilinear",
                      choices=[m.default_name for m in kernels.RESAMPLING_METHODS])
     add.add_argument("--replace", action="store_true", help="replace a service of the same name")
+    add.add_argument("--template", action="append", metavar="FILE",
+                     help="raster function template(s): a rule JSON file with a name and description, or a folder "
+                          "of them (repeatable)")
+    add.add_argument("--default-template", metavar="NAME", help="the template applied when a request has none")
     add.set_defaults(func=cmd_add)
+
+    template = sub.add_parser("template", parents=[catalog_option],
+                              help="add or replace raster function templates of a service")
+    template.add_argument("name", help="the service")
+    template.add_argument("files", nargs="*", metavar="FILE", help="template JSON files or folders of them")
+    template.add_argument("--default-template", metavar="NAME", help="make this template the service's default")
+    template.add_argument("--remove", metavar="TEMPLATE", help="remove the template of this name")
+    template.set_defaults(func=cmd_template)
 
     lst = sub.add_parser("list", parents=[catalog_option], help="list registered services")
     lst.set_defaults(func=cmd_list)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyproj import CRS
 
-from imgsvc import resources, sr
+from imgsvc import sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid, unsupported
 from imgsvc.read import read_pixel
@@ -29,6 +29,7 @@ class IdentifyParams:
     x: float
     y: float
     crs: CRS | None  # the point's spatial reference; None = the service SR
+    rendering_rule: dict | None = None  # the rule's JSON object: the value identified is the rule's output
 
 
 def identify_params(service: str, point: tuple[float, float] | None, crs: CRS | None = None, *,
@@ -49,13 +50,12 @@ def identify_params(service: str, point: tuple[float, float] | None, crs: CRS | 
         raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
     if mosaic_rule is not None:
         raise unsupported("mosaicRule is not supported yet.")
-    resources.require_identity_rule(rendering_rule, "identify")
     x, y = point
     if not (math.isfinite(x) and math.isfinite(y)):
         raise invalid("geometry x and y must be finite numbers.")
     if pixel_size is not None and not (pixel_size[0] >= 0 and pixel_size[1] >= 0):
         raise invalid("pixelSize must be two non-negative numbers.")
-    return IdentifyParams(service, x, y, crs)
+    return IdentifyParams(service, x, y, crs, rendering_rule or None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pyproj import CRS
 
-from imgsvc import functions, mosaic, pixel_types, sr
+from imgsvc import mosaic, pixel_types, sr
 from imgsvc.encode import DEFAULT_FORMAT, LERC_VERSIONS
 from imgsvc.errors import invalid, unsupported
 from imgsvc.kernels import RESAMPLING_OF_INTERPOLATION
@@ -45,7 +45,8 @@ class ExportParams:
     kmz: bool
     datum_transformation: sr.DatumTransformation | None = None
     mosaic_rule: mosaic.MosaicRule = mosaic.DEFAULT_RULE
-    rendering_rule: functions.Chain = functions.IDENTITY
+    # The renderingRule's JSON object, None when absent: resolved against the service's templates by the plan.
+    rendering_rule: dict | None = None
 
 
 def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -137,5 +138,5 @@ def export_params(
         datum_transformation=(sr.datum_transformation(list(datum_transformation))
                               if datum_transformation is not None else None),
         mosaic_rule=mosaic_rule or mosaic.DEFAULT_RULE,
-        rendering_rule=functions.parse_rule(rendering_rule),
+        rendering_rule=rendering_rule or None,
     )

@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
+from imgsvc.distributions import distributions_of
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
@@ -155,9 +156,6 @@ def _differs(data: np.ndarray, nodata: float) -> np.ndarray:
 
 # Pixels per chunk when scanning a whole raster for its distributions: bounded memory for any raster size.
 SCAN_CHUNK_PIXELS = 4 * 1024 * 1024
-HISTOGRAM_BINS = 256
-# 8-bit data gets one bin per value, centred on it (ArcGIS's convention: U8 histograms span -0.5..255.5).
-INTEGER_BIN_RANGES = {"uint8": (-0.5, 255.5), "int8": (-128.5, 127.5)}
 
 
 def _scan(item: RasterItem):
@@ -166,67 +164,13 @@ def _scan(item: RasterItem):
     bands = tuple(range(item.band_count))
     for row in range(0, item.height, rows_per_chunk):
         window = Window(0, row, item.width, min(rows_per_chunk, item.height - row))
-        yield read_window(item, None, window, bands)
+        chunk = read_window(item, None, window, bands)
+        yield chunk.data, chunk.valid
 
 
 def compute_distributions(item: RasterItem) -> tuple[BandDistribution, ...]:
-    """Every band's statistics and histogram over its valid pixels (two passes: range, then histogram).
-
-    Bins: 256 single-value bins for 8-bit data (-0.5..255.5 for U8), else 256 equal bins over [min, max] (a
-    constant band gets [v - 0.5, v + 0.5]).  Median is interpolated within the bin holding the middle pixel and mode
-    is the centre of the fullest bin, so both are exact for 8-bit data and within one bin width otherwise.
-    """
-    bands = item.band_count
-    count = np.zeros(bands, np.int64)
-    total = np.zeros(bands, np.float64)
-    squares = np.zeros(bands, np.float64)
-    lo = np.full(bands, np.inf)
-    hi = np.full(bands, -np.inf)
-    for chunk in _scan(item):
-        for b in range(bands):
-            values = chunk.data[b][chunk.valid].astype(np.float64)
-            if values.size:
-                count[b] += values.size
-                total[b] += values.sum()
-                squares[b] += np.square(values).sum()
-                lo[b] = min(lo[b], values.min())
-                hi[b] = max(hi[b], values.max())
-    ranges = []
-    for b in range(bands):
-        if item.dtype in INTEGER_BIN_RANGES:
-            ranges.append(INTEGER_BIN_RANGES[item.dtype])
-        elif count[b] == 0:
-            ranges.append((0.0, 1.0))
-        elif lo[b] == hi[b]:
-            ranges.append((lo[b] - 0.5, hi[b] + 0.5))
-        else:
-            ranges.append((lo[b], hi[b]))
-    counts = np.zeros((bands, HISTOGRAM_BINS), np.int64)
-    for chunk in _scan(item):
-        for b in range(bands):
-            counts[b] += np.histogram(chunk.data[b][chunk.valid], bins=HISTOGRAM_BINS, range=ranges[b])[0]
-    result = []
-    for b in range(bands):
-        n = int(count[b])
-        mean = total[b] / n if n else 0.0
-        stdv = float(np.sqrt(max(0.0, squares[b] / n - mean * mean))) if n else 0.0
-        hmin, hmax = ranges[b]
-        width = (hmax - hmin) / HISTOGRAM_BINS
-        median = mode = 0.0
-        if n:
-            cumulative = np.cumsum(counts[b])
-            k = int(np.searchsorted(cumulative, n / 2.0))
-            below = cumulative[k - 1] if k else 0
-            if item.dtype in INTEGER_BIN_RANGES:
-                median = hmin + (k + 0.5) * width
-            else:
-                median = hmin + (k + (n / 2.0 - below) / counts[b][k]) * width
-            mode = hmin + (int(np.argmax(counts[b])) + 0.5) * width
-        result.append(BandDistribution(
-            min=float(lo[b]) if n else 0.0, max=float(hi[b]) if n else 0.0, mean=float(mean), stdv=stdv,
-            median=float(median), mode=float(mode), count=n, hist_min=float(hmin), hist_max=float(hmax),
-            counts=tuple(int(c) for c in counts[b])))
-    return tuple(result)
+    """Every band's statistics and histogram over every valid pixel of the raster (see ``distributions_of``)."""
+    return distributions_of(lambda: _scan(item), item.band_count, item.dtype)
 
 
 def read_pixel(item: RasterItem, col: int, row: int) -> tuple[np.ndarray, bool]:

@@ -34,7 +34,14 @@ RASTER_FUNCTION_TEMPLATES = (
 
 
 def raster_function_templates(service: ServiceRecord) -> tuple[FunctionTemplate, ...]:
-    return RASTER_FUNCTION_TEMPLATES
+    """rasterFunctionInfos: "None" and the service's templates, the default one first (ArcGIS JS applies entry 0
+    to every request unless it is "None", docs/protocol.md §3.2, which is what a default template is for)."""
+    templates = tuple(FunctionTemplate(t.name, t.description) for t in service.templates)
+    default = service.default_template
+    if default is None:
+        return RASTER_FUNCTION_TEMPLATES + templates
+    first = tuple(t for t in templates if t.name == default.name)
+    return first + RASTER_FUNCTION_TEMPLATES + tuple(t for t in templates if t.name != default.name)
 
 
 # ---- root resource facts ------------------------------------------------------------------------------------------
@@ -65,10 +72,10 @@ def mosaic_defaults(service: ServiceRecord) -> MosaicDefaults:
                           mosaic.DEFAULT_RULE.operation.value)
 
 
-def require_identity_rule(rule: dict | None, resource: str) -> None:
+def require_identity_rule(service: ServiceRecord, rule: dict | None, resource: str) -> None:
     """Statistics, histograms, legend and identify describe the service's own pixels: a valid rule that changes
     them is refused there until those resources compute them for the chain's output (issue 11)."""
-    if not functions.parse_rule(rule).is_identity:
+    if rule and not functions.parse_rule(rule, service.templates).is_identity:
         raise unsupported(f"renderingRule {rule.get('rasterFunction')!r} is not supported on {resource} yet.",
                           parameter="renderingRule")
 
@@ -76,7 +83,7 @@ def require_identity_rule(rule: dict | None, resource: str) -> None:
 def described(service: ServiceRecord, rule: dict | None) -> ServiceRecord:
     """The service as the rule outputs it: what the root answers with a ``renderingRule`` (its bands, pixel type
     and statistics; a source nodata value no longer marks the chain's values)."""
-    chain = functions.parse_rule(rule)
+    chain = functions.chain_for(rule, service.templates)
     if chain.is_identity:
         return service
     d = service.description

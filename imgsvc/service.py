@@ -5,6 +5,7 @@ Front doors (gRPC servicer, and through it the REST gateway) call this and only 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -17,8 +18,10 @@ from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
+from imgsvc import functions
 from imgsvc.functions import BandsInfo, Raster
-from imgsvc.params import ExportParams
+from imgsvc.distributions import distributions_of
+from imgsvc.params import ExportParams, export_params
 from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
 from imgsvc.read import read_window
 
@@ -27,6 +30,10 @@ DEFAULT_LERC_VERSION = 2
 # ArcGIS JS's default; the server-side default is an admin property not shown in the root.
 DEFAULT_COMPRESSION_TOLERANCE = 0.01
 WGS84 = CRS.from_epsg(4326)
+# identify reads the service's own pixel under the point, as it is (no interpolation between pixels).
+IDENTIFY_INTERPOLATION = "RSP_NearestNeighbor"
+# The longest side of the rendering whose pixels give a rendering rule's statistics and histograms.
+RULE_STATISTICS_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -65,13 +72,17 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR)
     return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
 
 
+def _bands_info(service: ServiceRecord, bands: tuple[int, ...] | None = None) -> BandsInfo:
+    """What the service's bands (all, or ``bands``) are, as the function chain's input."""
+    d = service.description
+    bands = tuple(range(d.band_count)) if bands is None else bands
+    return BandsInfo(tuple(d.band_names[b] for b in bands), d.dtype, tuple(d.stats[b] for b in bands))
+
+
 def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray) -> Raster:
     """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
     the chain's output when they could not be read directly."""
-    source = plan.service.description
-    info = BandsInfo(tuple(source.band_names[b] for b in plan.bands), source.dtype,
-                     tuple(source.stats[b] for b in plan.bands))
-    out = plan.chain.apply(Raster(data, valid, info), plan.read_grid)
+    out = plan.chain.apply(Raster(data, valid, _bands_info(plan.service, plan.bands)), plan.read_grid)
     data, valid, info = out.data, out.valid, out.info
     if plan.buffer:
         b = plan.buffer
@@ -185,7 +196,8 @@ class ImageService:
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
             candidates = self.catalog.items_in(service.name, bounds) if bounds is not None else ()
-            plan = make_plan(params, service, grid, candidates, params.rendering_rule)
+            chain = functions.chain_for(params.rendering_rule, service.templates)
+            plan = make_plan(params, service, grid, candidates, chain)
         return PlannedExport(params=params, plan=plan, options=options)
 
     def render_block(self, export: PlannedExport) -> ImageBlock:
@@ -194,18 +206,43 @@ class ImageService:
             data, valid = render(export.plan, self.transform_error)
         return finish(export.params, export.plan, apply_functions(export.plan, data, valid))
 
-    def identify(self, name: str, x: float, y: float, crs: CRS | None) -> identify_stage.IdentifyResult:
-        service = self.catalog.service(name)
-        point_crs = crs or sr.crs_from_wkt(service.description.crs_wkt)
-        xs, ys = sr.transform_points(point_crs, sr.crs_from_wkt(service.description.crs_wkt), np.array([x]),
-                                     np.array([y]))
-        bounds = (float(xs[0]), float(ys[0])) * 2
-        candidates = self.catalog.items_in(name, bounds) if np.isfinite(bounds).all() else ()
-        return identify_stage.identify(service, candidates, x, y, point_crs)
+    def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
+        """The values under a point: the service's pixels, or the rule's output there (a one-pixel export on the
+        service's own grid, so a function reads the neighbours it needs)."""
+        service = self.catalog.service(params.service)
+        service_crs = sr.crs_from_wkt(service.description.crs_wkt)
+        point_crs = params.crs or service_crs
+        xs, ys = sr.transform_points(point_crs, service_crs, np.array([params.x]), np.array([params.y]))
+        x, y = float(xs[0]), float(ys[0])
+        chain = functions.chain_for(params.rendering_rule, service.templates)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return identify_stage.IdentifyResult(None, chain.describe(_bands_info(service)).dtype, params.x,
+                                                 params.y, point_crs)
+        if chain.is_identity:
+            candidates = self.catalog.items_in(service.name, (x, y, x, y))
+            return identify_stage.identify(service, candidates, params.x, params.y, point_crs)
+        extent, (width, height) = service.description.extent, service.description.pixel_size
+        x0 = extent[0] + math.floor((x - extent[0]) / width) * width
+        y1 = extent[3] - math.floor((extent[3] - y) / height) * height
+        pixel = export_params(service.name, bbox=(x0, y1 - height, x0 + width, y1), size=(1, 1), format="tiff",
+                              interpolation=IDENTIFY_INTERPOLATION, adjust_aspect_ratio=False,
+                              rendering_rule=params.rendering_rule)
+        block = self.render_block(self.plan_export(pixel))
+        values = tuple(float(v) for v in block.data[:, 0, 0]) if block.valid[0, 0] else None
+        return identify_stage.IdentifyResult(values, block.data.dtype.name, params.x, params.y, point_crs)
 
-    def distributions(self, name: str) -> tuple[BandDistribution, ...]:
+    def distributions(self, name: str, rendering_rule: dict | None = None) -> tuple[BandDistribution, ...]:
+        """The service's statistics and histograms (computed at registration), or those of a rule's output over
+        the service's extent, rendered at most RULE_STATISTICS_SIZE pixels a side (docs/decisions.md)."""
         service = self.catalog.service(name)
-        return resources.distributions(service, self.catalog.distributions(name))
+        if functions.chain_for(rendering_rule, service.templates).is_identity:
+            return resources.distributions(service, self.catalog.distributions(name))
+        d = service.description
+        scale = min(1.0, RULE_STATISTICS_SIZE / max(d.columns, d.rows))
+        whole = export_params(name, size=(max(1, round(d.columns * scale)), max(1, round(d.rows * scale))),
+                              format="tiff", rendering_rule=rendering_rule)
+        block = self.render_block(self.plan_export(whole))
+        return distributions_of(lambda: [(block.data, block.valid)], block.band_count, block.data.dtype.name)
 
     def has_distributions(self, name: str) -> bool:
         self.catalog.service(name)  # an unknown service is not found, not "without statistics"
@@ -217,8 +254,11 @@ class ImageService:
     def raster_function_templates(self, name: str) -> tuple[resources.FunctionTemplate, ...]:
         return resources.raster_function_templates(self.catalog.service(name))
 
-    def legend(self, name: str, band_ids: tuple[int, ...]) -> resources.LegendResult:
-        return resources.legend(self.catalog.service(name), band_ids)
+    def legend(self, name: str, band_ids: tuple[int, ...], rendering_rule: dict | None = None
+               ) -> resources.LegendResult:
+        service = self.catalog.service(name)
+        resources.require_identity_rule(service, rendering_rule, "legend")
+        return resources.legend(service, band_ids)
 
     def item_info(self, name: str) -> resources.ItemInfoResult:
         return resources.item_info(self.catalog.service(name))

@@ -91,7 +91,7 @@ def test_grpc_identify_returns_typed_values(stub, u16_path):
     ({"geometry": "nan,4"}, "finite"),
     ({"geometry": "1,2", "geometryType": "esriGeometryLine"}, "geometryType"),
     ({"geometry": '{"x":1,"y":2,"spatialReference":{"wkid":999999}}'}, "999999"),
-    ({"geometry": "1,2", "renderingRule": '{"rasterFunction":"Hillshade"}'}, "Hillshade"),
+    ({"geometry": "1,2", "renderingRule": '{"rasterFunction":"Pansharpening"}'}, "Pansharpening"),
     ({"geometry": "1,2", "returnGeometry": "perhaps"}, "returnGeometry"),
 ])
 def test_bad_identify_input_gets_the_envelope(http, query, fragment):

@@ -17,7 +17,7 @@ RESOURCES = ["", "exportImage", "identify", "keyProperties", "rasterFunctionInfo
 BAD = [
     ("", {"f": "image"}, 400),
     ("", {"f": "json", "renderingRule": "{"}, 400),
-    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, 400),
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Pansharpening"}'}, 400),
     ("exportImage", {"f": "image", "bbox": "a,b,c,d"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "size": "100,5000"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "bboxSR": "{}"}, 400),
@@ -30,7 +30,7 @@ BAD = [
     ("rasterFunctionInfos", {"f": "image"}, 400),
     ("statistics", {"f": "json", "variable": "salinity"}, 400),
     ("statistics", {"f": "json", "renderingRule": "[]"}, 400),
-    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, 400),
+    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Pansharpening"}'}, 400),
     ("legend", {"f": "json", "bandIds": "x"}, 400),
     ("legend", {"f": "json", "bandIds": "-1"}, 400),
     ("info", {"f": "kmz"}, 400),
@@ -61,12 +61,12 @@ def test_the_setting_switches_to_the_envelope_code_as_http_status(http_4xx, reso
 
 
 @pytest.mark.parametrize("resource, query, detail", [
-    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, "renderingRule rasterFunction 'Slope' is not "
-                                                                        "supported"),
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Pansharpening"}'},
+     "renderingRule rasterFunction 'Pansharpening' is not supported"),
     ("exportImage", {"f": "image", "sliceId": "3"}, "sliceId is not supported"),
     ("statistics", {"f": "json", "variable": "salinity"}, "variable is not supported"),
-    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, "renderingRule rasterFunction "
-                                                                                      "'Stretch' is not supported"),
+    ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Pansharpening"}'},
+     "renderingRule rasterFunction 'Pansharpening' is not supported"),
 ])
 def test_what_is_not_built_answers_as_arcgis_refuses_a_value_naming_the_parameter(http, http_4xx, resource, query,
                                                                                   detail):

@@ -3,7 +3,7 @@
 The service reads it through read-only connections, so nothing a request does can write to it; only the CLI
 (`imgsvc add/remove/demo`) opens it for writing.
 """
-from imgsvc.catalog.records import BandDistribution, RasterItem, ServiceRecord, ServiceSettings
+from imgsvc.catalog.records import BandDistribution, FunctionTemplate, RasterItem, ServiceRecord, ServiceSettings
 from imgsvc.catalog.store import Catalog, default_catalog_path
 
-__all__ = ["BandDistribution", "Catalog", "RasterItem", "ServiceRecord", "ServiceSettings", "default_catalog_path"]
+__all__ = ["BandDistribution", "Catalog", "FunctionTemplate", "RasterItem", "ServiceRecord", "ServiceSettings", "default_catalog_path"]

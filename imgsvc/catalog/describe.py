@@ -13,9 +13,9 @@ import numpy as np
 from imgsvc import sr
 from imgsvc.block import BandStats
 from imgsvc.catalog.records import BandDistribution, RasterItem, ServiceDescription
+from imgsvc.distributions import HISTOGRAM_BINS
 from imgsvc.errors import invalid
 
-HISTOGRAM_BINS = 256
 
 
 def check_compatible(items: Sequence[RasterItem]) -> None:

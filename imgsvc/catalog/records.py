@@ -120,7 +120,26 @@ class ServiceDescription:
 
 
 @dataclass(frozen=True)
+class FunctionTemplate:
+    """A named rendering rule a service offers (listed in rasterFunctionInfos, callable by name).
+
+    ``rule`` is the rule's JSON object (``rasterFunction``, ``rasterFunctionArguments``, ...); the service applies
+    its ``default`` template to requests that send no renderingRule.
+    """
+
+    name: str
+    description: str
+    rule: dict
+    default: bool = False
+
+
+@dataclass(frozen=True)
 class ServiceRecord:
     name: str
     description: ServiceDescription
     settings: ServiceSettings = field(default_factory=ServiceSettings)
+    templates: tuple[FunctionTemplate, ...] = ()
+
+    @property
+    def default_template(self) -> FunctionTemplate | None:
+        return next((t for t in self.templates if t.default), None)

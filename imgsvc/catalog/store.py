@@ -13,7 +13,8 @@ from affine import Affine
 
 from imgsvc.block import BandStats
 from imgsvc.catalog.describe import describe_service, item_bounds_in, merge_distributions
-from imgsvc.catalog.records import BandDistribution, RasterItem, ServiceDescription, ServiceRecord, ServiceSettings
+from imgsvc.catalog.records import (BandDistribution, FunctionTemplate, RasterItem, ServiceDescription, ServiceRecord,
+                                    ServiceSettings)
 from imgsvc.errors import invalid, not_found
 
 SCHEMA = """
@@ -50,7 +51,19 @@ CREATE TABLE IF NOT EXISTS band_statistics (
 ITEM_INDEX = """
 CREATE VIRTUAL TABLE IF NOT EXISTS items_index USING rtree(item_id, xmin, xmax, ymin, ymax);
 """
-SCHEMA_VERSION = 3
+# Schema version 4: a service's raster function templates (named rendering rules, one of them maybe the default).
+TEMPLATES = """
+CREATE TABLE IF NOT EXISTS templates (
+    service     TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    is_default  INTEGER NOT NULL DEFAULT 0,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (service, name)
+);
+"""
+SCHEMA_VERSION = 4
 
 # Service names become URL path segments: keep them to what ArcGIS allows.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,119}$")
@@ -103,7 +116,7 @@ class Catalog:
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
-                conn.executescript(SCHEMA + BAND_STATISTICS + ITEM_INDEX)
+                conn.executescript(SCHEMA + BAND_STATISTICS + ITEM_INDEX + TEMPLATES)
                 self._upgrade(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif not self.path.exists():
@@ -237,8 +250,36 @@ class Catalog:
         if row is None:
             raise not_found(f"Service {name!r} does not exist.")
         settings, description = row
+        templates = tuple(
+            FunctionTemplate(name=t_name, description=t_description, rule=json.loads(rule), default=bool(default))
+            for t_name, t_description, rule, default in conn.execute(
+                "SELECT name, description, rule, is_default FROM templates WHERE service = ? ORDER BY position",
+                (name,)))
         return ServiceRecord(name=name, description=_description_from_json(description),
-                             settings=ServiceSettings(**json.loads(settings)))
+                             settings=ServiceSettings(**json.loads(settings)), templates=templates)
+
+    def put_template(self, service: str, template: FunctionTemplate) -> None:
+        """Add or replace ``service``'s template of that name; a default template replaces the previous default."""
+        conn = self._connect()
+        with conn:
+            if not conn.execute("SELECT 1 FROM services WHERE name = ?", (service,)).fetchone():
+                raise not_found(f"Service {service!r} does not exist.")
+            if template.default:
+                conn.execute("UPDATE templates SET is_default = 0 WHERE service = ?", (service,))
+            position = conn.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM templates WHERE service = ?",
+                                    (service,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO templates(service, name, description, rule, is_default, position) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(service, name) DO UPDATE SET description = excluded.description, rule = excluded.rule, "
+                "is_default = excluded.is_default",
+                (service, template.name, template.description, json.dumps(template.rule), int(template.default),
+                 position))
+
+    def remove_template(self, service: str, name: str) -> None:
+        conn = self._connect()
+        with conn:
+            if conn.execute("DELETE FROM templates WHERE service = ? AND name = ?", (service, name)).rowcount == 0:
+                raise not_found(f"Service {service!r} has no template {name!r}.")
 
     @staticmethod
     def _items(conn: sqlite3.Connection, name: str, where: str = "", args: tuple = ()) -> tuple[RasterItem, ...]:

@@ -8,7 +8,7 @@ applies to a block, and casts a call's output to its ``outputPixelType`` where t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -17,6 +17,7 @@ import numpy as np
 from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
+from imgsvc.catalog.records import FunctionTemplate
 from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
@@ -27,7 +28,7 @@ from imgsvc.pixel_types import PIXEL_TYPES
 if TYPE_CHECKING:
     from imgsvc.plan import OutputGrid
 
-__all__ = ["BandsInfo", "Chain", "Raster", "IDENTITY", "REGISTRY", "RasterFunction", "parse_rule"]
+__all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "Raster", "RasterFunction", "chain_for", "parse_rule"]
 
 # Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
@@ -157,11 +158,47 @@ class Chain:
 IDENTITY = Chain(root=None)
 
 
-def parse_rule(rule: Mapping[str, Any] | None) -> Chain:
-    """The chain of a ``renderingRule`` object (None or ``{}`` = no processing)."""
+def parse_rule(rule: Mapping[str, Any] | None, templates: Sequence[FunctionTemplate] = ()) -> Chain:
+    """The chain of a ``renderingRule`` object (None or ``{}`` = no processing).
+
+    ``rasterFunction`` may name one of ``templates`` (case-insensitively; a template wins over a well-known function
+    of the same name): the template's rule, its outermost arguments overridden by the ones the request gives
+    (docs/protocol.md §6.1).  A template's own rule names well-known functions only.
+    """
     if not rule:
         return IDENTITY
-    return Chain(root=_call(rule, depth=1))
+    return Chain(root=_call(_expand(rule, templates), depth=1))
+
+
+def chain_for(rule: Mapping[str, Any] | None, templates: Sequence[FunctionTemplate]) -> Chain:
+    """The chain a request gets: its rule, or the service's default template when it sends none."""
+    if not rule:
+        default = next((t for t in templates if t.default), None)
+        return parse_rule(default.rule) if default else IDENTITY
+    return parse_rule(rule, templates)
+
+
+def _expand(rule: Any, templates: Sequence[FunctionTemplate]) -> Any:
+    if not templates or not isinstance(rule, Mapping):
+        return rule
+    fields = {key.lower(): value for key, value in rule.items()}
+    name = fields.get("rasterfunction")
+    template = next((t for t in templates if isinstance(name, str) and t.name.lower() == name.lower()), None)
+    if template is None:
+        return rule
+    overrides = fields.get("rasterfunctionarguments") or {}
+    if not isinstance(overrides, Mapping):
+        raise invalid(f"renderingRule {template.name} rasterFunctionArguments must be an object.",
+                      parameter="renderingRule")
+    expanded = {key.lower(): value for key, value in template.rule.items()}
+    arguments = dict(expanded.get("rasterfunctionarguments") or {})
+    spelled = {key.lower(): key for key in arguments}
+    for key, value in overrides.items():  # an override replaces the template's argument of that name, any case
+        arguments[spelled.get(key.lower(), key)] = value
+    expanded["rasterfunctionarguments"] = arguments
+    if "outputpixeltype" in fields:
+        expanded["outputpixeltype"] = fields["outputpixeltype"]
+    return expanded
 
 
 def _call(rule: Any, depth: int) -> Call:

@@ -99,11 +99,6 @@ def rule_dict(request) -> dict | None:
     return MessageToDict(request.rendering_rule) if request.HasField("rendering_rule") else None
 
 
-def rendering_rule(request, resource: str) -> None:
-    """Refuse a rendering rule the resource cannot apply (one that changes no pixel is accepted)."""
-    resources.require_identity_rule(rule_dict(request), resource)
-
-
 def identify_response(result: IdentifyResult) -> pb.IdentifyResponse:
     return pb.IdentifyResponse(
         object_id=0, name="Pixel", no_data=result.values is None, values=result.values or (), value=result.text,

@@ -64,7 +64,7 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
     @_guarded
     def Identify(self, request: pb.IdentifyRequest, context) -> pb.IdentifyResponse:
         params = requests.identify_params(request)
-        return convert.identify_response(self.service.identify(params.service, params.x, params.y, params.crs))
+        return convert.identify_response(self.service.identify(params))
 
     @_guarded
     def GetKeyProperties(self, request: pb.KeyPropertiesRequest, context) -> pb.KeyProperties:
@@ -77,18 +77,16 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetStatistics(self, request: pb.StatisticsRequest, context) -> pb.StatisticsResponse:
-        convert.rendering_rule(request, "statistics")
-        return convert.statistics(self.service.distributions(request.service))
+        return convert.statistics(self.service.distributions(request.service, convert.rule_dict(request)))
 
     @_guarded
     def GetHistograms(self, request: pb.HistogramsRequest, context) -> pb.HistogramsResponse:
-        convert.rendering_rule(request, "histograms")
-        return convert.histograms(self.service.distributions(request.service))
+        return convert.histograms(self.service.distributions(request.service, convert.rule_dict(request)))
 
     @_guarded
     def GetLegend(self, request: pb.LegendRequest, context) -> pb.LegendResponse:
-        convert.rendering_rule(request, "legend")
-        return convert.legend(self.service.legend(request.service, tuple(request.band_ids)))
+        return convert.legend(self.service.legend(request.service, tuple(request.band_ids),
+                                                  convert.rule_dict(request)))
 
     @_guarded
     def GetItemInfo(self, request: pb.ItemInfoRequest, context) -> pb.ItemInfo:
