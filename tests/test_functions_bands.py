@@ -19,7 +19,9 @@ from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.functions import BandsInfo, Raster, parse_rule
 from imgsvc.functions.arithmetic import OPERATIONS
 from imgsvc.functions.expression import MAX_DEPTH, MAX_LENGTH, MAX_OPERATIONS
+from imgsvc.grpc import convert
 from imgsvc.grpc.requests import export_params
+from imgsvc.identify import identify_params
 from imgsvc.plan import OutputGrid
 from imgsvc.rest.query import Params, export_request
 from tests import rasters
@@ -738,3 +740,18 @@ def test_bandids_pick_from_the_output_of_a_band_function(image_service, plain):
     data, _ = export(image_service, {**NATIVE, "bandIds": "0", "renderingRule": json.dumps(
         {"rasterFunction": "ExtractBand", "rasterFunctionArguments": {"BandIDs": [3, 2, 1]}})})
     np.testing.assert_array_equal(data[0], plain[0][3])
+
+
+def test_identify_and_the_root_answer_with_a_band_functions_output(image_service):
+    """identify reads the rule's output at the point, and the root describes it (as every resource honours the
+    rendering rule)."""
+    x0, y0 = rasters.ORIGIN
+    point = (x0 + 10 * 150 + 3, y0 - 10 * 120 - 4)
+    plain = image_service.identify(identify_params("ms", point))
+    rule = {"rasterFunction": "NDVI", "rasterFunctionArguments": {"ScientificOutput": True}}
+    ndvi = image_service.identify(identify_params("ms", point, rendering_rule=rule))
+    red, nir = plain.values[2], plain.values[3]
+    assert ndvi.values[0] == pytest.approx((nir - red) / (nir + red), rel=1e-6)
+    info = convert.service_info(image_service.service("ms", {"rasterFunction": "NDVI"}))
+    assert convert.pb.PixelType.Name(info.pixel_type) == "PIXEL_TYPE_U8" and info.band_count == 1
+
