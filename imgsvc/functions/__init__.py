@@ -19,6 +19,9 @@ from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
 from imgsvc.catalog.records import FunctionTemplate
 from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
+from imgsvc.functions.arithmetic import Arithmetic, Local
+from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
+from imgsvc.functions.clip import Clip
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.pixel_types import PIXEL_TYPES
 
@@ -47,7 +50,8 @@ class Identity(RasterFunction):
         return inputs[0].data, inputs[0].valid
 
 
-REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics)}
+REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
+    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip)}
 
 
 class ServiceImage:
