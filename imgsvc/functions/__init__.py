@@ -19,6 +19,7 @@ from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
 from imgsvc.catalog.records import FunctionTemplate
 from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
+from imgsvc.functions.convolution import Convolution
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.pixel_types import PIXEL_TYPES
 
@@ -47,7 +48,8 @@ class Identity(RasterFunction):
         return inputs[0].data, inputs[0].valid
 
 
-REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics)}
+REGISTRY: dict[str, type[RasterFunction]] = {
+    cls.NAME.lower(): cls for cls in (Identity, FocalStatistics, Convolution)}
 
 
 class ServiceImage:
