@@ -1,5 +1,5 @@
-"""Neighbourhood functions (docs/protocol.md §6.2): Convolution against numpy references written here and focal
-Statistics (Majority and Minority by hand)."""
+"""Neighbourhood functions (docs/protocol.md §6.2): Convolution against numpy references written here, focal
+Statistics' order statistics (Majority and Minority by hand), and Resample choosing the render stage's resampling."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from imgsvc.errors import ErrorKind, ImgsvcError
-from imgsvc.functions import BandsInfo, Raster, parse_rule
-from tests.test_pipeline import core, export, halves_catalog, native_bbox  # noqa: F401 (fixtures)
+from imgsvc.functions import REGISTRY, BandsInfo, Raster, parse_rule
+from tests.test_pipeline import _SumOfRasters, core, export, halves_catalog, native_bbox  # noqa: F401 (fixtures)
 
 # The predefined kernels as docs/protocol.md §6.2 lists them (row-major).
 PREDEFINED = {
@@ -274,3 +274,63 @@ def test_majority_keeps_the_type_and_fills_nodata_only_when_asked():
     out, out_valid = run(rule, data, valid)
     assert out_valid.all() and out[0, 1, 1] == 5 and out[0, 2, 2] == 6  # 5 four times, 6 four times: the smaller
     assert parse_rule(rule).describe(raster(data, valid).info).dtype == "int16"
+
+
+# ---- Resample ------------------------------------------------------------------------------------------------------
+
+RESAMPLE_QUERY = {"bbox": native_bbox(200.3, 420.3, 100.6, 300.6), "size": "330,290"}  # off the source grid
+
+
+@pytest.mark.parametrize("code, interpolation", [(0, "RSP_NearestNeighbor"), (1, "RSP_BilinearInterpolation"),
+                                                 (2, "RSP_CubicConvolution"), (3, "RSP_Majority")])
+def test_resample_over_the_service_image_chooses_the_resampling(image_service, code, interpolation):
+    rule = json.dumps({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": code}})
+    other = "RSP_BilinearInterpolation" if code == 0 else "RSP_NearestNeighbor"
+    resampled, valid = export(image_service, "dem", renderingRule=rule, interpolation=other, **RESAMPLE_QUERY)
+    expected, expected_valid = export(image_service, "dem", interpolation=interpolation, **RESAMPLE_QUERY)
+    np.testing.assert_array_equal(valid, expected_valid)
+    np.testing.assert_array_equal(resampled, expected)
+    assert not np.array_equal(resampled, export(image_service, "dem", interpolation=other, **RESAMPLE_QUERY)[0])
+
+
+def test_resample_under_a_function_and_without_a_type():
+    nested = {"rasterFunction": "Statistics", "rasterFunctionArguments": {
+        "Raster": {"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 1}}}}
+    assert parse_rule(nested).resampling == "bilinear" and parse_rule(nested).buffer == 1
+    plain = parse_rule({"rasterFunction": "Resample", "rasterFunctionArguments": {"InputCellsize": {"x": 0, "y": 0}}})
+    assert plain.resampling is None and plain.is_identity
+
+
+@pytest.mark.parametrize("rule, fragment, kind", [
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 1, "Raster": statistics(3)}},
+     "Resample over Statistics", ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 4}}, "BilinearPlus",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 7}}, "vector",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 10}}, "magnitude-direction",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": 11}}, "ResamplingType",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"OutputCellsize": {"x": 60, "y": 60}}},
+     "OutputCellsize", ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Resample", "rasterFunctionArguments": {"InputCellsize": 30}}, "InputCellsize",
+     ErrorKind.INVALID_ARGUMENT),
+], ids=["over-a-function", "bilinear-plus", "vector-uv", "vector-magdir", "unknown", "output-cellsize",
+        "input-cellsize-number"])
+def test_resample_refusals_name_what_is_refused(rule, fragment, kind):
+    with pytest.raises(ImgsvcError) as info:
+        parse_rule(rule)
+    assert info.value.kind is kind and fragment in info.value.text and info.value.parameter == "renderingRule"
+
+
+def test_two_resamplings_of_the_service_image_must_agree(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "testsum", _SumOfRasters)
+
+    def resample(code):
+        return {"rasterFunction": "Resample", "rasterFunctionArguments": {"ResamplingType": code}}
+
+    same = parse_rule({"rasterFunction": "TestSum", "rasterFunctionArguments": {"Rasters": [resample(2), resample(2)]}})
+    assert same.resampling == "cubic"
+    with pytest.raises(ImgsvcError, match="different resamplings"):
+        parse_rule({"rasterFunction": "TestSum", "rasterFunctionArguments": {"Rasters": [resample(0), resample(1)]}})
