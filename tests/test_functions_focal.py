@@ -41,7 +41,7 @@ def kernel_of(text: str) -> np.ndarray:
 
 def reference(data: np.ndarray, valid: np.ndarray, kernel: np.ndarray):
     """The kernel (divided by its sum unless that is 0 or 1) slid over each band, row 0 north; a pixel is valid when
-    every pixel under a non-zero weight is valid and inside the array; integers rounded half away from zero and
+    it is and every pixel under a non-zero weight is valid and inside the array; integers rounded half away from zero and
     clipped to the type."""
     total = kernel.sum()
     if abs(total) > 1e-9 and abs(total - 1) > 1e-9:
@@ -50,7 +50,9 @@ def reference(data: np.ndarray, valid: np.ndarray, kernel: np.ndarray):
     padded = np.pad(data.astype(np.float64), ((0, 0), (pr, pr), (pc, pc)))
     padded_valid = np.pad(valid, ((pr, pr), (pc, pc)))
     sums = (sliding_window_view(padded, kernel.shape, axis=(1, 2)) * kernel).sum(axis=(-2, -1))
-    needed = sliding_window_view(padded_valid, kernel.shape) | (kernel == 0)
+    read = kernel != 0
+    read[pr, pc] = True
+    needed = sliding_window_view(padded_valid, kernel.shape) | ~read
     out_valid = needed.all(axis=(-2, -1))
     if np.dtype(data.dtype).kind in "iu":
         info = np.iinfo(data.dtype)
@@ -96,10 +98,12 @@ def test_each_predefined_kernel_is_the_sliding_sum(kind):
     assert parse_rule(convolution(Type=kind)).buffer == len(kernel_of(PREDEFINED[kind])) // 2
 
 
-def test_the_convolution_type_alias_and_none():
+def test_the_convolution_type_alias_mirror_edges_and_none():
     data, valid = random_block("int16")
-    np.testing.assert_array_equal(run(convolution(ConvolutionType=13), data, valid)[0],
-                                  run(convolution(Type=13), data, valid)[0])
+    sharpened = run(convolution(Type=13), data, valid)
+    for same in (convolution(ConvolutionType=13), convolution(Type=13, MirrorEdges=True),
+                 convolution(type=13, mirrorEdges="false", Rows=5)):  # Rows describes user kernels only
+        np.testing.assert_array_equal(run(same, data, valid)[0], sharpened[0])
     chain = parse_rule(convolution(Type=255))
     assert chain.buffer == 0 and not chain.is_identity
     out, out_valid = run(convolution(Type=255), data, valid)
@@ -131,6 +135,9 @@ def test_a_nodata_neighbour_makes_nodata_unless_its_weight_is_zero():
     out, laplacian_valid = run(convolution(Type=15), data, valid)  # the corners weigh 0: (0, 0) is not read by (1, 1)
     assert laplacian_valid[1:4, 1:4].all() and laplacian_valid.sum() == 9
     assert out[0, 2, 2] == 4 * 12 - 7 - 11 - 13 - 17 and out[0, 0, 0] == 0
+    valid[0, 0], valid[2, 2] = True, False
+    _, zeros_valid = run(convolution(Rows=3, Columns=3, Kernel=[0] * 9), data, valid)  # reads nothing but itself
+    assert zeros_valid.sum() == 24 and not zeros_valid[2, 2]
 
 
 def test_integers_are_rounded_half_away_from_zero_and_clamped():

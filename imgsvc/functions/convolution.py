@@ -3,8 +3,9 @@
 The kernel is applied as it is written, row 0 north (a correlation, as ArcGIS JS applies it), and divided by its
 sum when that sum is neither 0 nor 1 (as ArcGIS JS does: smoothing kernels given as integers keep the level).
 
-- NoData: a pixel is NoData when any pixel its kernel reads (a non-zero weight of the window) is NoData, or when the
-  sum overflows; zero weights read nothing, so a kernel whose only non-zero weight is the centre is the identity.
+- NoData: a pixel is NoData when it is, when any pixel its kernel reads (a non-zero weight of the window) is, or when
+  the sum overflows; zero weights read nothing, so a kernel whose only non-zero weight is a 1 at the centre is the
+  identity.
 - ``MirrorEdges`` is accepted and changes no output pixel: the read grid is widened by the kernel's radius, so the
   array's edges lie in the margin cropped off afterwards, and where the data ends (NoData beyond) the NoData rule
   applies, as there is no raster edge to mirror.
@@ -121,7 +122,9 @@ def correlate(source: Raster, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if rows % 2 == 0 or columns % 2 == 0:
         raise ValueError(f"The kernel must have odd sides, not {rows} x {columns}.")
     data, valid = kernel_arrays(source)
-    tap_rows, tap_cols = np.nonzero(kernel)
+    reads = kernel != 0
+    reads[rows // 2, columns // 2] = True  # a NoData pixel stays NoData whatever the weights
+    tap_rows, tap_cols = np.nonzero(reads)
     weights = np.ascontiguousarray(kernel[tap_rows, tap_cols], dtype=np.float64)
     out = np.empty(data.shape, dtype=np.float64)
     out_valid = np.empty(valid.shape, dtype=np.uint8)
