@@ -119,7 +119,11 @@ def _validate_extent(bbox, bbox_crs: CRS, service_bounds, service_crs: CRS) -> N
         raise invalid("validateExtent: the bbox is outside the service extent.")
 
 
-def resampling_for(params: ExportParams, service: ServiceRecord) -> str:
+def resampling_for(params: ExportParams, service: ServiceRecord, chain: Chain) -> str:
+    """How the service image is rendered: the choice of a Resample over it in the rendering rule, else the
+    request's ``interpolation``, else the service's default resampling method."""
+    if chain.resampling:
+        return chain.resampling
     if params.resampling:
         return params.resampling
     return DEFAULT_RESAMPLING_NAMES.get(service.settings.default_resampling_method.lower(), "bilinear")
@@ -279,7 +283,7 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
         viewpoint = float(vx[0]), float(vy[0])
     items = mosaic.order_items(rule, candidates, view_centre(grid, service_crs), description.extent,
                                service.settings.max_mosaic_image_count, service.fields, viewpoint)
-    resampling = resampling_for(params, service)
+    resampling = resampling_for(params, service, chain)
     if chain.bandwise:
         bands, output_bands = band_selection(params.band_ids, description.band_count), None
     else:

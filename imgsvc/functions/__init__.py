@@ -22,7 +22,9 @@ from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
 from imgsvc.functions.clip import Clip
+from imgsvc.functions.convolution import Convolution
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.functions.resample import Resample
 from imgsvc.pixel_types import PIXEL_TYPES
 
 if TYPE_CHECKING:
@@ -50,8 +52,12 @@ class Identity(RasterFunction):
         return inputs[0].data, inputs[0].valid
 
 
-REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
-    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip)}
+# Every function a rendering rule can name, by its ArcGIS name.
+REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (
+    Identity, FocalStatistics, Convolution, Resample, ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic,
+    Local, Clip)}
+# Functions whose output is their input's pixels.
+PIXELS_UNCHANGED = (Identity, Resample)
 
 
 class ServiceImage:
@@ -123,15 +129,17 @@ class Call:
 
     @property
     def is_identity(self) -> bool:
-        return (isinstance(self.function, Identity) and self.output_pixel_type is None
+        return (isinstance(self.function, PIXELS_UNCHANGED) and self.output_pixel_type is None
                 and all(node.is_identity for node in self.inputs))
 
 
 @dataclass(frozen=True)
 class Chain:
-    """A parsed rendering rule: its outermost call, or None for no processing."""
+    """A parsed rendering rule: its outermost call, or None for no processing; ``resampling`` is the one a Resample
+    over the service image asks the render stage for (None: the request's or the service's)."""
 
     root: Call | None
+    resampling: str | None = None
 
     @property
     def buffer(self) -> int:
@@ -167,7 +175,8 @@ def parse_rule(rule: Mapping[str, Any] | None, templates: Sequence[FunctionTempl
     """
     if not rule:
         return IDENTITY
-    return Chain(root=_call(_expand(rule, templates), depth=1))
+    root = _call(_expand(rule, templates), depth=1)
+    return Chain(root=root, resampling=_service_resampling(root))
 
 
 def chain_for(rule: Mapping[str, Any] | None, templates: Sequence[FunctionTemplate]) -> Chain:
@@ -199,6 +208,27 @@ def _expand(rule: Any, templates: Sequence[FunctionTemplate]) -> Any:
     if "outputpixeltype" in fields:
         expanded["outputpixeltype"] = fields["outputpixeltype"]
     return expanded
+
+
+def _service_resampling(root: Call) -> str | None:
+    """The resampling chosen by the chain's Resample calls, each of which must stand over the service image (the
+    render stage resamples it; resampling another function's output is not built)."""
+    chosen = set()
+    calls = [root]
+    while calls:
+        call = calls.pop()
+        nodes = [node for node in call.inputs if isinstance(node, Call)]
+        if isinstance(call.function, Resample):
+            if nodes:
+                raise unsupported(f"renderingRule Resample over {nodes[0].function.NAME} is not supported yet: "
+                                  "Resample applies to the service image only.", parameter="renderingRule")
+            if call.function.resampling is not None:
+                chosen.add(call.function.resampling)
+        calls.extend(nodes)
+    if len(chosen) > 1:
+        raise invalid(f"renderingRule Resample functions ask for different resamplings ({', '.join(sorted(chosen))})"
+                      " of the one service image.", parameter="renderingRule")
+    return chosen.pop() if chosen else None
 
 
 def _call(rule: Any, depth: int) -> Call:

@@ -2,15 +2,22 @@
 
 NoData pixels of a neighbourhood are left out of its statistic, and a pixel is valid when any pixel of its
 neighbourhood is (as ArcGIS's focal statistics ignoring NoData); with ``FillNoDataOnly`` the valid pixels keep
-their own value and only NoData pixels are filled.
+their own value and only NoData pixels are filled.  Majority and Minority are the most and least frequent valid
+value of the window, the smallest such value on a tie.
+
+Mean and StandardDeviation are box sums over cumulative tables (a few whole-array passes); the order statistics
+(Min, Max, Median, Majority, Minority) run in the compiled kernel ``imgsvc._kernels.focal``.  The numpy median it
+replaces sorted every window of the block at once, a (bands, rows, cols, window) float64 array: 3-7 times the mean's
+time for 3 x 3 (1000 x 1000 float32) and 8 bytes x window per pixel (650 MB for 9 x 9 there); the kernel keeps one
+window at a time, in about the same time (0.6-1.5 times numpy's, measured on a shared machine).
 """
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from imgsvc.errors import unsupported
-from imgsvc.functions.base import BandsInfo, RasterFunction, with_dtype
+from imgsvc._kernels import focal as _focal
+from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
+from imgsvc.pixel_types import NAME_OF_DTYPE
 
 MIN, MAX, MEAN, STANDARD_DEVIATION, MEDIAN, MAJORITY, MINORITY = range(1, 8)
 STATISTIC_NAMES = {MIN: "Min", MAX: "Max", MEAN: "Mean", STANDARD_DEVIATION: "StandardDeviation", MEDIAN: "Median",
@@ -19,9 +26,10 @@ MAX_KERNEL = 31  # pixels a side: a neighbourhood larger than this is a differen
 
 
 def box_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Sum of every ``rows`` x ``cols`` window centred on each pixel of (bands, H, W) ``values``, zero outside."""
+    """Sum of every ``rows`` x ``cols`` window centred on each pixel of (bands, H, W) ``values``, zero outside (an
+    even side reaches one pixel further before the centre than after it, as the order statistics' windows do)."""
     pad_r, pad_c = rows // 2, cols // 2
-    padded = np.pad(values, ((0, 0), (pad_r + 1, pad_r), (pad_c + 1, pad_c)))
+    padded = np.pad(values, ((0, 0), (pad_r + 1, rows - 1 - pad_r), (pad_c + 1, cols - 1 - pad_c)))
     table = padded.cumsum(axis=1).cumsum(axis=2)
     return (table[:, rows:, cols:] - table[:, :-rows, cols:] - table[:, rows:, :-cols] + table[:, :-rows, :-cols])
 
@@ -34,9 +42,6 @@ class FocalStatistics(RasterFunction):
     def __init__(self, arguments) -> None:
         super().__init__(arguments)
         self.statistic = self.integer("Type", MEAN, MIN, MINORITY)
-        if self.statistic in (MAJORITY, MINORITY):
-            raise unsupported(f"renderingRule Statistics Type {STATISTIC_NAMES[self.statistic]} is not supported "
-                              "yet.", parameter="renderingRule")
         self.columns = self.integer("Columns", 3, 1, MAX_KERNEL)
         self.rows = self.integer("Rows", 3, 1, MAX_KERNEL)
         self.fill_only = self.flag("FillNoDataOnly", False)
@@ -47,7 +52,7 @@ class FocalStatistics(RasterFunction):
 
     def describe(self, inputs):
         (source,) = inputs
-        if self.statistic in (MIN, MAX):
+        if self.statistic in (MIN, MAX, MAJORITY, MINORITY):  # a value of the window
             return source
         if self.statistic == STANDARD_DEVIATION:  # its range is not known from the source's statistics
             return BandsInfo(source.names, "float32", None)
@@ -69,29 +74,36 @@ class FocalStatistics(RasterFunction):
                 result = np.sqrt(np.maximum(squares / np.maximum(count, 1) - mean * mean, 0.0))
             result = result.astype(np.float32)
         else:
-            result = self._windowed(data, valid)
+            result = window_statistic(inputs[0], self.rows, self.columns, self.statistic)
+            if self.statistic == MEDIAN:  # a mean of two values, whatever the input type
+                result = result.astype(np.float32)
+            else:
+                result = result.astype(data.dtype)
         result[:, ~out_valid] = 0
         if self.fill_only:
             result[:, valid] = data[:, valid]
         return result, out_valid
 
-    def _windowed(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Min, max or median over the window's valid pixels (the others stand aside as +inf, -inf or NaN)."""
-        filler = {MIN: np.inf, MAX: -np.inf, MEDIAN: np.nan}[self.statistic]
-        values = np.where(valid, data, filler).astype(np.float64)
-        pad_r, pad_c = self.rows // 2, self.columns // 2
-        padded = np.pad(values, ((0, 0), (pad_r, pad_r), (pad_c, pad_c)), constant_values=filler)
-        windows = sliding_window_view(padded, (self.rows, self.columns), axis=(1, 2))
-        windows = windows.reshape(*windows.shape[:3], self.rows * self.columns)
-        if self.statistic == MIN:
-            result = windows.min(axis=-1)
-        elif self.statistic == MAX:
-            result = windows.max(axis=-1)
-        else:  # NaN sorts last, so the valid values of each window come first, in order
-            ordered = np.sort(windows, axis=-1)
-            count = (~np.isnan(windows)).sum(axis=-1, keepdims=True)
-            low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=-1)
-            high = np.take_along_axis(ordered, count // 2, axis=-1)
-            result = ((low + high) / 2)[..., 0]
-        result[~np.isfinite(result)] = 0
-        return result.astype(data.dtype if self.statistic in (MIN, MAX) else np.float32)
+
+KERNEL_DTYPES = frozenset(np.dtype(dtype) for dtype in NAME_OF_DTYPE)  # the 8 pixel dtypes
+
+
+def kernel_arrays(raster: Raster) -> tuple[np.ndarray, np.ndarray]:
+    """A raster's (data, valid) as the compiled kernels take them: C-contiguous, data of one of the 8 pixel dtypes
+    (anything else as float64), the mask as uint8."""
+    data = raster.data if raster.data.dtype in KERNEL_DTYPES else raster.data.astype(np.float64)
+    valid = np.ascontiguousarray(raster.valid, dtype=np.bool_)
+    if valid.shape != data.shape[1:]:
+        raise ValueError(f"valid {valid.shape} does not match data {data.shape}.")
+    return np.ascontiguousarray(data), valid.view(np.uint8)
+
+
+def window_statistic(raster: Raster, rows: int, cols: int, statistic: int) -> np.ndarray:
+    """Min, max, median, majority or minority (ArcGIS codes) of each ``rows`` x ``cols`` window's valid pixels, as
+    float64 (bands, rows, cols); 0 where a window holds no valid pixel."""
+    if statistic not in _focal.STATISTICS or not (1 <= rows <= MAX_KERNEL and 1 <= cols <= MAX_KERNEL):
+        raise ValueError(f"No focal kernel for statistic {statistic} over {rows} x {cols}.")
+    data, valid = kernel_arrays(raster)
+    out = np.empty(data.shape, dtype=np.float64)
+    _focal.window_statistic(data, valid, rows, cols, statistic, out, np.empty(rows * cols, dtype=np.float64))
+    return out
