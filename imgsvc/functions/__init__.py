@@ -19,6 +19,7 @@ from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
 from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.functions.surface import Aspect, Curvature, Hillshade, ShadedRelief, Slope
 from imgsvc.pixel_types import PIXEL_TYPES
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class Identity(RasterFunction):
         return inputs[0].data, inputs[0].valid
 
 
-REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics)}
+REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (
+    Identity, FocalStatistics, Hillshade, Slope, Aspect, Curvature, ShadedRelief)}
 
 
 class ServiceImage:
