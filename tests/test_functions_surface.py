@@ -111,6 +111,20 @@ def test_one_invalid_neighbour_takes_the_centre_two_make_nodata():
     np.testing.assert_array_equal(slope.valid, ~np.isnan(reference_slope(z, valid, 10.0)))
 
 
+@pytest.mark.parametrize("bad", [NAN, float("inf")])
+def test_a_non_finite_value_counts_as_nodata(bad):
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(6, 6)) * 10
+    holed = z.copy()
+    holed[2, 3] = bad
+    valid = np.ones(z.shape, bool)
+    valid[2, 3] = False
+    expected = run(rule("Slope"), z, valid)
+    got = run(rule("Slope"), holed)
+    np.testing.assert_array_equal(got.valid, expected.valid)
+    np.testing.assert_array_equal(got.data, expected.data)
+
+
 def test_slope_matches_the_independent_reference_with_nodata_holes():
     rng = np.random.default_rng(7)
     z = np.cumsum(rng.normal(size=(24, 30)), axis=1) * 5 + np.arange(24)[:, None]
