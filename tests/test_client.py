@@ -66,7 +66,7 @@ def test_service_info_list_and_identify(client, dem_path):
      ErrorKind.INVALID_ARGUMENT),                                                                    # the service
     (lambda c: c.export_image("nope", bbox=DEM_3857), NotFound, ErrorKind.NOT_FOUND),
     (lambda c: c.service_info("nope"), NotFound, ErrorKind.NOT_FOUND),
-    (lambda c: c.export_image("dem", renderingRule={"rasterFunction": "Hillshade"}), Unsupported,
+    (lambda c: c.export_image("dem", renderingRule={"rasterFunction": "NoSuchFunction"}), Unsupported,
      ErrorKind.UNIMPLEMENTED),
     (lambda c: c.identify("dem", (1, 2), geometryType="esriGeometryPolygon"), Unsupported, ErrorKind.UNIMPLEMENTED),
 ])

@@ -168,7 +168,7 @@ def test_unknown_service_is_a_404_envelope_and_not_found(http, stub):
 
 
 def test_unimplemented_parameters_are_refused_by_name(http, stub):
-    query = {"bbox": DEM_3857, "f": "image", "renderingRule": json.dumps({"rasterFunction": "Hillshade"})}
+    query = {"bbox": DEM_3857, "f": "image", "renderingRule": json.dumps({"rasterFunction": "NoSuchFunction"})}
     error = http.get(EXPORT.format("dem"), params=query).json()["error"]
     assert "renderingRule" in " ".join(error["details"])
     with pytest.raises(grpc.RpcError) as info:

@@ -83,7 +83,7 @@ def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, frag
 
 @pytest.mark.parametrize("query, name", [
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline"}'}, "mosaicRule"),
-    ({"renderingRule": '{"rasterFunction": "Hillshade"}'}, "renderingRule"),
+    ({"renderingRule": '{"rasterFunction": "NoSuchFunction"}'}, "renderingRule"),
     ({"sliceId": "2"}, "sliceId"),
     ({"pixelType": "C64"}, "C64"),
 ])
@@ -102,7 +102,7 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
     ({"size": "400"}, "size"),
     ({"format": "webp"}, "format"),
     ({"renderingRule": "[1]"}, "renderingRule"),
-    ({"renderingRule": '{"rasterFunction": "Hillshade"}'}, "renderingRule"),
+    ({"renderingRule": '{"rasterFunction": "NoSuchFunction"}'}, "renderingRule"),
     ({"mosaicRule": '{"viewpoint": {"x": 1, "y": 2, "spatialReference": {}}}'}, "mosaicRule"),
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicRandom"}'}, "mosaicRule"),
     ({"sliceId": "2"}, "sliceId"),

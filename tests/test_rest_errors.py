@@ -17,7 +17,7 @@ RESOURCES = ["", "exportImage", "identify", "keyProperties", "rasterFunctionInfo
 BAD = [
     ("", {"f": "image"}, 400),
     ("", {"f": "json", "renderingRule": "{"}, 400),
-    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, 400),
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "NoSuchFunction"}'}, 400),
     ("exportImage", {"f": "image", "bbox": "a,b,c,d"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "size": "100,5000"}, 400),
     ("exportImage", {"f": "image", "bbox": DEM_3857, "bboxSR": "{}"}, 400),
@@ -61,8 +61,8 @@ def test_the_setting_switches_to_the_envelope_code_as_http_status(http_4xx, reso
 
 
 @pytest.mark.parametrize("resource, query, detail", [
-    ("", {"f": "json", "renderingRule": '{"rasterFunction": "Slope"}'}, "renderingRule rasterFunction 'Slope' is not "
-                                                                        "supported"),
+    ("", {"f": "json", "renderingRule": '{"rasterFunction": "NoSuchFunction"}'},
+     "renderingRule rasterFunction 'NoSuchFunction' is not supported"),
     ("exportImage", {"f": "image", "sliceId": "3"}, "sliceId is not supported"),
     ("statistics", {"f": "json", "variable": "salinity"}, "variable is not supported"),
     ("histograms", {"f": "json", "renderingRule": '{"rasterFunction": "Stretch"}'}, "renderingRule rasterFunction "
