@@ -141,8 +141,9 @@ def gradient_map(const pixel_t[:, ::1] z, const unsigned char[:, ::1] valid, con
 def curvature(const pixel_t[:, ::1] z, const unsigned char[:, ::1] valid, const double[::1] cx,
               const double[::1] cy, double zfactor, int kind, float[:, ::1] out, unsigned char[:, ::1] out_valid):
     """Zevenbergen-Thorne curvature, x 100 (Esri's units: 1/100 z-unit per map unit squared); kind 0 standard
-    -2(D + E), 1 profile -2(D G^2 + E H^2 + F G H)/(G^2 + H^2), 2 planform 2(D H^2 + E G^2 - F G H)/(G^2 + H^2);
-    profile and planform are 0 where the surface is flat (G = H = 0: no direction to curve along)."""
+    -2(D + E), 1 profile 2(D G^2 + E H^2 + F G H)/(G^2 + H^2), 2 planform -2(D H^2 + E G^2 - F G H)/(G^2 + H^2),
+    so that standard = planform - profile; profile and planform are 0 where the surface is flat (G = H = 0: no
+    direction to curve along)."""
     cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1]
     cdef Py_ssize_t r, c
     cdef double w[9]
@@ -168,9 +169,9 @@ def curvature(const pixel_t[:, ::1] z, const unsigned char[:, ::1] valid, const 
                 elif gradient == 0.0:
                     value = 0.0
                 elif kind == 1:
-                    value = -2.0 * (d2x * gx * gx + d2y * gy * gy + dxy * gx * gy) / gradient
+                    value = 2.0 * (d2x * gx * gx + d2y * gy * gy + dxy * gx * gy) / gradient
                 else:
-                    value = 2.0 * (d2x * gy * gy + d2y * gx * gx - dxy * gx * gy) / gradient
+                    value = -2.0 * (d2x * gy * gy + d2y * gx * gx - dxy * gx * gy) / gradient
                 value = 100.0 * value
                 if fabs(value) <= FLOAT32_MAX:
                     out[r, c] = <float>value

@@ -173,14 +173,29 @@ def test_hillshade_in_shadow_is_zero_not_negative():
     assert out.valid[1, 1] and out.data[0, 1, 1] == 0
 
 
-@pytest.mark.parametrize("kind, expected", [(0, -200.0), (1, -200.0), (2, 0.0)])
+@pytest.mark.parametrize("kind, expected", [(0, -200.0), (1, 200.0), (2, 0.0)])
 def test_curvature_of_a_parabolic_trough(kind, expected):
-    """z = x² across the columns (cell 1): D = ((d + f)/2 − e) = 1, E = F = 0, G = 2x, H = 0: standard −2·1·100;
-    profile −2·D·G²/G²·100 (the trough curves along its slope), planform 0 (straight contours)."""
+    """z = x² across the columns (cell 1): D = ((d + f)/2 − e) = 1, E = F = 0, G = 2x, H = 0.  Standard −2·1·100
+    (upwardly concave: negative); profile 2·D·G²/G²·100 (concave along the slope: positive); planform 0 (straight
+    contours)."""
     x = np.arange(5.0) + 1
     z = np.tile(x * x, (3, 1))
     out = run(rule("Curvature", CurvatureType=kind), z, grid=grid_of(z.shape, cell=1.0))
     assert out.data[0, 1, 2] == pytest.approx(expected, abs=1e-4)
+
+
+def test_curvature_of_a_spur_is_laterally_convex():
+    """z = x − y² (a ridge running east, y counted north): contours bulge downhill, planform positive."""
+    rows = np.arange(3.0)[:, None] - 1  # row 0 is north: y = -row
+    z = np.arange(3.0)[None, :] - rows * rows
+    out = run(rule("Curvature", CurvatureType=2), z, grid=grid_of(z.shape, cell=1.0))
+    assert out.data[0, 1, 1] == pytest.approx(200.0, abs=1e-4)
+
+
+def test_standard_curvature_is_planform_minus_profile():
+    z = np.cumsum(np.random.default_rng(11).normal(size=(12, 12)), axis=1) * 3
+    standard, profile, planform = (run(rule("Curvature", CurvatureType=k), z).data[0] for k in range(3))
+    np.testing.assert_allclose(standard, planform - profile, atol=1e-3)
 
 
 def test_curvature_profile_and_planform_are_zero_on_a_flat_window():

@@ -220,9 +220,11 @@ class Aspect(WindowFunction):
 
 
 class Curvature(SurfaceFunction):
-    """Zevenbergen-Thorne curvature (decisions Q13): standard -2(D + E)·100, profile and planform as in Esri's
-    "How Curvature works"; units of 1/100 z-unit per (cell-size unit)², positive = upward convex for standard
-    curvature.  Profile and planform are 0 on a flat window."""
+    """Zevenbergen-Thorne curvature (decisions Q13), in 1/100 z-unit per (cell-size unit)², with ArcGIS's signs:
+    standard -2(D + E)·100 is positive where the surface is upwardly convex, profile (along the slope) positive
+    where it is upwardly concave, planform (across the slope) positive where it is laterally convex, so that
+    standard = planform - profile.  Zevenbergen and Thorne's own profile and planform have the opposite signs.
+    Profile and planform are 0 on a flat window (no direction to curve along)."""
 
     NAME = "Curvature"
     ARGUMENTS = {**SurfaceFunction.ARGUMENTS, "CurvatureType": ("CurvatureType",)}
