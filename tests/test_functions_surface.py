@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.functions import BandsInfo, Raster, parse_rule
 from imgsvc.functions.surface import cell_sizes
 from imgsvc.plan import OutputGrid
+from tests import rasters
 from tests.test_pipeline import core, export, halves_catalog, native_bbox  # noqa: F401 (fixtures)
 
 UTM = CRS.from_epsg(32611)
@@ -419,3 +420,21 @@ def test_bad_arguments_are_refused_by_name(core, function, arguments, fragment, 
         export(core, "whole", renderingRule=json.dumps(rule(function, **arguments)))
     assert info.value.kind is kind and fragment in info.value.text and function in info.value.text
     assert info.value.parameter == "renderingRule"
+
+
+def test_a_geographic_export_has_the_slopes_of_the_projected_one(core):
+    """The DEM exported in EPSG:4326 at about its own 30 m (cells in degrees, converted to metres by latitude)
+    slopes as in its own UTM grid: the medians agree within 1 %."""
+    x0, y0 = rasters.ORIGIN
+    to_geographic = Transformer.from_crs(32611, 4326, always_xy=True)
+    (lon0, lon1), (lat0, lat1) = to_geographic.transform([x0 + 30 * 300, x0 + 30 * 600], [y0 - 30 * 500, y0 - 30 * 200])
+    latitude = math.radians((lat0 + lat1) / 2)
+    width = round((lon1 - lon0) * 111320 * math.cos(latitude) / 30)
+    height = round((lat1 - lat0) * 110574 / 30)
+    query = {"renderingRule": EXAMPLE_RULES[2], "interpolation": "RSP_NearestNeighbor"}
+    projected, projected_valid = export(core, "whole", bbox=native_bbox(300, 600, 200, 500), size="300,300", **query)
+    geographic, geographic_valid = export(core, "whole", bbox=f"{lon0},{lat0},{lon1},{lat1}", bboxSR="4326",
+                                          imageSR="4326", size=f"{width},{height}", **query)
+    assert geographic_valid.mean() > 0.9
+    assert np.median(geographic[0][geographic_valid]) == pytest.approx(np.median(projected[0][projected_valid]),
+                                                                       rel=0.01)
