@@ -143,7 +143,9 @@ def light(azimuth: float, altitude: float, weight: float) -> tuple[float, float,
 
 class Hillshade(GradientFunction):
     """255·cos(i), i the angle between the surface normal and the light, clipped at 0 (ArcGIS's scale, not
-    gdaldem's 1 + 254·cos i).  SlopeType 2 (percent rise) shades like 1: the unit of a slope does not change its
+    gdaldem's 1 + 254·cos i), rounded to U8.  Multidirectional (HillshadeType 1) sums the six weighted lights of
+    MULTIDIRECTIONAL_LIGHTS, each clipped at 0, with Z doubled; Azimuth and Altitude are then validated and unused
+    (the lights are fixed).  SlopeType 2 (percent rise) shades like 1: the unit of a slope does not change its
     normal."""
 
     NAME = "Hillshade"
