@@ -25,6 +25,7 @@ from imgsvc.functions.clip import Clip
 from imgsvc.functions.convolution import Convolution
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.functions.resample import Resample
+from imgsvc.functions.surface import Aspect, Curvature, Hillshade, ShadedRelief, Slope
 from imgsvc.pixel_types import PIXEL_TYPES
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Identity(RasterFunction):
 # Every function a rendering rule can name, by its ArcGIS name.
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (
     Identity, FocalStatistics, Convolution, Resample, ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic,
-    Local, Clip)}
+    Local, Clip, Hillshade, Slope, Aspect, Curvature, ShadedRelief)}
 # Functions whose output is their input's pixels.
 PIXELS_UNCHANGED = (Identity, Resample)
 

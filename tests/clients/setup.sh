@@ -1,21 +1,28 @@
 #!/bin/sh
 # Sets up the real clients the test_clients_* tests drive; idempotent and quick when nothing changed.
-#   Chromium (Debian package), the npm clients and bundles, the ArcGIS API for Python venv.
+#   Chromium and gdal-bin (Debian packages), the npm clients and bundles, the ArcGIS API for Python venv.
 # Everything it builds lands in tests/clients/build/ and tests/clients/node_modules/ (both git-ignored).
 set -eu
 cd "$(dirname "$0")"
 BUILD=build
 mkdir -p "$BUILD"
 
-# Debian's chromium: the browser the page tests launch through playwright-core (never a downloaded one).
-if [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "setup.sh: /usr/bin/chromium is missing; install it as root: apt-get update && apt-get install -y chromium" >&2
-        exit 1
+# A Debian package, installed when its program is missing (as root; anyone else is told the command).
+debian_package() {  # <program path> <package>
+    if [ ! -x "$1" ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "setup.sh: $1 is missing; install it as root: apt-get update && apt-get install -y $2" >&2
+            exit 1
+        fi
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2"
     fi
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
-fi
+}
+
+# Debian's chromium: the browser the page tests launch through playwright-core (never a downloaded one).
+debian_package /usr/bin/chromium chromium
+# Debian's gdal-bin: gdaldem, the reference tests/test_functions_surface.py compares the surface functions with.
+debian_package /usr/bin/gdaldem gdal-bin
 
 # npm clients, exactly as locked: reinstalled only when package-lock.json changed since the last install.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
