@@ -77,6 +77,45 @@ def generate(dest: pathlib.Path) -> dict[str, pathlib.Path]:
     return {"elevation": elevation_path, "multispectral": multispectral_path}
 
 
+# The scenes mosaic: the multispectral landscape cut into overlapping tiles seen on two dates, spring (greener:
+# more NIR, less red) and autumn (browner), each with its own clouds (NoData), so the mosaic methods, time and
+# attribute ordering show on a map.
+SCENE_TILE = 640  # pixels a side
+SCENE_STRIDE = 464  # tiles overlap by 176 pixels
+SCENE_SEED = 20240613
+SCENE_DATES = {"spring": ("2024-04-{day:02d}", (0.95, 1.05, 0.85, 1.25)),
+               "autumn": ("2024-10-{day:02d}", (1.05, 1.0, 1.2, 0.8))}
+
+
+def generate_scenes(dest: pathlib.Path, multispectral_path: pathlib.Path) -> tuple[list[pathlib.Path], pathlib.Path]:
+    """Write the scene tiles of the multispectral demo into `dest`/scenes and their attribute table (Name,
+    AcquisitionDate, CloudCover, Season); return the tiles' paths and the table's."""
+    folder = pathlib.Path(dest) / "scenes"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(SCENE_SEED)
+    with rasterio.open(multispectral_path) as src:
+        landscape = src.read()
+    paths, rows = [], ["Name,AcquisitionDate,CloudCover,Season"]
+    starts = range(0, MS_SIZE - SCENE_TILE + 1, SCENE_STRIDE)
+    for tile, (row0, col0) in enumerate((r, c) for r in starts for c in starts):
+        block = landscape[:, row0:row0 + SCENE_TILE, col0:col0 + SCENE_TILE].astype(np.float64)
+        for season, (date, gains) in SCENE_DATES.items():
+            scene = np.clip(np.rint(block * np.asarray(gains)[:, None, None]), 1, 10000).astype(np.uint16)
+            scene[:, block[0] == MULTISPECTRAL_NODATA] = MULTISPECTRAL_NODATA
+            clouds = _standardise(_gaussian_blur(rng.standard_normal((SCENE_TILE, SCENE_TILE)), 16.0)) > rng.uniform(1.0, 2.2)
+            scene[:, clouds] = MULTISPECTRAL_NODATA
+            name = f"scene_{tile:02d}_{season}"
+            path = folder / f"{name}.tif"
+            _write_cog(path, scene, transform=Affine(MS_PIXEL, 0.0, MS_LEFT + col0 * MS_PIXEL, 0.0, -MS_PIXEL,
+                                                     MS_TOP - row0 * MS_PIXEL),
+                       nodata=MULTISPECTRAL_NODATA, overview_count=2, descriptions=BAND_NAMES, units=None)
+            paths.append(path)
+            rows.append(f"{name},{date.format(day=1 + tile)},{clouds.mean():.3f},{season}")
+    table = folder / "attributes.csv"
+    table.write_text("\n".join(rows) + "\n")
+    return paths, table
+
+
 class _Terrain:
     """The gap-free DEM plus the by-products the landscape is derived from."""
 

@@ -103,3 +103,18 @@ def test_multispectral_reflectance_looks_like_a_landscape(generated):
     # Terrain illumination: reflectance varies smoothly, neighbours correlate strongly.
     pairs = valid[:, :-1] & valid[:, 1:]
     assert np.corrcoef(nir[:, :-1][pairs], nir[:, 1:][pairs])[0, 1] > 0.8
+
+
+def test_the_scenes_mosaic_is_overlapping_tiles_on_two_dates_with_clouds(generated):
+    from imgsvc.catalog.attributes import read_attribute_table
+
+    paths, table = demo.generate_scenes(generated[0]["multispectral"].parent, generated[0]["multispectral"])
+    fields, values = read_attribute_table(table)
+    assert len(paths) == 32 and {f.name: f.type.name for f in fields} == {
+        "AcquisitionDate": "DATE", "CloudCover": "DOUBLE", "Season": "TEXT"}
+    assert {v["Season"] for v in values.values()} == {"spring", "autumn"}
+    assert all(0 < v["CloudCover"] < 0.5 for v in values.values())
+    with rasterio.open(paths[0]) as first, rasterio.open(paths[2]) as autumn_neighbour:
+        assert first.count == 4 and first.nodata == 0 and first.overviews(1) == [2, 4]
+        overlap = first.bounds.right - autumn_neighbour.bounds.left
+        assert overlap == (demo.SCENE_TILE - demo.SCENE_STRIDE) * demo.MS_PIXEL
