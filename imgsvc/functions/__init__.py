@@ -18,7 +18,7 @@ from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
 from imgsvc.catalog.records import FunctionTemplate
-from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
+from imgsvc.functions.base import BandsInfo, Histogram, Raster, RasterFunction, with_dtype
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
 from imgsvc.functions.clip import Clip
@@ -28,7 +28,8 @@ from imgsvc.pixel_types import PIXEL_TYPES
 if TYPE_CHECKING:
     from imgsvc.plan import OutputGrid
 
-__all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "Raster", "RasterFunction", "chain_for", "parse_rule"]
+__all__ = ["BandsInfo", "Chain", "Histogram", "IDENTITY", "REGISTRY", "Raster", "RasterFunction", "chain_for",
+           "parse_rule"]
 
 # Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
@@ -60,6 +61,7 @@ class ServiceImage:
     buffer = 0
     bandwise = True
     is_identity = True
+    needs_histograms = False
 
     @staticmethod
     def describe(source: BandsInfo) -> BandsInfo:
@@ -81,6 +83,7 @@ class Constant:
     buffer = 0
     bandwise = True
     is_identity = False
+    needs_histograms = False
 
     def describe(self, source: BandsInfo) -> BandsInfo:
         return BandsInfo(("Constant",), "float64", (BandStats(self.value, self.value, self.value, 0.0),))
@@ -106,6 +109,10 @@ class Call:
     @property
     def bandwise(self) -> bool:
         return self.function.bandwise and all(node.bandwise for node in self.inputs)
+
+    @property
+    def needs_histograms(self) -> bool:
+        return self.function.needs_histograms or any(node.needs_histograms for node in self.inputs)
 
     def describe(self, source: BandsInfo) -> BandsInfo:
         info = self.function.describe([node.describe(source) for node in self.inputs])
@@ -141,6 +148,11 @@ class Chain:
     @property
     def bandwise(self) -> bool:
         return self.root.bandwise if self.root else True
+
+    @property
+    def needs_histograms(self) -> bool:
+        """Whether some function reads the service's histograms (fetched from the catalog only then)."""
+        return self.root.needs_histograms if self.root else False
 
     @property
     def is_identity(self) -> bool:
