@@ -23,6 +23,7 @@ from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
 from imgsvc.functions.clip import Clip
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.functions.stretch import Stretch
 from imgsvc.pixel_types import PIXEL_TYPES
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ class Identity(RasterFunction):
 
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
-    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip)}
+    ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip,
+    Stretch)}
 
 
 class ServiceImage:

@@ -1,0 +1,211 @@
+"""Colour and value-mapping functions (docs/protocol.md §6.2), each against expectations computed here, and end to
+end through the core."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rasterio.io import MemoryFile
+
+from imgsvc.block import BandStats
+from imgsvc.catalog import Catalog
+from imgsvc.functions import BandsInfo, Histogram, Raster, parse_rule
+from imgsvc.functions.stretch import percent_clip_range
+from imgsvc.grpc.requests import export_params
+from imgsvc.rest.query import Params, export_request
+from tests import rasters
+
+
+def run(rule: dict, data, valid=None, stats=None, histograms=None) -> Raster:
+    """The rule applied to a hand-made block (bands, rows, cols)."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    valid = np.ones(data.shape[1:], bool) if valid is None else np.asarray(valid)
+    info = BandsInfo(tuple(f"b{i}" for i in range(data.shape[0])), data.dtype.name, stats, histograms)
+    return parse_rule(rule).apply(Raster(data, valid, info), None)
+
+
+def stretch(data, **arguments) -> Raster:
+    return run({"rasterFunction": "Stretch", "rasterFunctionArguments": arguments}, np.asarray(data, np.float64))
+
+
+def linear(v, lo, hi, low=0, high=255):
+    t = np.clip((np.asarray(v, np.float64) - lo) / (hi - lo), 0, 1)
+    return low + np.floor(t * (high - low))
+
+
+def export(service, image_service, **query):
+    query = {"format": "tiff", "f": "image", "interpolation": "RSP_NearestNeighbor", **query}
+    result = image_service.export_image(export_params(export_request(service, Params(query.items()))))
+    with MemoryFile(result.encoded.data) as mem, mem.open() as tif:
+        return tif.read(), tif.read_masks(1) > 0
+
+
+def bbox(col0, col1, row0=100, row1=300, res=30.0):
+    x0, y0 = rasters.ORIGIN
+    return f"{x0 + res * col0},{y0 - res * row1},{x0 + res * col1},{y0 - res * row0}"
+
+
+VALUES = np.array([[0, 10, 50, 100], [120, 150, 200, 250]], np.float64)
+STATS = [[0, 250, 110, 40]]
+
+
+# ---- Stretch ------------------------------------------------------------------------------------------------------
+
+def test_minmax_maps_the_statistics_range_onto_min_max():
+    out = stretch(VALUES, StretchType=5, Statistics=STATS)
+    assert out.data.dtype == np.uint8 and out.info.dtype == "uint8"
+    np.testing.assert_array_equal(out.data[0], linear(VALUES, 0, 250))
+    ranged = stretch(VALUES, StretchType=5, Statistics=STATS, Min=10, Max=100)
+    np.testing.assert_array_equal(ranged.data[0], linear(VALUES, 0, 250, 10, 100))
+    assert stretch(VALUES, StretchType=5, Statistics=STATS, Max=1000).data.dtype == np.uint16
+
+
+def test_standard_deviation_cuts_at_mean_plus_minus_n_sigma_clipped_to_the_range():
+    out = stretch(VALUES, StretchType=3, NumberOfStandardDeviation=1.5, Statistics=STATS)  # the singular alias
+    np.testing.assert_array_equal(out.data[0], linear(VALUES, 110 - 60, 110 + 60))
+    wide = stretch(VALUES, StretchType=3, NumberOfStandardDeviations=5, Statistics=STATS)
+    np.testing.assert_array_equal(wide.data[0], linear(VALUES, 0, 250))  # 110 ± 200 clipped to [0, 250]
+
+
+def test_a_value_exactly_at_the_cut_offs_maps_to_min_and_max():
+    out = stretch([[50.0, 170.0, 110.0]], StretchType=3, NumberOfStandardDeviations=1.5, Statistics=STATS)
+    assert out.data[0].tolist() == [[0, 255, 127]]  # floor(0.5 · 255)
+
+
+def test_gamma_raises_t_to_one_over_gamma():
+    out = stretch(VALUES, StretchType=5, Statistics=STATS, UseGamma=True, Gamma=[2.0])
+    t = VALUES / 250
+    np.testing.assert_array_equal(out.data[0], np.floor(255 * t ** 0.5))
+    untouched = stretch(VALUES, StretchType=5, Statistics=STATS, UseGamma=False, Gamma=[2.0])
+    np.testing.assert_array_equal(untouched.data[0], linear(VALUES, 0, 250))
+
+
+def test_gamma_is_per_band():
+    data = np.stack([VALUES, VALUES])
+    out = stretch(data, StretchType=5, Statistics=STATS * 2, UseGamma=True, Gamma=[2.0, 0.5])
+    t = VALUES / 250
+    np.testing.assert_array_equal(out.data[0], np.floor(255 * t ** 0.5))
+    np.testing.assert_array_equal(out.data[1], np.floor(255 * t ** 2))
+
+
+def test_computed_gamma_takes_the_mean_to_the_middle():
+    out = stretch([[50.0, 0.0, 250.0]], StretchType=5, Statistics=[[0, 250, 50, 40]], UseGamma=True,
+                  ComputeGamma=True)
+    assert out.data[0].tolist() == [[127, 0, 255]]  # (50/250)^(1/γ) = 0.5, floor(127.5)
+
+
+def test_histogram_equalization_maps_each_value_to_its_cumulative_fraction():
+    histogram = Histogram(-0.5, 3.5, (1, 1, 2, 4))  # single-value bins 0, 1, 2, 3
+    out = run({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 4}},
+              np.array([[0.0, 1.0, 2.0, 3.0]]), histograms=(histogram,))
+    assert out.data[0].tolist() == [[int(255 * 1 / 8), int(255 * 2 / 8), int(255 * 4 / 8), 255]]
+
+
+def test_percent_clip_cut_offs_are_numpy_percentiles_of_the_same_histogram():
+    rng = np.random.default_rng(7)
+    histogram = Histogram(100.0, 612.0, tuple(int(c) for c in rng.integers(0, 50, 256)))
+    width = (histogram.max - histogram.min) / 256
+    pixels = np.repeat(histogram.min + (np.arange(256) + 0.5) * width, histogram.counts)
+    for low, high in ((0.25, 0.5), (2, 2), (10, 30), (0, 0)):
+        lo, hi = percent_clip_range(histogram, low, high)
+        assert lo == pytest.approx(np.quantile(pixels, low / 100, method="inverted_cdf") if low else pixels.min())
+        assert hi == pytest.approx(-np.quantile(-pixels, high / 100, method="inverted_cdf") if high else pixels.max())
+    lo, hi = percent_clip_range(histogram, 2, 3)
+    values = np.array([[lo - 10, lo, (lo + hi) / 2, hi, hi + 10]])
+    out = run({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 6, "MinPercent": 2,
+                                                                         "MaxPercent": 3}},
+              values, histograms=(histogram,))
+    np.testing.assert_array_equal(out.data[0], linear(values, lo, hi))
+
+
+def test_sigmoid_is_an_s_curve_from_min_to_max_centred_on_the_mean():
+    values = np.linspace(0, 250, 11)[None]
+    out = stretch(values, StretchType=9, Statistics=STATS, SigmoidStrengthLevel=3)
+    gain, centre = 12.0, 110 / 250
+
+    def s(x):
+        return 1 / (1 + np.exp(-gain * (x - centre)))
+
+    expected = np.floor(255 * (s(values / 250) - s(0)) / (s(1) - s(0)))
+    np.testing.assert_array_equal(out.data[0], expected)
+    assert out.data[0, 0, 0] == 0 and out.data[0, 0, -1] == 255
+    steeper = stretch(values, StretchType=9, Statistics=STATS, SigmoidStrengthLevel=6)
+    assert abs(int(steeper.data[0, 0, 6]) - int(steeper.data[0, 0, 4])) > abs(int(out.data[0, 0, 6]) -
+                                                                              int(out.data[0, 0, 4]))
+
+
+def test_statistics_come_from_the_argument_then_dra_then_the_input():
+    service = (BandStats(0, 1000, 500, 100),)
+    block = np.array([[10.0, 20.0, 30.0]])
+    rule = {"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5}}
+    assert run(rule, block, stats=service).data[0].tolist() == [linear([10, 20, 30], 0, 1000).tolist()]
+    rule["rasterFunctionArguments"]["DRA"] = True
+    assert run(rule, block, stats=service).data[0].tolist() == [[0, 127, 255]]
+    rule["rasterFunctionArguments"]["Statistics"] = [[0, 60, 30, 10]]
+    assert run(rule, block, stats=service).data[0].tolist() == [linear([10, 20, 30], 0, 60).tolist()]
+
+
+def test_invalid_and_nan_pixels_stay_out_of_the_statistics_and_the_output():
+    data = np.array([[[np.nan, 5.0, 10.0, 1e9]]])
+    out = run({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5, "DRA": True}}, data,
+              valid=np.array([[False, True, True, False]]))
+    assert out.data[0].tolist() == [[0, 0, 255, 0]] and out.valid.tolist() == [[False, True, True, False]]
+
+
+def test_stretch_type_none_leaves_values_alone():
+    out = stretch(VALUES, StretchType=0)
+    np.testing.assert_array_equal(out.data[0], VALUES)
+
+
+def test_percent_clip_reads_the_service_histograms_only_when_it_needs_them():
+    assert parse_rule({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 6}}).needs_histograms
+    assert not parse_rule({"rasterFunction": "Stretch",
+                           "rasterFunctionArguments": {"StretchType": 6, "DRA": True}}).needs_histograms
+    assert not parse_rule({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5}}).needs_histograms
+    assert parse_rule({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5, "Raster": {
+        "rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 4}}}}).needs_histograms
+
+
+def test_percent_clip_end_to_end_uses_the_service_histogram(image_service, catalog_path):
+    rule = {"rasterFunction": "Stretch", "outputPixelType": "U8",
+            "rasterFunctionArguments": {"StretchType": 6, "MinPercent": 1, "MaxPercent": 2}}
+    query = {"bbox": bbox(100, 300), "size": "200,200"}
+    source, valid = export("dem", image_service, **query)
+    out, out_valid = export("dem", image_service, renderingRule=json.dumps(rule), **query)
+    (d,) = Catalog(catalog_path, readonly=True).distributions("dem")
+    lo, hi = percent_clip_range(Histogram(d.hist_min, d.hist_max, d.counts), 1, 2)
+    np.testing.assert_array_equal(out_valid, valid)
+    np.testing.assert_array_equal(out[0][valid], linear(source[0][valid], lo, hi))
+
+
+@pytest.mark.parametrize("stretch_type", [3, 5, 6])
+def test_without_dra_adjacent_tiles_meet_without_a_seam_and_with_dra_each_tile_stretches_itself(
+        image_service, stretch_type):
+    def tiles(dra):
+        rule = json.dumps({"rasterFunction": "Stretch", "outputPixelType": "U8",
+                           "rasterFunctionArguments": {"StretchType": stretch_type, "DRA": dra}})
+        whole, _ = export("dem", image_service, bbox=bbox(100, 500), size="400,200", renderingRule=rule)
+        left, _ = export("dem", image_service, bbox=bbox(100, 300), size="200,200", renderingRule=rule)
+        right, _ = export("dem", image_service, bbox=bbox(300, 500), size="200,200", renderingRule=rule)
+        return whole, left, right
+
+    whole, left, right = tiles(False)
+    np.testing.assert_array_equal(np.concatenate([left, right], axis=2), whole)
+    whole, left, right = tiles(True)
+    assert (left[0, :, -1] != right[0, :, 0]).any() or not np.array_equal(np.concatenate([left, right], axis=2),
+                                                                          whole)
+    assert left.max() == 255 and right.max() == 255  # each tile spans the whole output range
+
+
+def test_the_standard_deviation_rule_of_6_3b(image_service):
+    rule = ('{"rasterFunction":"Stretch","rasterFunctionArguments":{"StretchType":3,"NumberOfStandardDeviations":2.5,'
+            '"Statistics":[[0,255,120,30]],"DRA":false,"Min":0,"Max":255},"outputPixelType":"U8",'
+            '"variableName":"Raster"}')
+    source, valid = export("ms", image_service, bbox="380000,4066000,382000,4068000", size="200,200")
+    out, out_valid = export("ms", image_service, renderingRule=rule, bbox="380000,4066000,382000,4068000",
+                            size="200,200")
+    assert out.dtype == np.uint8 and out.shape[0] == 4
+    np.testing.assert_array_equal(out[:, valid], linear(source[:, valid], 45, 195))
