@@ -10,7 +10,8 @@ from rasterio.io import MemoryFile
 
 from imgsvc.block import BandStats
 from imgsvc.catalog import Catalog
-from imgsvc.functions import BandsInfo, Histogram, Raster, parse_rule
+from imgsvc.functions import REGISTRY, BandsInfo, Histogram, Raster, parse_rule
+from imgsvc.functions.colormap import interpolate, rgb_to_hsv, rgb_to_lab
 from imgsvc.functions.stretch import percent_clip_range
 from imgsvc.grpc.requests import export_params
 from imgsvc.rest.query import Params, export_request
@@ -209,3 +210,106 @@ def test_the_standard_deviation_rule_of_6_3b(image_service):
                             size="200,200")
     assert out.dtype == np.uint8 and out.shape[0] == 4
     np.testing.assert_array_equal(out[:, valid], linear(source[:, valid], 45, 195))
+
+
+# ---- Colormap -----------------------------------------------------------------------------------------------------
+
+COLORMAP = {"rasterFunction": "Colormap",
+            "rasterFunctionArguments": {"Colormap": [[1, 255, 0, 0], [2, 0, 255, 0], [3, 0, 0, 255, 0],
+                                                     [7, 10, 20, 30, 255]]}}
+
+
+def test_a_colormap_looks_values_up_and_leaves_others_nodata():
+    out = run(COLORMAP, np.array([[1, 2, 3, 4, 7, 1]], np.int16), valid=np.array([[1, 1, 1, 1, 1, 0]], bool))
+    assert out.data.dtype == np.uint8 and out.info.names == ("Red", "Green", "Blue")
+    assert out.valid.tolist() == [[True, True, False, False, True, False]]  # 3 has alpha 0, 4 is not listed
+    assert out.data[:, 0].T.tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 0], [0, 0, 0], [10, 20, 30], [0, 0, 0]]
+
+
+def test_a_colormap_colours_the_first_band_of_several():
+    data = np.array([[[1, 2]], [[2, 1]]], np.uint8)
+    assert run(COLORMAP, data).data[:, 0].T.tolist() == [[255, 0, 0], [0, 255, 0]]
+
+
+@pytest.mark.parametrize("algorithm, start, end, middle", [
+    ("esriHSVAlgorithm", (255, 0, 0), (0, 0, 255), (0, 255, 0)),  # hue 0 -> 240: 120 is green
+    ("esriHSVAlgorithm", (0, 0, 0), (255, 255, 255), (128, 128, 128)),
+    ("esriCIELabAlgorithm", (0, 0, 0), (255, 255, 255), (119, 119, 119)),  # L* 50 is sRGB 119
+    ("esriLabLChAlgorithm", (0, 0, 0), (255, 255, 255), (119, 119, 119)),
+])
+def test_ramp_interpolation_midpoints(algorithm, start, end, middle):
+    colours = interpolate(start, end, np.array([0.0, 0.5, 1.0]), algorithm.lower())
+    np.testing.assert_allclose(colours[0], start, atol=0.01)
+    np.testing.assert_allclose(colours[2], end, atol=0.01)
+    np.testing.assert_allclose(colours[1], middle, atol=0.6)
+
+
+def test_colour_spaces_round_trip():
+    rgb = np.random.default_rng(1).uniform(0, 255, (50, 3))
+    lab = rgb_to_lab(rgb)
+    np.testing.assert_allclose(interpolate(rgb[0], rgb[0], np.zeros(1), "esricielabalgorithm")[0], rgb[0], atol=1e-6)
+    assert lab[:, 0].min() >= 0 and lab[:, 0].max() <= 100
+    hsv = rgb_to_hsv(np.array([[255.0, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]]))
+    assert hsv[:, 0].tolist() == [0, 120, 240, 60]
+
+
+def test_a_ramp_over_8_bit_input_is_indexed_by_value():
+    ramp = {"type": "algorithmic", "fromColor": [255, 0, 0, 255], "toColor": [0, 0, 255, 255],
+            "algorithm": "esriHSVAlgorithm"}
+    out = run({"rasterFunction": "Colormap", "rasterFunctionArguments": {"colorRamp": ramp}},
+              np.array([[0, 255, 0]], np.uint8))
+    assert out.data[:, 0].T.tolist() == [[255, 0, 0], [0, 0, 255], [255, 0, 0]] and out.valid.all()
+
+
+def test_a_multipart_ramp_gives_each_part_an_equal_share():
+    part = {"type": "algorithmic", "fromColor": [0, 0, 0, 255], "toColor": [255, 255, 255, 255],
+            "algorithm": "esriCIELabAlgorithm"}
+    other = {**part, "fromColor": [255, 0, 0, 255], "toColor": [255, 0, 0, 255]}
+    out = run({"rasterFunction": "Colormap", "rasterFunctionArguments": {
+        "ColorRamp": {"type": "multipart", "colorRamps": [part, other]}}}, np.array([[0, 127, 128, 255]], np.uint8))
+    colours = out.data[:, 0].T.tolist()
+    assert colours[0] == [0, 0, 0] and colours[2:] == [[255, 0, 0], [255, 0, 0]]
+    assert colours[1][0] == colours[1][1] == colours[1][2] >= 250  # 127/255 is 99.6 % along the first part
+
+
+def test_a_ramp_over_float_input_spreads_over_the_statistics():
+    out = run({"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColormapName": "Gray"}},
+              np.array([[100.0, 150.0, 200.0, 300.0]]), stats=(BandStats(100, 200, 150, 10),))
+    assert out.data[0].tolist() == [[0, 128, 255, 255]]  # position 0.5 -> entry 128 of 256 (rounded)
+
+
+def test_random_colours_are_the_same_for_a_value_everywhere():
+    rule = {"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColormapName": "Random"}}
+    first = run(rule, np.array([[5, 6, 7]], np.int32)).data
+    again = run(rule, np.array([[7, 5]], np.int32)).data
+    assert first[:, 0, 2].tolist() == again[:, 0, 0].tolist() and first[:, 0, 0].tolist() == again[:, 0, 1].tolist()
+    assert len({tuple(c) for c in first[:, 0].T}) == 3
+
+
+def test_the_elevation_colormap_rule_of_6_3b(image_service):
+    rule = ('{"rasterFunction":"Colormap","rasterFunctionArguments":{"ColormapName":"Elevation"},'
+            '"variableName":"Raster"}')
+    out, valid = export("dem", image_service, renderingRule=rule, bbox=bbox(0, 300), size="300,200")
+    assert out.shape[0] == 3 and out.dtype == np.uint8
+    assert valid.any() and not valid[:, :12].any()  # the DEM's no-data strip stays NoData
+    assert len({tuple(c) for c in out[:, valid].T}) > 50
+
+
+def test_the_js3_chain_colormap_over_stretch(image_service):
+    """docs/protocol.md §6.1: Colormap over a PercentClip Stretch (over ExtractBand when it is built)."""
+    stretch_rule = {"rasterFunction": "Stretch", "outputPixelType": "U8", "variableName": "Raster",
+                    "rasterFunctionArguments": {"StretchType": 6, "MinPercent": 0.25, "MaxPercent": 0.5, "DRA": True,
+                                                "UseGamma": False, "ComputeGamma": False}}
+    if "extractband" in REGISTRY:
+        stretch_rule["rasterFunctionArguments"]["Raster"] = {"rasterFunction": "ExtractBand",
+                                                             "rasterFunctionArguments": {"BandIds": [3, 2, 1]}}
+    chain = {"rasterFunction": "Colormap", "variableName": "Raster",
+             "rasterFunctionArguments": {"Colormap": [[0, 255, 255, 204], [1, 254, 253, 200]],
+                                         "Raster": stretch_rule}}
+    query = {"bbox": "380000,4066000,384000,4070000", "size": "200,200"}
+    levels, level_valid = export("ms", image_service, renderingRule=json.dumps(stretch_rule), **query)
+    out, valid = export("ms", image_service, renderingRule=json.dumps(chain), **query)
+    assert out.shape[0] == 3 and out.dtype == np.uint8
+    np.testing.assert_array_equal(valid, level_valid & (levels[0] <= 1))
+    assert (levels[0][level_valid] == 0).any()
+    assert out[:, valid & (levels[0] == 0)].T.tolist() == [[255, 255, 204]] * int((valid & (levels[0] == 0)).sum())

@@ -22,6 +22,7 @@ from imgsvc.functions.base import BandsInfo, Histogram, Raster, RasterFunction, 
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
 from imgsvc.functions.clip import Clip
+from imgsvc.functions.colormap import Colormap
 from imgsvc.functions.focal import FocalStatistics
 from imgsvc.functions.stretch import Stretch
 from imgsvc.pixel_types import PIXEL_TYPES
@@ -54,7 +55,7 @@ class Identity(RasterFunction):
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
     ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip,
-    Stretch)}
+    Stretch, Colormap)}
 
 
 class ServiceImage:
