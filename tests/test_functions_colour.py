@@ -1,5 +1,5 @@
-"""Colour and value-mapping functions (docs/protocol.md §6.2), each against expectations computed here, and end to
-end through the core."""
+"""Colour and value-mapping functions (docs/protocol.md §6.2): Stretch, Colormap, Remap, Mask, Threshold, Grayscale,
+ContrastBrightness and UnitConversion, each against expectations computed here, and end to end through the core."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ from rasterio.io import MemoryFile
 
 from imgsvc.block import BandStats
 from imgsvc.catalog import Catalog
+from imgsvc.errors import ErrorKind, ImgsvcError
 from imgsvc.functions import REGISTRY, BandsInfo, Histogram, Raster, parse_rule
 from imgsvc.functions.colormap import interpolate, rgb_to_hsv, rgb_to_lab
 from imgsvc.functions.stretch import percent_clip_range
@@ -313,3 +314,173 @@ def test_the_js3_chain_colormap_over_stretch(image_service):
     np.testing.assert_array_equal(valid, level_valid & (levels[0] <= 1))
     assert (levels[0][level_valid] == 0).any()
     assert out[:, valid & (levels[0] == 0)].T.tolist() == [[255, 255, 204]] * int((valid & (levels[0] == 0)).sum())
+
+
+# ---- Remap and Mask -----------------------------------------------------------------------------------------------
+
+REMAP = {"rasterFunction": "Remap", "rasterFunctionArguments": {
+    "InputRanges": [0, 100, 100, 500, 7, 7], "OutputValues": [1, 2, 3], "NoDataRanges": [-9999, -9998]}}
+
+
+def test_remap_ranges_include_the_lower_bound_and_exclude_the_upper():
+    data = np.array([[-9999, -1, 0, 7, 99, 100, 499, 500]], np.int16)
+    out = run(REMAP, data)
+    assert out.data.dtype == np.int16
+    assert out.data[0].tolist() == [[0, -1, 1, 1, 1, 2, 2, 500]]  # 7 is in [0, 100) first
+    assert out.valid.tolist() == [[False] + [True] * 7]
+    strict = {**REMAP, "rasterFunctionArguments": {**REMAP["rasterFunctionArguments"], "AllowUnmatched": False}}
+    assert run(strict, data).valid.tolist() == [[False, False, True, True, True, True, True, False]]
+
+
+def test_remap_outputs_float_when_a_value_does_not_fit_the_input_type():
+    rule = {"rasterFunction": "Remap", "rasterFunctionArguments": {"InputRanges": [0, 10], "OutputValues": [0.5]}}
+    out = run(rule, np.array([[3, 30]], np.uint8))
+    assert out.data.dtype == np.float32 and out.data[0].tolist() == [[0.5, 30]]
+
+
+def test_the_remap_rule_of_6_3b(image_service):
+    rule = ('{"rasterFunction":"Remap","rasterFunctionArguments":{"InputRanges":[0,100,100,500],"OutputValues":[1,2],'
+            '"NoDataRanges":[-9999,-9998],"AllowUnmatched":false},"outputPixelType":"U8"}')
+    query = {"bbox": bbox(0, 300), "size": "300,200"}
+    source, valid = export("dem", image_service, **query)
+    out, out_valid = export("dem", image_service, renderingRule=rule, **query)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out_valid, valid & (source[0] >= 0) & (source[0] < 500))  # DEM is 1500 ± 900
+
+
+MASK = {"rasterFunction": "Mask", "rasterFunctionArguments": {"NoDataValues": ["0 255", "9"],
+                                                             "IncludedRanges": [0, 200, 0, 100]}}
+
+
+@pytest.mark.parametrize("interpretation, expected", [
+    (0, [True, False, False, False, False, False]),
+    (1, [True, True, True, False, True, False]),
+])
+def test_mask_any_or_all_bands(interpretation, expected):
+    data = np.array([[[5, 0, 5, 0, 220, 255]], [[5, 5, 9, 9, 50, 101]]], np.uint8)
+    rule = {**MASK, "rasterFunctionArguments": {**MASK["rasterFunctionArguments"],
+                                                "NoDataInterpretation": interpretation}}
+    out = run(rule, data)
+    assert out.valid[0].tolist() == expected and out.data.dtype == np.uint8
+    inverted = run({**rule, "rasterFunctionArguments": {**rule["rasterFunctionArguments"], "Invert": True}}, data)
+    assert inverted.valid[0].tolist() == [not v for v in expected]
+
+
+def test_the_mask_rule_of_6_3b(image_service):
+    rule = ('{"rasterFunction":"Mask","rasterFunctionArguments":{"NoDataValues":["0"],"IncludedRanges":[1,255],'
+            '"NoDataInterpretation":0}}')
+    query = {"bbox": "380000,4066000,384000,4070000", "size": "200,200"}
+    source, valid = export("ms", image_service, **query)
+    out, out_valid = export("ms", image_service, renderingRule=rule, **query)
+    assert out.dtype == np.uint16
+    # One value and one range stand for every band; any band outside them masks the pixel.
+    np.testing.assert_array_equal(out_valid, valid & ((source >= 1) & (source <= 255)).all(axis=0))
+
+
+# ---- Threshold, Grayscale, ContrastBrightness, UnitConversion -------------------------------------------------------
+
+def test_otsu_threshold_splits_a_bimodal_band():
+    data = np.array([[10, 12, 11, 200, 205, 199, 13, 201]], np.uint8)
+    out = run({"rasterFunction": "Threshold", "rasterFunctionArguments": {"ThresholdType": 1}}, data)
+    assert out.data.dtype == np.uint8 and out.data[0].tolist() == [[0, 0, 0, 1, 1, 1, 0, 1]]
+
+
+def test_grayscale_is_the_weighted_sum_of_the_bands():
+    data = np.array([[[100, 0]], [[50, 255]], [[10, 255]]], np.uint8)
+    out = run({"rasterFunction": "Grayscale"}, data)
+    assert out.data.dtype == np.uint8 and out.data.shape == (1, 1, 2)
+    assert out.data[0, 0].tolist() == [round(29.9 + 29.35 + 1.14), round(0.587 * 255 + 0.114 * 255)]
+    weighted = run({"rasterFunction": "Grayscale", "rasterFunctionArguments": {"ConversionParameters": [1, 1, -1]}},
+                   data)
+    assert weighted.data.dtype == np.float32 and weighted.data[0, 0].tolist() == [140, 0]
+
+
+def test_contrast_brightness():
+    data = np.array([[0, 64, 127, 200, 255]], np.uint8)
+    out = run({"rasterFunction": "ContrastBrightness",
+               "rasterFunctionArguments": {"ContrastOffset": 50, "BrightnessOffset": 10}}, data)
+    slope = np.tan(1.5 * np.pi / 4)
+    expected = np.clip(np.floor((data + 25.5 - 127.5) * slope + 127.5 + 0.5), 0, 255)
+    assert out.data.dtype == np.uint8 and out.data[0].tolist() == expected.tolist()
+    same = run({"rasterFunction": "ContrastBrightness"}, data)
+    np.testing.assert_array_equal(same.data, data[None])
+
+
+@pytest.mark.parametrize("source, target, values, expected", [
+    ("Meters", "Feet", [0, 0.3048, 3.048], [0, 1, 10]),
+    ("esriFeet", "meters", [1, 10], [0.3048, 3.048]),
+    ("Celsius", "Fahrenheit", [-40, 0, 100], [-40, 32, 212]),
+    ("Fahrenheit", "Kelvin", [32], [273.15]),
+    ("Kelvin", "Celsius", [0], [-273.15]),
+])
+def test_unit_conversion(source, target, values, expected):
+    out = run({"rasterFunction": "UnitConversion", "rasterFunctionArguments": {"FromUnit": source, "ToUnit": target}},
+              np.array([values], np.float64))
+    assert out.data.dtype == np.float32
+    np.testing.assert_allclose(out.data[0, 0], expected, rtol=1e-6, atol=1e-4)
+
+
+# ---- bad arguments ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rule, fragment, kind", [
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 12}}, "StretchType",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 1}}, "DefaultFromSource",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"Min": 10, "Max": 5}}, "Max",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"Statistics": [[0, 1, 2]]}}, "Statistics",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"SigmoidStrengthLevel": 7}}, "SigmoidStrengthLevel",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"Gamma": [0]}}, "Gamma", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Colormap"}, "Colormap", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Colormap", "rasterFunctionArguments": {"Colormap": [[1, 2, 3]]}}, "Colormap",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Colormap", "rasterFunctionArguments": {"Colormap": [[1, 2, 3, 300]]}}, "Colormap",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColormapName": "Rainbow"}}, "ColormapName",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColorRamp": "Blue Bright"}}, "Blue Bright",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColorRamp": {"type": "algorithmic", "fromColor": [
+        0, 0, 0], "toColor": [1, 1, 1], "algorithm": "esriFooAlgorithm"}}}, "algorithm", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Remap", "rasterFunctionArguments": {"InputRanges": [0, 1, 2], "OutputValues": [1]}},
+     "InputRanges", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Remap", "rasterFunctionArguments": {"InputRanges": [0, 1], "OutputValues": [1, 2]}},
+     "OutputValues", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Remap", "rasterFunctionArguments": {"UseTable": True}}, "table form",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Remap", "rasterFunctionArguments": {"RemapTableType": 1}}, "RemapTableType",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "Mask", "rasterFunctionArguments": {"NoDataValues": ["0 x"]}}, "NoDataValues",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Mask", "rasterFunctionArguments": {"NoDataInterpretation": 2}}, "NoDataInterpretation",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "Threshold", "rasterFunctionArguments": {"ThresholdType": 2}}, "ThresholdType",
+     ErrorKind.UNIMPLEMENTED),
+    ({"rasterFunction": "ContrastBrightness", "rasterFunctionArguments": {"ContrastOffset": 101}}, "ContrastOffset",
+     ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "UnitConversion", "rasterFunctionArguments": {"FromUnit": "Parsecs", "ToUnit": "Feet"}},
+     "Parsecs", ErrorKind.INVALID_ARGUMENT),
+    ({"rasterFunction": "UnitConversion", "rasterFunctionArguments": {"FromUnit": "Feet", "ToUnit": "Celsius"}},
+     "ToUnit", ErrorKind.INVALID_ARGUMENT),
+])
+def test_bad_arguments_are_refused_naming_them(rule, fragment, kind):
+    with pytest.raises(ImgsvcError) as info:
+        parse_rule(rule)
+    assert info.value.kind is kind and fragment in info.value.text and info.value.parameter == "renderingRule"
+
+
+@pytest.mark.parametrize("rule, fragment", [
+    ({"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5, "Statistics": [[0, 1, 0, 1]] * 2}},
+     "Statistics"),
+    ({"rasterFunction": "Grayscale", "rasterFunctionArguments": {"ConversionParameters": [1, 1]}},
+     "ConversionParameters"),
+    ({"rasterFunction": "Mask", "rasterFunctionArguments": {"NoDataValues": ["0", "0"]}}, "NoDataValues"),
+])
+def test_arguments_that_do_not_match_the_band_count_are_refused_naming_them(image_service, rule, fragment):
+    with pytest.raises(ImgsvcError) as info:
+        export("ms", image_service, renderingRule=json.dumps(rule), bbox="380000,4066000,381000,4067000",
+               size="10,10")
+    assert info.value.kind is ErrorKind.INVALID_ARGUMENT and fragment in info.value.text

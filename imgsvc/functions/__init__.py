@@ -24,6 +24,7 @@ from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractB
 from imgsvc.functions.clip import Clip
 from imgsvc.functions.colormap import Colormap
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.functions.remap import ContrastBrightness, Grayscale, Mask, Remap, Threshold, UnitConversion
 from imgsvc.functions.stretch import Stretch
 from imgsvc.pixel_types import PIXEL_TYPES
 
@@ -55,7 +56,7 @@ class Identity(RasterFunction):
 
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (Identity, FocalStatistics,
     ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic, Local, Clip,
-    Stretch, Colormap)}
+    Stretch, Colormap, Remap, Mask, Threshold, Grayscale, ContrastBrightness, UnitConversion)}
 
 
 class ServiceImage:
