@@ -157,6 +157,23 @@ def test_invalid_and_nan_pixels_stay_out_of_the_statistics_and_the_output():
     assert out.data[0].tolist() == [[0, 0, 255, 0]] and out.valid.tolist() == [[False, True, True, False]]
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("arguments", [
+    {"StretchType": 3, "Statistics": [[-100, 200, 50, 30]]},
+    {"StretchType": 5, "Statistics": [[-100, 200, 50, 30]], "UseGamma": True, "Gamma": [1.7]},
+    {"StretchType": 6, "MinPercent": 5, "MaxPercent": 10},
+    {"StretchType": 4},
+    {"StretchType": 9, "Statistics": [[-100, 200, 50, 30]], "Min": 10, "Max": 1000},
+], ids=["stddev", "gamma", "percentclip", "equalization", "sigmoid-u16"])
+def test_small_integer_input_looked_up_by_value_is_stretched_as_its_float_values(dtype, arguments):
+    info = np.iinfo(dtype)
+    data = np.random.default_rng(3).integers(max(info.min, -120), min(info.max, 220), (2, 9, 11)).astype(dtype)
+    histograms = (Histogram(-120.0, 220.0, tuple(range(1, 257))),) * 2
+    rule = {"rasterFunction": "Stretch", "rasterFunctionArguments": arguments}
+    looked_up = run(rule, data, histograms=histograms)
+    np.testing.assert_array_equal(looked_up.data, run(rule, data.astype(np.float64), histograms=histograms).data)
+
+
 def test_stretch_type_none_leaves_values_alone():
     out = stretch(VALUES, StretchType=0)
     np.testing.assert_array_equal(out.data[0], VALUES)
@@ -225,6 +242,14 @@ def test_a_colormap_looks_values_up_and_leaves_others_nodata():
     assert out.data.dtype == np.uint8 and out.info.names == ("Red", "Green", "Blue")
     assert out.valid.tolist() == [[True, True, False, False, True, False]]  # 3 has alpha 0, 4 is not listed
     assert out.data[:, 0].T.tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 0], [0, 0, 0], [10, 20, 30], [0, 0, 0]]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
+def test_a_colormap_looks_up_every_input_type_alike(dtype):
+    data = np.array([[1, 2, 3, 4, 7]], dtype)
+    out = run(COLORMAP, data)
+    assert out.valid.tolist() == [[True, True, False, False, True]]
+    assert out.data[:, 0].T.tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 0], [0, 0, 0], [10, 20, 30]]
 
 
 def test_a_colormap_colours_the_first_band_of_several():

@@ -27,6 +27,7 @@ import numpy as np
 from imgsvc.encode.stretch import block_band_stats
 from imgsvc.errors import unsupported
 from imgsvc.functions.base import BandsInfo, RasterFunction
+from imgsvc.functions.stretch import per_value
 
 RAMP_SIZE = 256
 RGB_NAMES = ("Red", "Green", "Blue")
@@ -132,13 +133,13 @@ def stops_table(stops, positions: np.ndarray) -> np.ndarray:
 
 
 def random_colours(values: np.ndarray) -> np.ndarray:
-    """(..., 3) colours of integer ``values`` from the splitmix64 hash of each value: the same everywhere."""
+    """(3, ...) colours of integer ``values`` from the splitmix64 hash of each value: the same everywhere."""
     with np.errstate(over="ignore"):
         z = values.astype(np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    return np.stack([(z >> np.uint64(shift)) & np.uint64(255) for shift in (0, 8, 16)], axis=-1).astype(np.uint8)
+    return np.stack([(z >> np.uint64(shift)) & np.uint64(255) for shift in (0, 8, 16)]).astype(np.uint8)
 
 
 class Colormap(RasterFunction):
@@ -170,6 +171,9 @@ class Colormap(RasterFunction):
         self.random = name == "random"
         # The ramp: a ramp name, or a parsed ramp object (see ramp_colours); None with a colormap or Random.
         self.ramp = ramp if scheme == COLOR_RAMP else (None if self.random else name)
+        if self.ramp is not None:  # (3, RAMP_SIZE) uint8
+            colours = ramp_colours(self.ramp, np.linspace(0, 1, RAMP_SIZE))
+            self.ramp_table = np.clip(np.rint(colours), 0, 255).astype(np.uint8).T.copy()
 
     def _colormap(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sorted values, their RGB, whether each is opaque)."""
@@ -223,41 +227,41 @@ class Colormap(RasterFunction):
 
     def apply(self, inputs, grid):
         (source,) = inputs
-        band, valid = source.data[0], source.valid
-        if self.entries is not None:
-            colours, mapped = self._looked_up(band)
-        elif self.random:
-            colours = random_colours(np.where(valid, band, 0))
-            mapped = (np.floor(band) == band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
-        else:
-            colours, mapped = self._ramped(band, source)
-        out_valid = valid & mapped
-        out = np.moveaxis(colours, -1, 0).astype(np.uint8)
-        out[:, ~out_valid] = 0
-        return np.ascontiguousarray(out), out_valid
+        band = source.data[0]
+        coloured = per_value(band, lambda values: self._coloured(values, source))
+        valid = source.valid & (coloured[3] > 0)
+        out = coloured[:3].copy()
+        out[:, ~valid] = 0
+        return out, valid
 
-    def _looked_up(self, band: np.ndarray):
-        keys, rgb, opaque = self.entries
+    def _coloured(self, values: np.ndarray, source) -> np.ndarray:
+        """(4, ...) uint8: the red, green and blue of float64 ``values`` and whether each is coloured (1) or NoData."""
         with np.errstate(invalid="ignore"):
-            index = np.clip(np.searchsorted(keys, band), 0, len(keys) - 1)
-            found = (keys[index] == band) & opaque[index]
-        return rgb[index], found
-
-    def _ramped(self, band: np.ndarray, source):
-        table = np.clip(np.rint(ramp_colours(self.ramp, np.linspace(0, 1, RAMP_SIZE))), 0, 255).astype(np.uint8)
-        if self.ramp in NDVI_RAMPS:
-            lo, hi = 0.0, NDVI_SCALE
-        elif band.dtype.itemsize == 1:
-            lo, hi = (0.0, 255.0) if band.dtype.kind == "u" else (-128.0, 127.0)
-        else:
-            stats = source.info.stats[0] if source.info.stats is not None else block_band_stats(band, source.valid)
-            lo, hi = stats.min, stats.max
-        with np.errstate(invalid="ignore"):
-            position = np.clip((band.astype(np.float64) - lo) / (hi - lo), 0, 1) if hi > lo \
-                else np.zeros(band.shape)
+            if self.entries is not None:
+                keys, rgb, opaque = self.entries
+                index = np.clip(np.searchsorted(keys, values), 0, len(keys) - 1)
+                found = (np.take(keys, index) == values) & np.take(opaque, index)
+                return np.concatenate([np.take(rgb.T, index, axis=-1), found[None]])
+            if self.random:
+                whole = np.isfinite(values) & (np.floor(values) == values)
+                return np.concatenate([random_colours(np.where(whole, values, 0)), whole[None]])
+            lo, hi = self._ramp_range(source)
+            position = np.clip((values - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros(values.shape)
             finite = np.isfinite(position)
         index = np.rint(np.where(finite, position, 0) * (RAMP_SIZE - 1)).astype(np.intp)
-        return table[index], finite
+        return np.concatenate([np.take(self.ramp_table, index, axis=-1), finite[None]])
+
+    def _ramp_range(self, source) -> tuple[float, float]:
+        """The input values the ramp spans: see the module's docstring."""
+        dtype = source.data.dtype
+        if self.ramp in NDVI_RAMPS:
+            return 0.0, NDVI_SCALE
+        if dtype.itemsize == 1 and dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            return float(info.min), float(info.max)
+        stats = source.info.stats[0] if source.info.stats is not None else \
+            block_band_stats(source.data[0], source.valid)
+        return stats.min, stats.max
 
 
 def ramp_colours(ramp, positions: np.ndarray) -> np.ndarray:

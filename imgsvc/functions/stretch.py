@@ -50,6 +50,20 @@ def output_dtype(low: float, high: float) -> str:
     return np.result_type(np.min_scalar_type(int(low)), np.min_scalar_type(int(high))).name
 
 
+def per_value(band: np.ndarray, compute) -> np.ndarray:
+    """``compute`` (float64 values -> an array whose last axis follows them) for each pixel of ``band``.
+
+    For integer types of at most 16 bits it is computed once for every value the type holds (at most 65536) and
+    looked up, one pass over the pixels instead of a chain of float temporaries (signed values are indexed by their
+    bit pattern); other types are computed on the pixels themselves.
+    """
+    if band.dtype.kind in "iu" and band.dtype.itemsize <= 2:
+        index_type = np.dtype(f"u{band.dtype.itemsize}")
+        values = np.arange(np.iinfo(index_type).max + 1, dtype=index_type).view(band.dtype)
+        return np.take(compute(values.astype(np.float64)), band.view(index_type), axis=-1)  # take: 3x [..., i]
+    return compute(band.astype(np.float64))
+
+
 def block_histogram(band: np.ndarray, valid: np.ndarray) -> Histogram:
     """A band's histogram over its valid pixels, binned as the service's are."""
     (distribution,) = distributions_of(lambda: [(band[None], valid)], 1, band.dtype.name)
@@ -179,10 +193,8 @@ class Stretch(RasterFunction):
         info = self.describe([source.info])
         out = np.empty(source.data.shape, info.dtype)
         for b in range(bands):
-            band = source.data[b].astype(np.float64)
-            levels = self._stretched(band, source, b)
-            levels[~source.valid] = 0
-            out[b] = levels
+            out[b] = per_value(source.data[b], lambda values: self._stretched(values, source, b).astype(out.dtype))
+            out[b][~source.valid] = 0
         return out, source.valid.copy()
 
     def _stats(self, source, b: int) -> BandStats:
