@@ -144,7 +144,7 @@ def test_statistics_come_from_the_argument_then_dra_then_the_input():
     block = np.array([[10.0, 20.0, 30.0]])
     rule = {"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5}}
     assert run(rule, block, stats=service).data[0].tolist() == [linear([10, 20, 30], 0, 1000).tolist()]
-    rule["rasterFunctionArguments"]["DRA"] = True
+    rule["rasterFunctionArguments"].update(DRA=True, Statistics=[])
     assert run(rule, block, stats=service).data[0].tolist() == [[0, 127, 255]]
     rule["rasterFunctionArguments"]["Statistics"] = [[0, 60, 30, 10]]
     assert run(rule, block, stats=service).data[0].tolist() == [linear([10, 20, 30], 0, 60).tolist()]

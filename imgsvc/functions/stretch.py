@@ -149,9 +149,9 @@ class Stretch(RasterFunction):
 
     def _statistics(self) -> tuple[BandStats, ...] | None:
         value = self.arguments.get("Statistics")
-        if value is None:
+        if value is None or value == []:  # an empty list, as clients send with DRA, gives no statistics
             return None
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list):
             raise self.bad("Statistics", f"must be a list of [min, max, mean, stddev] per band, got {value!r}")
         stats = []
         for band in value:
