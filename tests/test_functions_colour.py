@@ -15,6 +15,7 @@ from imgsvc.functions import REGISTRY, BandsInfo, Histogram, Raster, parse_rule
 from imgsvc.functions.colormap import interpolate, rgb_to_hsv, rgb_to_lab
 from imgsvc.functions.stretch import percent_clip_range
 from imgsvc.grpc.requests import export_params
+from imgsvc.identify import IdentifyParams
 from imgsvc.rest.query import Params, export_request
 from tests import rasters
 
@@ -509,3 +510,14 @@ def test_arguments_that_do_not_match_the_band_count_are_refused_naming_them(imag
         export("ms", image_service, renderingRule=json.dumps(rule), bbox="380000,4066000,381000,4067000",
                size="10,10")
     assert info.value.kind is ErrorKind.INVALID_ARGUMENT and fragment in info.value.text
+
+
+# ---- the resources around exportImage -----------------------------------------------------------------------------
+
+def test_the_root_and_identify_describe_a_colormap_over_a_stretch(image_service):
+    rule = {"rasterFunction": "Colormap", "rasterFunctionArguments": {"ColormapName": "Gray", "Raster": {
+        "rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 5}}}}
+    description = image_service.service("ms", rule).description
+    assert description.band_names == ("Red", "Green", "Blue") and description.dtype == "uint8"
+    result = image_service.identify(IdentifyParams("ms", 381005.0, 4069005.0, None, rule))
+    assert len(result.values) == 3 and result.values[0] == result.values[1] == result.values[2]
