@@ -2,12 +2,14 @@
 ContrastBrightness and UnitConversion, each against expectations computed here, and end to end through the core."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 import numpy as np
 import pytest
 from rasterio.io import MemoryFile
 
+from imgsvc import kernels
 from imgsvc.block import BandStats
 from imgsvc.catalog import Catalog
 from imgsvc.errors import ErrorKind, ImgsvcError
@@ -173,6 +175,30 @@ def test_small_integer_input_looked_up_by_value_is_stretched_as_its_float_values
     rule = {"rasterFunction": "Stretch", "rasterFunctionArguments": arguments}
     looked_up = run(rule, data, histograms=histograms)
     np.testing.assert_array_equal(looked_up.data, run(rule, data.astype(np.float64), histograms=histograms).data)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+@pytest.mark.parametrize("lo, hi, gamma", [(10.0, 90.0, 1.0), (10.0, 90.0, 2.2), (10.0, 90.0, 0.4), (50.0, 50.0, 1.0),
+                                           (50.0, 40.0, 1.0)])
+def test_the_stretch_kernel_gives_numpys_levels(dtype, lo, hi, gamma):
+    values = np.random.default_rng(4).uniform(-20, 120, (37, 41)).astype(dtype)
+    if dtype != "int32":
+        values[0, :3] = [np.nan, np.inf, -np.inf]
+    wide = values.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        t = np.clip((wide - lo) / (hi - lo), 0, 1) if hi > lo else (wide > lo).astype(np.float64)
+        expected = 3 + np.floor(t ** (1 / gamma) * 200)
+    expected[np.isnan(wide)] = 0
+    np.testing.assert_array_equal(kernels.stretch_levels(values, lo, hi, 3, 200, gamma), expected)
+
+
+def test_the_stretch_kernel_runs_in_several_threads_at_once():
+    blocks = [np.random.default_rng(seed).uniform(0, 4000, (512, 512)).astype(np.float32) for seed in range(8)]
+    expected = [kernels.stretch_levels(b, 100, 3900, 0, 255, 1.5) for b in blocks]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda b: kernels.stretch_levels(b, 100, 3900, 0, 255, 1.5), blocks * 3))
+    for k, result in enumerate(results):
+        np.testing.assert_array_equal(result, expected[k % len(blocks)])
 
 
 def test_stretch_type_none_leaves_values_alone():

@@ -235,7 +235,7 @@ class Colormap(RasterFunction):
         return out, valid
 
     def _coloured(self, values: np.ndarray, source) -> np.ndarray:
-        """(4, ...) uint8: the red, green and blue of float64 ``values`` and whether each is coloured (1) or NoData."""
+        """(4, ...) uint8: the red, green and blue of float ``values`` and whether each is coloured (1) or NoData."""
         with np.errstate(invalid="ignore"):
             if self.entries is not None:
                 keys, rgb, opaque = self.entries
@@ -246,6 +246,7 @@ class Colormap(RasterFunction):
                 whole = np.isfinite(values) & (np.floor(values) == values)
                 return np.concatenate([random_colours(np.where(whole, values, 0)), whole[None]])
             lo, hi = self._ramp_range(source)
+            values = values.astype(np.float64, copy=False)
             position = np.clip((values - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros(values.shape)
             finite = np.isfinite(position)
         index = np.rint(np.where(finite, position, 0) * (RAMP_SIZE - 1)).astype(np.intp)

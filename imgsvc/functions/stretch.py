@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from imgsvc import kernels
 from imgsvc.block import BandStats
 from imgsvc.distributions import distributions_of
 from imgsvc.encode.stretch import block_band_stats
@@ -51,17 +52,17 @@ def output_dtype(low: float, high: float) -> str:
 
 
 def per_value(band: np.ndarray, compute) -> np.ndarray:
-    """``compute`` (float64 values -> an array whose last axis follows them) for each pixel of ``band``.
+    """``compute`` (float values -> an array whose last axis follows them) for each pixel of ``band``.
 
     For integer types of at most 16 bits it is computed once for every value the type holds (at most 65536) and
     looked up, one pass over the pixels instead of a chain of float temporaries (signed values are indexed by their
-    bit pattern); other types are computed on the pixels themselves.
+    bit pattern); other types are computed on the pixels themselves (floats as they are, others as float64).
     """
     if band.dtype.kind in "iu" and band.dtype.itemsize <= 2:
         index_type = np.dtype(f"u{band.dtype.itemsize}")
         values = np.arange(np.iinfo(index_type).max + 1, dtype=index_type).view(band.dtype)
         return np.take(compute(values.astype(np.float64)), band.view(index_type), axis=-1)  # take: 3x [..., i]
-    return compute(band.astype(np.float64))
+    return compute(band if band.dtype.kind == "f" else band.astype(np.float64))
 
 
 def block_histogram(band: np.ndarray, valid: np.ndarray) -> Histogram:
@@ -209,31 +210,33 @@ class Stretch(RasterFunction):
             return block_histogram(source.data[b], source.valid)
         return source.info.histograms[b]
 
-    def _stretched(self, band: np.ndarray, source, b: int) -> np.ndarray:
-        """The output levels of one band (float64, before the cast to the output type)."""
+    def _stretched(self, values: np.ndarray, source, b: int) -> np.ndarray:
+        """The output levels (float64, before the cast to the output type) of float ``values`` of band ``b``."""
         span = self.high - self.low
         if self.type == HISTOGRAM_EQUALIZATION:
-            return self.low + np.floor(equalized(band, self._histogram(source, b)) * span)
-        stats = self._stats(source, b)
+            return self.low + np.floor(equalized(values.astype(np.float64), self._histogram(source, b)) * span)
         if self.type == PERCENT_CLIP:
             lo, hi = percent_clip_range(self._histogram(source, b), self.min_percent, self.max_percent)
         elif self.type == STANDARD_DEVIATION:
+            stats = self._stats(source, b)
             lo = max(stats.min, stats.mean - self.deviations * stats.stdv)
             hi = min(stats.max, stats.mean + self.deviations * stats.stdv)
         else:  # MinMax and Sigmoid
+            stats = self._stats(source, b)
             lo, hi = stats.min, stats.max
-        with np.errstate(invalid="ignore"):  # NaN pixels are invalid ones; they are zeroed afterwards
-            t = np.clip((band - lo) / (hi - lo), 0, 1) if hi > lo else (band > lo).astype(np.float64)
         if self.type == SIGMOID:
-            centre = (stats.mean - lo) / (hi - lo) if hi > lo else 0.5
-            t = self._sigmoid(t, centre)
+            with np.errstate(invalid="ignore"):  # NaN pixels are invalid ones; they are zeroed
+                t = np.clip((values.astype(np.float64) - lo) / (hi - lo), 0, 1) if hi > lo \
+                    else (values > lo).astype(np.float64)
+                levels = self.low + np.floor(self._sigmoid(t, (stats.mean - lo) / (hi - lo) if hi > lo else 0.5) * span)
+            levels[~np.isfinite(levels)] = 0
+            return levels
+        gamma = 1.0
+        if self.use_gamma and self.compute_gamma:
+            gamma = computed_gamma((self._stats(source, b).mean - lo) / (hi - lo) if hi > lo else 0.0)
         elif self.use_gamma:
-            gamma = (computed_gamma((stats.mean - lo) / (hi - lo) if hi > lo else 0.0) if self.compute_gamma
-                     else self._per_band("Gamma", self.gammas or (1.0,), source.data.shape[0])[b])
-            t = t ** (1 / gamma)
-        levels = self.low + np.floor(t * span)
-        levels[~np.isfinite(levels)] = 0
-        return levels
+            gamma = self._per_band("Gamma", self.gammas or (1.0,), source.data.shape[0])[b]
+        return kernels.stretch_levels(values, lo, hi, self.low, span, gamma)
 
     def _sigmoid(self, t: np.ndarray, centre: float) -> np.ndarray:
         gain = SIGMOID_GAIN_PER_LEVEL * self.sigmoid_level
