@@ -246,6 +246,21 @@ def test_without_dra_adjacent_tiles_meet_without_a_seam_and_with_dra_each_tile_s
     assert left.max() == 255 and right.max() == 255  # each tile spans the whole output range
 
 
+def test_a_percent_clip_over_extract_band_reads_the_service_histograms_of_the_bands_chosen(image_service,
+                                                                                          catalog_path):
+    rule = {"rasterFunction": "Stretch", "rasterFunctionArguments": {"StretchType": 6, "MinPercent": 1,
+                                                                      "MaxPercent": 2, "Raster": {
+        "rasterFunction": "ExtractBand", "rasterFunctionArguments": {"BandIds": [3, 1]}}}}
+    query = {"bbox": "380000,4066000,384000,4070000", "size": "200,200"}
+    source, valid = export("ms", image_service, **query)
+    out, _ = export("ms", image_service, renderingRule=json.dumps(rule), **query)
+    distributions = Catalog(catalog_path, readonly=True).distributions("ms")
+    for k, band in enumerate((3, 1)):
+        d = distributions[band]
+        lo, hi = percent_clip_range(Histogram(d.hist_min, d.hist_max, d.counts), 1, 2)
+        np.testing.assert_array_equal(out[k][valid], linear(source[band][valid], lo, hi))
+
+
 def test_the_standard_deviation_rule_of_6_3b(image_service):
     rule = ('{"rasterFunction":"Stretch","rasterFunctionArguments":{"StretchType":3,"NumberOfStandardDeviations":2.5,'
             '"Statistics":[[0,255,120,30]],"DRA":false,"Min":0,"Max":255},"outputPixelType":"U8",'
