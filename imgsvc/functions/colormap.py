@@ -193,7 +193,7 @@ class Colormap(RasterFunction):
         return table[:, 0], np.rint(table[:, 1:4]).astype(np.uint8), table[:, 4] > 0
 
     def _ramp(self, value: Any, depth: int):
-        """The ramp as a function of positions (0..1) -> RGB."""
+        """The parsed ramp, as ramp_colours takes it: a name, or a tuple for an algorithmic or multipart ramp."""
         if isinstance(value, str):
             if value.lower() not in RAMP_NAMES:
                 raise unsupported(f"renderingRule Colormap ColorRamp {value!r} is not a supported ramp name "

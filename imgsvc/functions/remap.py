@@ -79,6 +79,11 @@ class Remap(RasterFunction):
 
 
 class Mask(RasterFunction):
+    """A pixel is NoData where its bands match their criteria (a listed value, or a value outside the included
+    range, both inclusive): any band (NoDataInterpretation 0) or all the bands that have criteria (1); Invert keeps
+    those pixels instead and masks the others.  One string of values or one range for a multiband input stands for
+    every band."""
+
     NAME = "Mask"
     ARGUMENTS = {"NoDataValues": ("NoDataValues",), "IncludedRanges": ("IncludedRanges",),
                  "NoDataInterpretation": ("NoDataInterpretation",), "Invert": ("Invert",)}
