@@ -38,6 +38,7 @@ from pyproj import CRS
 
 from imgsvc import pixel_types, sr
 from imgsvc._kernels import pixeltype as _pixeltype
+from imgsvc._kernels import stretch as _stretch
 from imgsvc._kernels import warp as _warp
 
 
@@ -153,6 +154,32 @@ def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> 
     if out.size:
         _pixeltype.convert(data, np.ascontiguousarray(valid).view(np.uint8), out, low, high)
     return out
+
+
+def stretch_levels(values: np.ndarray, lo: float, hi: float, low: float, span: float,
+                   gamma: float = 1.0) -> np.ndarray:
+    """The linear (``gamma`` 1) or gamma stretch of ``values`` onto levels, float64 of the same shape
+    (docs/protocol.md §6.2): ``low + floor(t^(1/gamma) * span)``, t = (v - lo) / (hi - lo) clipped to [0, 1]
+    (when hi <= lo: 0 up to lo, 1 above); NaN gives 0.  float32 and float64 are read as they are, other types as
+    float64."""
+    if not all(math.isfinite(x) for x in (lo, hi, low, span)) or not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError("stretch_levels needs finite lo, hi, low, span and a positive gamma.")
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    flat = np.ascontiguousarray(values).reshape(-1)
+    out = np.empty(flat.shape, np.float64)
+    if gamma == 1.0:
+        _stretch.levels(flat, float(lo), float(hi), float(low), float(span), True, out)
+        return out.reshape(values.shape)
+    _stretch.levels(flat, float(lo), float(hi), 0.0, 1.0, False, out)  # t, raised in place below
+    with np.errstate(invalid="ignore"):
+        np.power(out, 1.0 / gamma, out=out)
+        np.multiply(out, span, out=out)
+        np.floor(out, out=out)
+        out += low
+    out[np.isnan(out)] = 0
+    return out.reshape(values.shape)
 
 
 def _target(pixel: pixel_types.PixelType) -> tuple[np.dtype, float, float]:

@@ -23,7 +23,7 @@ from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
 from imgsvc import functions
-from imgsvc.functions import BandsInfo, Raster
+from imgsvc.functions import BandsInfo, Histogram, Raster
 from imgsvc.distributions import distributions_of
 from imgsvc.params import ExportParams, export_params
 from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
@@ -76,17 +76,24 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR)
     return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
 
 
-def _bands_info(service: ServiceRecord, bands: tuple[int, ...] | None = None) -> BandsInfo:
-    """What the service's bands (all, or ``bands``) are, as the function chain's input."""
+def _bands_info(service: ServiceRecord, bands: tuple[int, ...] | None = None,
+                distributions: tuple[BandDistribution, ...] | None = None) -> BandsInfo:
+    """What the service's bands (all, or ``bands``) are, as the function chain's input; with the service's
+    ``distributions``, their histograms too."""
     d = service.description
     bands = tuple(range(d.band_count)) if bands is None else bands
-    return BandsInfo(tuple(d.band_names[b] for b in bands), d.dtype, tuple(d.stats[b] for b in bands))
+    histograms = None if distributions is None else tuple(
+        Histogram(distributions[b].hist_min, distributions[b].hist_max, distributions[b].counts) for b in bands)
+    return BandsInfo(tuple(d.band_names[b] for b in bands), d.dtype, tuple(d.stats[b] for b in bands), histograms)
 
 
-def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray) -> Raster:
+def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray,
+                    distributions: tuple[BandDistribution, ...] | None = None) -> Raster:
     """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
-    the chain's output when they could not be read directly."""
-    out = plan.chain.apply(Raster(data, valid, _bands_info(plan.service, plan.bands)), plan.read_grid)
+    the chain's output when they could not be read directly; ``distributions`` (the service's, when the chain
+    needs histograms) give the source's histograms."""
+    info = _bands_info(plan.service, plan.bands, distributions)
+    out = plan.chain.apply(Raster(data, valid, info), plan.read_grid)
     data, valid, info = out.data, out.valid, out.info
     if plan.buffer:
         b = plan.buffer
@@ -222,7 +229,11 @@ class ImageService:
         """Render, apply the functions, then finish: the block the encoder gets."""
         with sr.datum_transformation_scope(export.params.datum_transformation):
             data, valid = render(export.plan, self.transform_error)
-        return finish(export.params, export.plan, apply_functions(export.plan, data, valid))
+        # Read once per request, and only for a chain that reads them (a stretch by histogram).
+        distributions = None
+        if export.plan.chain.needs_histograms:
+            distributions = self.catalog.distributions(export.plan.service.name)
+        return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions))
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
         """The values under a point: the service's pixels, or the rule's output there (a one-pixel export on the

@@ -18,20 +18,24 @@ from imgsvc import kernels
 from imgsvc.errors import invalid, unsupported
 from imgsvc.block import BandStats
 from imgsvc.catalog.records import FunctionTemplate
-from imgsvc.functions.base import BandsInfo, Raster, RasterFunction, with_dtype
+from imgsvc.functions.base import BandsInfo, Histogram, Raster, RasterFunction, with_dtype
 from imgsvc.functions.arithmetic import Arithmetic, Local
 from imgsvc.functions.bands import NDVI, BandArithmetic, CompositeBand, ExtractBand
 from imgsvc.functions.clip import Clip
+from imgsvc.functions.colormap import Colormap
 from imgsvc.functions.convolution import Convolution
 from imgsvc.functions.focal import FocalStatistics
+from imgsvc.functions.remap import ContrastBrightness, Grayscale, Mask, Remap, Threshold, UnitConversion
 from imgsvc.functions.resample import Resample
+from imgsvc.functions.stretch import Stretch
 from imgsvc.functions.surface import Aspect, Curvature, Hillshade, ShadedRelief, Slope
 from imgsvc.pixel_types import PIXEL_TYPES
 
 if TYPE_CHECKING:
     from imgsvc.plan import OutputGrid
 
-__all__ = ["BandsInfo", "Chain", "IDENTITY", "REGISTRY", "Raster", "RasterFunction", "chain_for", "parse_rule"]
+__all__ = ["BandsInfo", "Chain", "Histogram", "IDENTITY", "REGISTRY", "Raster", "RasterFunction", "chain_for",
+           "parse_rule"]
 
 # Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
@@ -56,7 +60,8 @@ class Identity(RasterFunction):
 # Every function a rendering rule can name, by its ArcGIS name.
 REGISTRY: dict[str, type[RasterFunction]] = {cls.NAME.lower(): cls for cls in (
     Identity, FocalStatistics, Convolution, Resample, ExtractBand, CompositeBand, NDVI, BandArithmetic, Arithmetic,
-    Local, Clip, Hillshade, Slope, Aspect, Curvature, ShadedRelief)}
+    Local, Clip, Hillshade, Slope, Aspect, Curvature, ShadedRelief, Stretch, Colormap, Remap, Mask, Threshold,
+    Grayscale, ContrastBrightness, UnitConversion)}
 # Functions whose output is their input's pixels.
 PIXELS_UNCHANGED = (Identity, Resample)
 
@@ -67,6 +72,7 @@ class ServiceImage:
     buffer = 0
     bandwise = True
     is_identity = True
+    needs_histograms = False
 
     @staticmethod
     def describe(source: BandsInfo) -> BandsInfo:
@@ -88,6 +94,7 @@ class Constant:
     buffer = 0
     bandwise = True
     is_identity = False
+    needs_histograms = False
 
     def describe(self, source: BandsInfo) -> BandsInfo:
         return BandsInfo(("Constant",), "float64", (BandStats(self.value, self.value, self.value, 0.0),))
@@ -113,6 +120,10 @@ class Call:
     @property
     def bandwise(self) -> bool:
         return self.function.bandwise and all(node.bandwise for node in self.inputs)
+
+    @property
+    def needs_histograms(self) -> bool:
+        return self.function.needs_histograms or any(node.needs_histograms for node in self.inputs)
 
     def describe(self, source: BandsInfo) -> BandsInfo:
         info = self.function.describe([node.describe(source) for node in self.inputs])
@@ -150,6 +161,11 @@ class Chain:
     @property
     def bandwise(self) -> bool:
         return self.root.bandwise if self.root else True
+
+    @property
+    def needs_histograms(self) -> bool:
+        """Whether some function reads the service's histograms (fetched from the catalog only then)."""
+        return self.root.needs_histograms if self.root else False
 
     @property
     def is_identity(self) -> bool:

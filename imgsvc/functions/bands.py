@@ -126,7 +126,9 @@ class ExtractBand(RasterFunction):
         (source,) = inputs
         chosen = self.bands(source.names)
         stats = None if source.stats is None else tuple(source.stats[b] for b in chosen)
-        return BandsInfo(tuple(source.names[b] for b in chosen), source.dtype, stats)
+        # The histograms follow their bands, so a PercentClip stretch over the selection reads the service's.
+        histograms = None if source.histograms is None else tuple(source.histograms[b] for b in chosen)
+        return BandsInfo(tuple(source.names[b] for b in chosen), source.dtype, stats, histograms)
 
     def apply(self, inputs, grid):
         (source,) = inputs

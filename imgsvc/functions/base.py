@@ -22,13 +22,25 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """One band's histogram: ``len(counts)`` equal bins over [``min``, ``max``] (the service's, as /histograms
+    reports it; 8-bit data has single-value bins centred on each value)."""
+
+    min: float
+    max: float
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class BandsInfo:
-    """What a stage outputs: band names, pixel type (numpy dtype name) and per-band statistics (None = unknown,
-    then the default stretch measures the block itself)."""
+    """What a stage outputs: band names, pixel type (numpy dtype name), per-band statistics (None = unknown,
+    then the default stretch measures the block itself) and per-band histograms (None = unknown; the service fills
+    them only for a chain that ``needs_histograms``)."""
 
     names: tuple[str, ...]
     dtype: str
     stats: tuple[BandStats, ...] | None
+    histograms: tuple[Histogram, ...] | None = None
 
     @property
     def count(self) -> int:
@@ -66,6 +78,9 @@ class RasterFunction(abc.ABC):
     RASTER_INPUTS: ClassVar[dict[str, tuple[str, ...]]] = {"Raster": ("Raster", "DEM")}
     RASTER_LISTS: ClassVar[frozenset[str]] = frozenset()
     bandwise: ClassVar[bool] = True
+    # True when ``apply`` may read its input's ``info.histograms`` (a class attribute, or a property when it
+    # depends on the arguments): only then does the service fetch them.
+    needs_histograms: bool = False
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         self.arguments = arguments
