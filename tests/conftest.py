@@ -97,12 +97,15 @@ class _Serve:
         self.args = [sys.executable, "-m", "imgsvc", "--catalog", str(catalog), "serve", "--grpc", "127.0.0.1:0",
                      "--http", "127.0.0.1:0", "--output-dir", str(output)]
         self.lines: list[str] = []
+        self.grpc_target: str | None = None
 
     def __enter__(self) -> str:
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         url = None
         for line in self.process.stdout:
             self.lines.append(line)
+            if match := re.search(r"gRPC\s+listening on (\S+)", line):
+                self.grpc_target = match.group(1)
             if match := re.search(r"REST\s+listening on (http://\S+)/arcgis/rest/services", line):
                 url = match.group(1)
                 break

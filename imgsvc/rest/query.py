@@ -216,10 +216,34 @@ def datum_transformation(text: str) -> pb.DatumTransformation:
     raise invalid("datumTransformation needs a wkid, wkt or geoTransforms.")
 
 
+# The deepest JSON object a request may carry as a protobuf Struct: the gRPC service's decoder refuses messages
+# nested much deeper (a Struct level costs it two), and the deepest rendering rule the core accepts (16 nested
+# functions) is 31 levels.
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` nests objects and arrays (iterative: a hostile document cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if level + 1 > MAX_JSON_DEPTH:
+                    return level + 1
+                stack.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
 def struct(text: str, name: str) -> struct_pb2.Struct:
     obj = _json(text, name)
     if not isinstance(obj, dict):
         raise invalid(f"{name} must be a JSON object.", parameter=_parameter(name))
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise invalid(f"{name} nests objects and arrays more than {MAX_JSON_DEPTH} levels deep.",
+                      parameter=_parameter(name))
     msg = struct_pb2.Struct()
     try:
         msg.update(obj)
