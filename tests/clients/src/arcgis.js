@@ -13,7 +13,12 @@ const [xmin, ymin, xmax, ymax] = query.get("extent").split(",").map(Number);
 
 async function main() {
   // format "lerc" is how a user asks for client-side rendering: raw pixels the SDK decodes and draws itself.
-  const layer = new ImageryLayer({ url: query.get("url"), ...(query.get("format") ? { format: query.get("format") } : {}) });
+  // rasterFunction: a template of the service by name, as a user picks one from the layer's rasterFunctionInfos.
+  const layer = new ImageryLayer({
+    url: query.get("url"),
+    ...(query.get("format") ? { format: query.get("format") } : {}),
+    ...(query.get("rasterFunction") ? { rasterFunction: { functionName: query.get("rasterFunction") } } : {}),
+  });
   const view = new MapView({
     container: "map",
     map: new EsriMap({ layers: [layer] }),

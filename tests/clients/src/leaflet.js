@@ -9,7 +9,8 @@ const map = L.map("map", {
   // Controls would cover map pixels and animations would leave the image half faded in the screenshot.
   zoomControl: false, attributionControl: false, fadeAnimation: false, zoomAnimation: false,
 });
-const layer = imageMapLayer({ url: query.get("url"), f: query.get("f") || "image" }).addTo(map);
+const renderingRule = query.get("renderingRule") ? JSON.parse(query.get("renderingRule")) : undefined;
+const layer = imageMapLayer({ url: query.get("url"), f: query.get("f") || "image", renderingRule }).addTo(map);
 layer.on("load", (event) => {
   const bounds = map.getPixelBounds();
   window.harnessReady = {
