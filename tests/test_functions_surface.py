@@ -254,6 +254,23 @@ def test_shaded_relief_is_the_interpolated_colour_times_the_hillshade():
     assert between.data[:, 1, 1].tolist() == [math.floor(c * shade / 255 + 0.5) for c in (100, 50, 25)]
 
 
+def test_shaded_relief_with_a_colour_ramp_spreads_it_over_the_input_statistics():
+    from imgsvc.block import BandStats
+
+    ramp = {"type": "algorithmic", "fromColor": [0, 0, 0, 255], "toColor": [200, 100, 50, 255],
+            "algorithm": "esriCIELabAlgorithm"}
+    z = np.full((3, 3), 300.0)  # half way through the statistics' range, flat: the shade is cos(45 degrees)
+    stats = (BandStats(100.0, 500.0, 300.0, 50.0),)
+    out = run(rule("ShadedRelief", ColorRamp=ramp), z, stats=stats)
+    colour = run(rule("Colormap", ColorRamp=ramp), z, stats=stats).data[:, 1, 1]
+    flat_shade = round(255 * math.cos(math.radians(45)))
+    assert out.data[:, 1, 1].tolist() == [math.floor(int(c) * flat_shade / 255 + 0.5) for c in colour]
+    assert 0 < colour[0] < 200  # a colour from the middle of the ramp, not an end
+    with_both = run(rule("ShadedRelief", ColorRamp=ramp, Colormap=[[0, 255, 0, 0]], ColorSchemeType=0), z,
+                    stats=stats)
+    assert with_both.data[:, 1, 1].tolist() == [flat_shade, 0, 0]  # ColorSchemeType 0 picks the Colormap
+
+
 def test_shaded_relief_without_a_colormap_ramps_over_the_input_statistics():
     from imgsvc.block import BandStats
     from imgsvc.functions.surface import ELEVATION_RAMP
@@ -412,8 +429,8 @@ def test_two_halves_meet_without_a_seam(core, service, interpolation, example):
     ("ShadedRelief", {"Colormap": [[1, 2, 3]]}, "Colormap", ErrorKind.INVALID_ARGUMENT),
     ("ShadedRelief", {"Colormap": [[1, 2, 3, 300]]}, "Colormap", ErrorKind.INVALID_ARGUMENT),
     ("ShadedRelief", {"Colormap": "red"}, "Colormap", ErrorKind.INVALID_ARGUMENT),
-    ("ShadedRelief", {"ColorRamp": {"type": "algorithmic"}}, "ColorRamp", ErrorKind.UNIMPLEMENTED),
-    ("ShadedRelief", {"ColorSchemeType": 1}, "ColorSchemeType", ErrorKind.UNIMPLEMENTED),
+    ("ShadedRelief", {"ColorRamp": {"type": "algorithmic"}}, "ColorRamp", ErrorKind.INVALID_ARGUMENT),
+    ("ShadedRelief", {"ColorSchemeType": 1}, "ColorSchemeType", ErrorKind.INVALID_ARGUMENT),
 ])
 def test_bad_arguments_are_refused_by_name(core, function, arguments, fragment, kind):
     with pytest.raises(ImgsvcError) as info:

@@ -228,13 +228,13 @@ class Colormap(RasterFunction):
     def apply(self, inputs, grid):
         (source,) = inputs
         band = source.data[0]
-        coloured = per_value(band, lambda values: self._coloured(values, source))
+        coloured = per_value(band, lambda values: self.colours(values, source))
         valid = source.valid & (coloured[3] > 0)
         out = coloured[:3].copy()
         out[:, ~valid] = 0
         return out, valid
 
-    def _coloured(self, values: np.ndarray, source) -> np.ndarray:
+    def colours(self, values: np.ndarray, source) -> np.ndarray:
         """(4, ...) uint8: the red, green and blue of float ``values`` and whether each is coloured (1) or NoData."""
         with np.errstate(invalid="ignore"):
             if self.entries is not None:

@@ -24,6 +24,7 @@ from imgsvc._kernels.surface import Measure
 from imgsvc.block import BandStats
 from imgsvc.errors import unsupported
 from imgsvc.functions.base import BandsInfo, RasterFunction
+from imgsvc.functions.colormap import Colormap
 
 # Metres per degree (decisions Q12): of longitude at the equator (times cos(latitude) elsewhere), and of latitude
 # (its value at the equator; it grows by 1 % toward the poles, which a slope does not notice).
@@ -245,22 +246,34 @@ class Curvature(SurfaceFunction):
         return out[None], out_valid
 
 
+class ReliefRamp(Colormap):
+    """ShadedRelief's colour ramp: parsed and spread over the values as the Colormap function does, its refusals
+    naming ShadedRelief (not a function of its own: it is not in the registry)."""
+
+    NAME = "ShadedRelief"
+
+
 class ShadedRelief(Hillshade):
     """The elevation's colour modulated by the hillshade, rgb·hs/255 (decisions Q13), 3-band U8.
 
     The colour comes from ``Colormap`` (``[[value, r, g, b], …]``, linear between the listed values, the end
-    colours beyond them) or, without one, from a built-in elevation ramp over the input's min..max (its statistics;
-    the block's own when it has none).  ``ColorRamp`` and ``ColorSchemeType`` 1 are refused as not supported yet.
+    colours beyond them), from ``ColorRamp`` (a ramp name or ramp object, spread over the input's min..max exactly
+    as the Colormap function spreads it; ``ColorSchemeType`` 1 picks it when both are given) or, with neither, from
+    a built-in elevation ramp over the input's min..max (its statistics; the block's own when it has none).
     """
 
     NAME = "ShadedRelief"
     ARGUMENTS = {**Hillshade.ARGUMENTS, "ColorSchemeType": ("ColorSchemeType",)}
 
     def colour_arguments(self) -> None:
-        if self.has("ColorRamp") or self.integer("ColorSchemeType", 0, 0, 1) == 1:
-            raise unsupported("renderingRule ShadedRelief colour ramps (ColorRamp, ColorSchemeType 1) are not "
-                              "supported yet; give a Colormap.", parameter="renderingRule")
-        self.colormap = self.parse_colormap() if self.has("Colormap") else None
+        scheme = self.integer("ColorSchemeType", 1 if self.has("ColorRamp") and not self.has("Colormap") else 0,
+                              0, 1)
+        if scheme == 1 and not self.has("ColorRamp"):
+            raise self.bad("ColorSchemeType", "is 1 (colour ramp) but no ColorRamp is given")
+        # A colour ramp is the Colormap function's: one parser and one way of spreading it over the values.
+        self.ramp_colours = (ReliefRamp({"ColorRamp": self.arguments["ColorRamp"], "ColorSchemeType": 1})
+                             if scheme == 1 else None)
+        self.colormap = self.parse_colormap() if self.has("Colormap") and scheme == 0 else None
 
     def parse_colormap(self) -> np.ndarray:
         """(n, 4) float64 of [value, r, g, b], sorted by value."""
@@ -281,11 +294,15 @@ class ShadedRelief(Hillshade):
     def apply(self, inputs, grid):
         shade, valid = self.shade(inputs, grid)
         elevation = np.where(valid, inputs[0].data[0], 0).astype(np.float64)  # NoData stays out of the colours
-        stops = self.colormap if self.colormap is not None else self.ramp(inputs[0])
         out = np.empty((3, *shade.shape), np.uint8)
-        for band in range(3):
-            colour = np.interp(elevation, stops[:, 0], stops[:, band + 1])
-            out[band] = np.floor(colour * shade / 255.0 + 0.5)
+        if self.ramp_colours is not None:
+            colours = self.ramp_colours.colours(elevation, inputs[0])[:3].astype(np.float64)
+            out[:] = np.floor(colours * shade / 255.0 + 0.5)
+        else:
+            stops = self.colormap if self.colormap is not None else self.ramp(inputs[0])
+            for band in range(3):
+                colour = np.interp(elevation, stops[:, 0], stops[:, band + 1])
+                out[band] = np.floor(colour * shade / 255.0 + 0.5)
         out[:, ~valid] = 0
         return out, valid
 
