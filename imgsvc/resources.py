@@ -15,6 +15,7 @@ from imgsvc.catalog import BandDistribution, ServiceRecord
 from imgsvc.encode import png
 from imgsvc.encode.stretch import stretch_range
 from imgsvc.errors import invalid, not_found, unsupported
+from imgsvc.functions.colormap import Colormap
 
 DATA_TYPE_PREFIX = "esriImageServiceDataType"
 
@@ -82,14 +83,6 @@ def mosaic_defaults(service: ServiceRecord) -> MosaicDefaults:
                           mosaic.DEFAULT_RULE.operation.value)
 
 
-def require_identity_rule(service: ServiceRecord, rule: dict | None, resource: str) -> None:
-    """Statistics, histograms, legend and identify describe the service's own pixels: a valid rule that changes
-    them is refused there until those resources compute them for the chain's output (issue 11)."""
-    if rule and not functions.parse_rule(rule, service.templates).is_identity:
-        raise unsupported(f"renderingRule {rule.get('rasterFunction')!r} is not supported on {resource} yet.",
-                          parameter="renderingRule")
-
-
 def described(service: ServiceRecord, rule: dict | None) -> ServiceRecord:
     """The service as the rule outputs it: what the root answers with a ``renderingRule`` (its bands, pixel type
     and statistics; a source nodata value no longer marks the chain's values)."""
@@ -147,49 +140,89 @@ class LegendResult:
     swatches: tuple[LegendSwatch, ...]
 
 
-def _ramp_swatch(top: float, bottom: float) -> bytes:
-    """A 20 x 20 gray swatch running from ``top`` (0..1 of the ramp) on its first row to ``bottom`` on its last."""
-    shades = np.linspace(top, bottom, SWATCH) * 255
-    return png.write(np.repeat(np.rint(shades).astype(np.uint8)[:, None], SWATCH, axis=1), level=6)
+def _ramp_swatch(top: float, bottom: float, colours: np.ndarray | None = None) -> bytes:
+    """A 20 x 20 swatch running from ``top`` (0..1 of the ramp) on its first row to ``bottom`` on its last: gray, or
+    the rows of ``colours`` ((n, 3) uint8, the ramp from its low end to its high end)."""
+    positions = np.linspace(top, bottom, SWATCH)
+    if colours is None:
+        return png.write(np.repeat(np.rint(positions * 255).astype(np.uint8)[:, None], SWATCH, axis=1), level=6)
+    rows = colours[np.rint(positions * (len(colours) - 1)).astype(np.intp)]
+    return png.write(np.ascontiguousarray(np.broadcast_to(rows[:, None, :], (SWATCH, SWATCH, 3))), level=6)
 
 
-def _solid_swatch(rgb: tuple[int, int, int]) -> bytes:
-    return png.write(np.broadcast_to(np.array(rgb, np.uint8), (SWATCH, SWATCH, 3)), level=6)
+def _solid_swatch(rgb) -> bytes:
+    return png.write(np.broadcast_to(np.asarray(rgb, np.uint8), (SWATCH, SWATCH, 3)), level=6)
 
 
 def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def legend(service: ServiceRecord, band_ids: tuple[int, ...]) -> LegendResult:
-    """What the default rendering of ``band_ids`` shows (the rule in ``encode.picture``/``encode.stretch``).
+# A colour map legend lists at most this many classes (a 16-bit colour map would make an unreadable legend).
+MAX_LEGEND_CLASSES = 256
+
+
+def legend(service: ServiceRecord, band_ids: tuple[int, ...], rule: dict | None = None) -> LegendResult:
+    """What the rendering of ``band_ids`` shows: the service's pixels, or the rendering rule's output.
 
     One or two bands render as gray through the default stretch: a "Stretched" legend with three swatches, High at
     the top, that stack into the gray ramp, labelled with the data values the ramp's ends stand for.  Three or more
-    bands render the first three as RGB: an "RGB Composite" legend naming the band on each channel.
+    bands render the first three as RGB: an "RGB Composite" legend naming the band on each channel.  A rule ending
+    in a Colormap gives its classes (a "Unique Values" legend of the colour map's entries) or its colour ramp (a
+    "Stretched" legend in the ramp's colours).
     """
     description = service.description
-    bands = band_ids or tuple(range(description.band_count))
-    bad = [b for b in bands if not 0 <= b < description.band_count]
+    chain = functions.chain_for(rule, service.templates)
+    info = chain.describe(functions.BandsInfo(description.band_names, description.dtype, description.stats))
+    if chain.root is not None and isinstance(chain.root.function, Colormap):
+        source = chain.root.inputs[0].describe(functions.BandsInfo(description.band_names, description.dtype,
+                                                                   description.stats))
+        return _colormap_legend(service.name, chain.root.function, source)
+    bands = band_ids or tuple(range(info.count))
+    bad = [b for b in bands if not 0 <= b < info.count]
     if bad:
-        raise invalid(f"bandIds {bad} out of range: the service has {description.band_count} band(s) (0-based "
-                      "ids).", parameter="bandIds")
+        raise invalid(f"bandIds {bad} out of range: the service has {info.count} band(s) (0-based ids).",
+                      parameter="bandIds")
     if len(bands) >= 3:
-        swatches = tuple(LegendSwatch(f"{channel}: {description.band_names[b]}", _solid_swatch(rgb), ())
+        swatches = tuple(LegendSwatch(f"{channel}: {info.names[b]}", _solid_swatch(rgb), ())
                          for (channel, rgb), b in zip(RGB_CHANNELS, bands))
         return LegendResult(service.name, "RGB Composite", swatches)
     band = bands[0]
-    if description.dtype == "uint8":
+    if info.dtype == "uint8":
         lo, hi = 0.0, 255.0  # 8-bit data is shown as is
-    else:
-        stats: BandStats = description.stats[band]
+    elif info.stats is not None:
+        stats: BandStats = info.stats[band]
         lo, hi = stretch_range(stats)
+    else:
+        raise unsupported("legend: the renderingRule's output range is not known before it is rendered; ask "
+                          "for the statistics of the rule instead.", parameter="renderingRule")
+    return LegendResult(f"{service.name}: {info.names[band]}", "Stretched", _stretched(lo, hi))
+
+
+def _stretched(lo: float, hi: float, colours: np.ndarray | None = None) -> tuple[LegendSwatch, ...]:
     steps = np.linspace(1.0, 0.0, STRETCH_ENTRIES + 1)
     values = np.linspace(hi, lo, STRETCH_ENTRIES)
     labels = [f"High : {_number(hi)}"] + [""] * (STRETCH_ENTRIES - 2) + [f"Low : {_number(lo)}"]
-    swatches = tuple(LegendSwatch(labels[i], _ramp_swatch(steps[i], steps[i + 1]), (float(values[i]),))
-                     for i in range(STRETCH_ENTRIES))
-    return LegendResult(f"{service.name}: {description.band_names[band]}", "Stretched", swatches)
+    return tuple(LegendSwatch(labels[i], _ramp_swatch(steps[i], steps[i + 1], colours), (float(values[i]),))
+                 for i in range(STRETCH_ENTRIES))
+
+
+def _colormap_legend(name: str, colormap: Colormap, source: functions.BandsInfo) -> LegendResult:
+    if colormap.entries is not None:
+        values, rgb, opaque = colormap.entries
+        classes = [(value, colour) for value, colour, shown in zip(values, rgb, opaque) if shown]
+        if len(classes) > MAX_LEGEND_CLASSES:
+            raise unsupported(f"legend: the colour map has {len(classes)} classes; a legend lists at most "
+                              f"{MAX_LEGEND_CLASSES}.", parameter="renderingRule")
+        return LegendResult(name, "Unique Values", tuple(
+            LegendSwatch(_number(value), _solid_swatch(colour), (float(value),)) for value, colour in classes))
+    if colormap.random:
+        raise unsupported("legend: a Random colour map has no classes to list.", parameter="renderingRule")
+    if source.stats is None and not (np.dtype(source.dtype).itemsize == 1 or colormap.ramp_is_ndvi):
+        raise unsupported("legend: the colour map's input range is not known before it is rendered.",
+                          parameter="renderingRule")
+    lo, hi = colormap.ramp_range(source.dtype, source.stats[0] if source.stats else None)
+    return LegendResult(name, "Stretched", _stretched(lo, hi, colormap.ramp_table.T))
 
 
 # ---- item info ----------------------------------------------------------------------------------------------------

@@ -325,9 +325,7 @@ class ImageService:
 
     def legend(self, name: str, band_ids: tuple[int, ...], rendering_rule: dict | None = None
                ) -> resources.LegendResult:
-        service = self.catalog.service(name)
-        resources.require_identity_rule(service, rendering_rule, "legend")
-        return resources.legend(service, band_ids)
+        return resources.legend(self.catalog.service(name), band_ids, rendering_rule)
 
     def item_info(self, name: str) -> resources.ItemInfoResult:
         return resources.item_info(self.catalog.service(name))

@@ -128,3 +128,37 @@ def test_division_by_zero_and_huge_values_give_nodata_not_errors(served):
         rest = http.get("/arcgis/rest/services/ms/ImageServer/exportImage",
                         params={"size": "64,64", "format": "tiff", "renderingRule": json.dumps(rule), "f": "image"})
         assert rest.headers["content-type"] == "image/tiff"
+
+
+def legend(served, service: str, rule: dict) -> dict:
+    return served[0].get(f"/arcgis/rest/services/{service}/ImageServer/legend",
+                         params={"renderingRule": json.dumps(rule), "f": "json"}).json()
+
+
+def test_the_legend_of_a_rule_shows_its_colour_map_ramp_or_output(served):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    classes = legend(served, "dem", {"rasterFunction": "Colormap", "rasterFunctionArguments": {
+        "Colormap": [[1, 255, 0, 0], [2, 0, 255, 0], [3, 0, 0, 255, 0]],
+        "Raster": {"rasterFunction": "Remap", "rasterFunctionArguments": {"InputRanges": [0, 2000, 2000, 9000],
+                                                                          "OutputValues": [1, 2]}}}})
+    layer = classes["layers"][0]
+    assert layer["legendType"] == "Unique Values" and [e["label"] for e in layer["legend"]] == ["1", "2"]
+    first = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer["legend"][0]["imageData"]))).convert("RGB"))
+    assert first[10, 10].tolist() == [255, 0, 0]  # the class's own colour (value 3 is transparent: no entry)
+    ramp = legend(served, "dem", {"rasterFunction": "Aspect Colors"})["layers"][0]
+    assert ramp["legendType"] == "Stretched" and ramp["legend"][0]["label"] == "High : 360"
+    assert ramp["legend"][2]["label"] == "Low : -1"
+    top = np.asarray(Image.open(io.BytesIO(base64.b64decode(ramp["legend"][0]["imageData"]))).convert("RGB"))
+    assert top[0, 10].tolist() == [255, 0, 0] and len({tuple(p) for p in top[:, 10]}) > 3  # coloured, not gray
+    ndvi = legend(served, "ms", {"rasterFunction": "NDVI Colorized"})["layers"][0]
+    assert ndvi["legend"][0]["label"] == "High : 200" and ndvi["legend"][2]["label"] == "Low : 0"
+    rgb = legend(served, "ms", {"rasterFunction": "Natural Color"})["layers"][0]
+    assert rgb["legendType"] == "RGB Composite" and [e["label"] for e in rgb["legend"]] == [
+        "Red: Red", "Green: Green", "Blue: Blue"]
+    shade = legend(served, "dem", {"rasterFunction": "Hillshade"})["layers"][0]
+    assert shade["legend"][0]["label"] == "High : 255" and shade["legend"][2]["label"] == "Low : 0"

@@ -254,14 +254,23 @@ class Colormap(RasterFunction):
 
     def _ramp_range(self, source) -> tuple[float, float]:
         """The input values the ramp spans: see the module's docstring."""
-        dtype = source.data.dtype
-        if self.ramp in NDVI_RAMPS:
+        stats = source.info.stats[0] if source.info.stats is not None else \
+            block_band_stats(source.data[0], source.valid)
+        return self.ramp_range(source.data.dtype, stats)
+
+    @property
+    def ramp_is_ndvi(self) -> bool:
+        """An NDVI ramp spans the NDVI function's scaled output, whatever the input's statistics."""
+        return self.ramp in NDVI_RAMPS
+
+    def ramp_range(self, dtype, stats) -> tuple[float, float]:
+        """The values the ramp spans over an input of ``dtype`` whose band 0 has ``stats``."""
+        dtype = np.dtype(dtype)
+        if self.ramp_is_ndvi:
             return 0.0, NDVI_SCALE
         if dtype.itemsize == 1 and dtype.kind in "iu":
             info = np.iinfo(dtype)
             return float(info.min), float(info.max)
-        stats = source.info.stats[0] if source.info.stats is not None else \
-            block_band_stats(source.data[0], source.valid)
         return stats.min, stats.max
 
 
