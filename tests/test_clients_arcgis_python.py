@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from rasterio.io import MemoryFile
 
 from tests.clients import harness
@@ -90,3 +91,26 @@ def test_arcgis_python_numpy_array_keeps_every_band(gateway_url, http):
     assert valid.mean() > 0.5
     np.testing.assert_array_equal(array.transpose(2, 0, 1)[valid], values[valid])
     harness.check_recorded("arcgis-python ms", sent)
+
+
+def test_arcgis_python_raster_functions_export_what_the_service_renders(gateway_url, http):
+    """arcgis.raster.functions (hillshade, stretch, colormap, ndvi) on the ImageryLayer: each export carries the
+    rule the library built (its ndvi is BandArithmetic method 1), and its PNG is the service's own export of it."""
+    calls = {"dem": {"hillshade": "Hillshade", "stretch": "Stretch", "colormap": "Colormap"},
+             "ms": {"ndvi": "BandArithmetic"}}
+    for service, functions in calls.items():
+        with harness.RecordingProxy(gateway_url) as proxy, tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [str(harness.ARCGIS_PYTHON), str(harness.CLIENTS_DIR / "arcgis_functions.py"),
+                 f"{proxy.url}/arcgis/rest/services/{service}/ImageServer", json.dumps(BBOX_3857), tmp,
+                 ",".join(functions)], capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stderr[-4000:]
+            exports = [dict(harness.query_of(r)) for r in proxy.requests if "/exportImage" in r["url"]]
+            for name, function in functions.items():
+                sent = next(e for e in exports if json.loads(e["renderingRule"])["rasterFunction"] == function)
+                query = {k: sent[k] for k in ("bbox", "bboxSR", "imageSR", "size")}
+                direct = http.get(EXPORT.format(service), params={**query, "renderingRule": sent["renderingRule"],
+                                                                  "format": "png", "f": "image"})
+                assert direct.headers["content-type"] == "image/png", (name, direct.text[:300])
+                ours = np.asarray(Image.open(io.BytesIO(Path(tmp, f"{name}.png").read_bytes())))
+                assert np.array_equal(ours, np.asarray(Image.open(io.BytesIO(direct.content)))), name
