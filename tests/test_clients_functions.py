@@ -69,3 +69,24 @@ def test_arcgis_maps_sdk_raster_function_template_by_name(pages, served):
     rows = int(sent["size"].split(",")[1]) - 20  # the SDK's attribution strip is drawn over the bottom rows
     harness.assert_shows_the_same_picture(run.screenshot[:rows], expected[:rows], max_mean_error=1.5,
                                           min_correlation=0.998)
+
+
+@pytest.mark.parametrize("renderer, function", [
+    ({"type": "raster-stretch", "stretchType": "standard-deviation", "numberOfStandardDeviations": 2}, "Stretch"),
+    ({"type": "raster-shaded-relief", "altitude": 45, "azimuth": 315, "hillshadeType": "traditional",
+      "scalingType": "none", "zFactor": 1}, "Hillshade"),
+])
+def test_arcgis_maps_sdk_renderers_are_drawn_by_the_server(pages, served, renderer, function):
+    url, http = served
+    query = {"url": f"{url}/arcgis/rest/services/dem/ImageServer", "extent": "-13172000,4386640,-13146400,4402000",
+             "renderer": json.dumps(renderer)}
+    run = harness.drive_page(f"{pages}/pages/arcgis.html?{urlencode(query)}")
+    requests = assert_client_was_served(run, url)
+    exports = [dict(harness.query_of(r)) for r in requests if "/exportImage" in r["url"]]
+    rules = [json.loads(e["renderingRule"]) for e in exports if "renderingRule" in e]
+    assert rules and function in json.dumps(rules[-1]), exports
+    sent = exports[-1]
+    expected = harness.composite_over(exported_with(http, sent, json.loads(sent["renderingRule"])), MAP_BACKGROUND)
+    rows = int(sent["size"].split(",")[1]) - 20
+    harness.assert_shows_the_same_picture(run.screenshot[:rows], expected[:rows], max_mean_error=1.5,
+                                          min_correlation=0.998)

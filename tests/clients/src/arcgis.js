@@ -18,6 +18,8 @@ async function main() {
     url: query.get("url"),
     ...(query.get("format") ? { format: query.get("format") } : {}),
     ...(query.get("rasterFunction") ? { rasterFunction: { functionName: query.get("rasterFunction") } } : {}),
+    // renderer: a renderer's JSON as a user writes it (autocast by its type), drawn by the server as a rule.
+    ...(query.get("renderer") ? { renderer: JSON.parse(query.get("renderer")) } : {}),
   });
   const view = new MapView({
     container: "map",
