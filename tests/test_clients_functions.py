@@ -1,5 +1,6 @@
-"""Rendering rules from real clients, unmodified, in headless Chromium: esri-leaflet's `renderingRule` option and
-the ArcGIS Maps SDK's `rasterFunction` (a service template by name) show what the service exports for the same rule."""
+"""Rendering rules from real clients, unmodified, in headless Chromium: esri-leaflet's `setRenderingRule`, the
+ArcGIS Maps SDK's `rasterFunction` (a service template by name) and its renderers show what the service exports for
+the same rule."""
 from __future__ import annotations
 
 import json

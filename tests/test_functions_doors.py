@@ -120,6 +120,15 @@ def test_hostile_rules_are_refused_with_a_clear_error(served, rule, fragment):
     assert error["code"] == 400 and fragment in " ".join(error["details"]), error
 
 
+def test_a_huge_rule_is_refused_before_it_is_read(served):
+    http, _ = served
+    rule = json.dumps({"rasterFunction": "Convolution", "rasterFunctionArguments": {"Kernel": [1] * 20_000_000}})
+    response = http.post("/arcgis/rest/services/ms/ImageServer/exportImage",
+                         data={"renderingRule": rule, "f": "json"})  # ~40 MB
+    error = response.json()["error"]
+    assert error["code"] == 400 and "too large" in error["details"][0]
+
+
 def test_division_by_zero_and_huge_values_give_nodata_not_errors(served):
     http, _ = served
     for expression in ("B1/(B2-B2)", "B1*1e300*1e300"):

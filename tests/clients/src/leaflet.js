@@ -9,8 +9,10 @@ const map = L.map("map", {
   // Controls would cover map pixels and animations would leave the image half faded in the screenshot.
   zoomControl: false, attributionControl: false, fadeAnimation: false, zoomAnimation: false,
 });
-const renderingRule = query.get("renderingRule") ? JSON.parse(query.get("renderingRule")) : undefined;
-const layer = imageMapLayer({ url: query.get("url"), f: query.get("f") || "image", renderingRule }).addTo(map);
+const layer = imageMapLayer({ url: query.get("url"), f: query.get("f") || "image" });
+// A rendering rule the way a user switches one on: the layer's setRenderingRule.
+if (query.get("renderingRule")) layer.setRenderingRule(JSON.parse(query.get("renderingRule")));
+layer.addTo(map);
 layer.on("load", (event) => {
   const bounds = map.getPixelBounds();
   window.harnessReady = {
