@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyproj import CRS
 
-from imgsvc import sr
+from imgsvc import catalog_query, mosaic, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid, unsupported
 from imgsvc.read import read_pixel
@@ -30,12 +30,16 @@ class IdentifyParams:
     y: float
     crs: CRS | None  # the point's spatial reference; None = the service SR
     rendering_rule: dict | None = None  # the rule's JSON object: the value identified is the rule's output
+    mosaic_rule: mosaic.MosaicRule = mosaic.DEFAULT_RULE  # which item answers, on a mosaic dataset
+    time: tuple[int | None, int | None] | None = None
+    return_catalog_items: bool = True
 
 
 def identify_params(service: str, point: tuple[float, float] | None, crs: CRS | None = None, *,
-                    geometry_type: str | None = None, mosaic_rule: dict | None = None,
-                    rendering_rule: dict | None = None,
-                    pixel_size: tuple[float, float] | None = None) -> IdentifyParams:
+                    geometry_type: str | None = None, mosaic_rule: mosaic.MosaicRule | None = None,
+                    rendering_rule: dict | None = None, pixel_size: tuple[float, float] | None = None,
+                    time: tuple[int | None, int | None] | None = None,
+                    return_catalog_items: bool | None = None) -> IdentifyParams:
     """Validate identify's values: a point (``geometry_type`` None is a point too) with finite coordinates; the
     other parameters are refused when their processing is not built yet, or checked and unused (``pixel_size``:
     the pixel is always read at full resolution)."""
@@ -48,14 +52,13 @@ def identify_params(service: str, point: tuple[float, float] | None, crs: CRS | 
                       f"{', '.join(GEOMETRY_TYPES)}.")
     if point is None:
         raise invalid("geometry is required: a point as {\"x\", \"y\", \"spatialReference\"} or x,y.")
-    if mosaic_rule is not None:
-        raise unsupported("mosaicRule is not supported yet.")
     x, y = point
     if not (math.isfinite(x) and math.isfinite(y)):
         raise invalid("geometry x and y must be finite numbers.")
     if pixel_size is not None and not (pixel_size[0] >= 0 and pixel_size[1] >= 0):
         raise invalid("pixelSize must be two non-negative numbers.")
-    return IdentifyParams(service, x, y, crs, rendering_rule or None)
+    return IdentifyParams(service, x, y, crs, rendering_rule or None, mosaic_rule or mosaic.DEFAULT_RULE, time,
+                          True if return_catalog_items is None else return_catalog_items)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class IdentifyResult:
     x: float
     y: float
     crs: CRS  # the point's spatial reference (as asked)
+    object_id: int = 0  # the OBJECTID of the item whose pixel answers (0: none, or a one-raster service)
+    # A mosaic dataset's items under the point, and per item 1 when it is the one that answers, else 0.
+    catalog_items: catalog_query.QueryResult | None = None
+    visibilities: tuple[float, ...] = ()
 
     @property
     def text(self) -> str:
@@ -99,5 +106,5 @@ def identify(service: ServiceRecord, candidates: tuple[RasterItem, ...], x: floa
             continue
         values, valid = read_pixel(item, col, row)
         if valid:
-            return IdentifyResult(tuple(float(v) for v in values), dtype, x, y, point_crs)
+            return IdentifyResult(tuple(float(v) for v in values), dtype, x, y, point_crs, item.object_id)
     return IdentifyResult(None, dtype, x, y, point_crs)

@@ -264,6 +264,15 @@ def view_centre(grid: OutputGrid, service_crs: CRS) -> tuple[float, float]:
     return float(x[0]), float(y[0])
 
 
+def viewpoint_in(viewpoint, service_crs: CRS) -> tuple[float, float] | None:
+    """A mosaic rule's viewpoint (x, y, its SR or None for the service SR) in the service SR."""
+    if viewpoint is None:
+        return None
+    x, y, crs = viewpoint
+    xs, ys = sr.transform_points(crs or service_crs, service_crs, np.array([x]), np.array([y]))
+    return float(xs[0]), float(ys[0])
+
+
 def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, candidates: tuple[RasterItem, ...],
               chain: Chain) -> ExportPlan:
     """Select and order the ``candidates`` (the catalog's items under the grid), and plan their reads over the grid
@@ -276,11 +285,7 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
     rule = params.mosaic_rule
     service_crs = sr.crs_from_wkt(description.crs_wkt)
     read_grid = grid.widened(chain.buffer)
-    viewpoint = None
-    if rule.viewpoint is not None:
-        x, y, crs = rule.viewpoint
-        vx, vy = sr.transform_points(crs or service_crs, service_crs, np.array([x]), np.array([y]))
-        viewpoint = float(vx[0]), float(vy[0])
+    viewpoint = viewpoint_in(rule.viewpoint, service_crs)
     items = mosaic.order_items(rule, candidates, view_centre(grid, service_crs), description.extent,
                                service.settings.max_mosaic_image_count, service.fields, viewpoint)
     resampling = resampling_for(params, service, chain)

@@ -26,7 +26,8 @@ from imgsvc import functions
 from imgsvc.functions import BandsInfo, Histogram, Raster
 from imgsvc.distributions import distributions_of
 from imgsvc.params import ExportParams, export_params
-from imgsvc.plan import ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds
+from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds,
+                         viewpoint_in)
 from imgsvc.read import read_window
 
 # docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
@@ -159,16 +160,16 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
-def item_conditions(service: ServiceRecord, params: ExportParams) -> list[tuple[str, list]]:
+def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
+                    time: tuple[int | None, int | None] | None) -> list[tuple[str, list]]:
     """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
     item fields with its values bound, and the time on a time-aware service (elsewhere time selects nothing out,
     docs/decisions.md)."""
     conditions = []
-    if params.mosaic_rule.where is not None:
-        conditions.append(compile_where(params.mosaic_rule.where, service.fields, field_column,
-                                        parameter="mosaicRule"))
-    if params.time is not None and service.settings.start_time_field:
-        conditions.append(time_condition(service.settings, service.fields, *params.time))
+    if rule.where is not None:
+        conditions.append(compile_where(rule.where, service.fields, field_column, parameter="mosaicRule"))
+    if time is not None and service.settings.start_time_field:
+        conditions.append(time_condition(service.settings, service.fields, *time))
     return conditions
 
 
@@ -219,7 +220,8 @@ class ImageService:
         with sr.datum_transformation_scope(params.datum_transformation):
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
-            candidates = (self.catalog.items_in(service.name, bounds, item_conditions(service, params))
+            candidates = (self.catalog.items_in(service.name, bounds,
+                                                item_conditions(service, params.mosaic_rule, params.time))
                           if bounds is not None else ())
             chain = functions.chain_for(params.rendering_rule, service.templates)
             plan = make_plan(params, service, grid, candidates, chain)
@@ -237,7 +239,8 @@ class ImageService:
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
         """The values under a point: the service's pixels, or the rule's output there (a one-pixel export on the
-        service's own grid, so a function reads the neighbours it needs)."""
+        service's own grid, so a function reads the neighbours it needs); on a mosaic dataset, from the item the
+        mosaic rule puts on top there, with the items under the point as catalog items."""
         service = self.catalog.service(params.service)
         service_crs = sr.crs_from_wkt(service.description.crs_wkt)
         point_crs = params.crs or service_crs
@@ -247,18 +250,33 @@ class ImageService:
         if not (math.isfinite(x) and math.isfinite(y)):
             return identify_stage.IdentifyResult(None, chain.describe(_bands_info(service)).dtype, params.x,
                                                  params.y, point_crs)
-        if chain.is_identity:
-            candidates = self.catalog.items_in(service.name, (x, y, x, y))
-            return identify_stage.identify(service, candidates, params.x, params.y, point_crs)
-        extent, (width, height) = service.description.extent, service.description.pixel_size
-        x0 = extent[0] + math.floor((x - extent[0]) / width) * width
-        y1 = extent[3] - math.floor((extent[3] - y) / height) * height
-        pixel = export_params(service.name, bbox=(x0, y1 - height, x0 + width, y1), size=(1, 1), format="tiff",
-                              interpolation=IDENTIFY_INTERPOLATION, adjust_aspect_ratio=False,
-                              rendering_rule=params.rendering_rule)
-        block = self.render_block(self.plan_export(pixel))
-        values = tuple(float(v) for v in block.data[:, 0, 0]) if block.valid[0, 0] else None
-        return identify_stage.IdentifyResult(values, block.data.dtype.name, params.x, params.y, point_crs)
+        rule = params.mosaic_rule
+        candidates = self.catalog.items_in(service.name, (x, y, x, y), item_conditions(service, rule, params.time))
+        ordered = mosaic.order_items(rule, candidates, (x, y), service.description.extent,
+                                     service.settings.max_mosaic_image_count, service.fields,
+                                     viewpoint_in(rule.viewpoint, service_crs))
+        answer = identify_stage.identify(service, ordered, params.x, params.y, point_crs)
+        if not chain.is_identity:
+            extent, (width, height) = service.description.extent, service.description.pixel_size
+            x0 = extent[0] + math.floor((x - extent[0]) / width) * width
+            y1 = extent[3] - math.floor((extent[3] - y) / height) * height
+            pixel = export_params(service.name, bbox=(x0, y1 - height, x0 + width, y1), size=(1, 1),
+                                  format="tiff", interpolation=IDENTIFY_INTERPOLATION, adjust_aspect_ratio=False,
+                                  rendering_rule=params.rendering_rule, mosaic_rule=rule, time=params.time)
+            block = self.render_block(self.plan_export(pixel))
+            values = tuple(float(v) for v in block.data[:, 0, 0]) if block.valid[0, 0] else None
+            answer = replace(answer, values=values, dtype=block.data.dtype.name)
+        if service.description.item_count == 1 or not params.return_catalog_items:
+            return replace(answer, object_id=0) if service.description.item_count == 1 else answer
+        features = tuple(catalog_query.QueryFeature(
+            attributes={f.name: item.object_id if f is service.fields[0] else item.attributes.get(f.name)
+                        for f in service.fields},
+            rings=(catalog_query.footprint(item_bounds_in(item, service.description.crs_wkt), service_crs,
+                                           point_crs),))
+            for item in candidates)
+        return replace(answer, catalog_items=catalog_query.QueryResult(fields=service.fields, features=features,
+                                                                       crs=point_crs),
+                       visibilities=tuple(1.0 if item.object_id == answer.object_id else 0.0 for item in candidates))
 
     def distributions(self, name: str, rendering_rule: dict | None = None) -> tuple[BandDistribution, ...]:
         """The service's statistics and histograms (computed at registration), or those of a rule's output over

@@ -250,3 +250,30 @@ def test_query_through_the_gateway_answers_arcgis_json_and_geojson(catalog_file,
         error = httpx.get(base, params={"orderByFields": "Name; DROP TABLE items", "f": "json"}).json()["error"]
         assert error["code"] == 400 and "orderByFields" in error["details"][0]
         assert httpx.get(base, params={"f": "json"}).json()["features"][2]["attributes"] == {"OBJECTID": 3}
+
+
+def test_identify_answers_from_the_rules_top_item_with_the_items_under_the_point(core, catalog_file, tmp_path):
+    from imgsvc.identify import identify_params
+    from imgsvc.mosaic import MosaicMethod, MosaicRule
+
+    x, y = X0 + RES * 90.5, Y0 - RES * 60.5  # pixel A_B_C: all three scenes
+    first = core.identify(identify_params("mos", (x, y)))
+    assert first.values == (10.0,) and first.object_id == 1 and first.visibilities == (1.0, 0.0, 0.0)
+    assert [f.attributes["Name"] for f in first.catalog_items.features] == ["scene_a", "scene_b", "scene_c"]
+    latest = core.identify(identify_params("mos", (x, y), mosaic_rule=MosaicRule(
+        method=MosaicMethod.ATTRIBUTE, sort_field="Year", sort_value=2030)))
+    assert latest.values == (30.0,) and latest.visibilities == (0.0, 0.0, 1.0)
+    in_2020 = core.identify(identify_params("mos", (x, y), time=(1577836800000, 1609459199000)))
+    assert in_2020.values == (20.0,) and [f.attributes["OBJECTID"] for f in in_2020.catalog_items.features] == [2]
+    bare = core.identify(identify_params("mos", (x, y), return_catalog_items=False))
+    assert bare.catalog_items is None and bare.values == (10.0,)
+    import httpx
+
+    from tests.conftest import _Serve
+
+    with _Serve(catalog_file, tmp_path) as url:
+        doc = httpx.get(f"{url}/arcgis/rest/services/mos/ImageServer/identify",
+                        params={"geometry": f"{x},{y}", "mosaicRule": '{"mosaicMethod":"esriMosaicLockRaster",'
+                                                                      '"lockRasterIds":[2]}', "f": "json"}).json()
+    assert doc["value"] == "20" and doc["objectId"] == 2 and doc["catalogItemVisibilities"] == [0, 1, 0]
+    assert [f["attributes"]["Name"] for f in doc["catalogItems"]["features"]] == ["scene_a", "scene_b", "scene_c"]

@@ -105,10 +105,13 @@ def rule_dict(request) -> dict | None:
 
 
 def identify_response(result: IdentifyResult) -> pb.IdentifyResponse:
-    return pb.IdentifyResponse(
-        object_id=0, name="Pixel", no_data=result.values is None, values=result.values or (), value=result.text,
-        location=pb.Point(x=result.x, y=result.y, spatial_reference=spatial_reference(result.crs)),
-        pixel_type=PIXEL_TYPE_OF_DTYPE[result.dtype])
+    reply = pb.IdentifyResponse(
+        object_id=result.object_id, name="Pixel", no_data=result.values is None, values=result.values or (),
+        value=result.text, location=pb.Point(x=result.x, y=result.y, spatial_reference=spatial_reference(result.crs)),
+        pixel_type=PIXEL_TYPE_OF_DTYPE[result.dtype], catalog_item_visibilities=result.visibilities)
+    if result.catalog_items is not None:
+        reply.catalog_items.CopyFrom(query_response(result.catalog_items))
+    return reply
 
 
 def key_properties(result: resources.KeyPropertiesResult) -> pb.KeyProperties:

@@ -115,9 +115,11 @@ def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:
         (geometry.x, geometry.y) if req.HasField("geometry") else None,
         _crs_or_none(geometry.spatial_reference),
         geometry_type=enums.GEOMETRY_TYPE_NAMES.get(req.geometry_type),
-        mosaic_rule=_json_object(req, "mosaic_rule"),
+        mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else None,
         rendering_rule=_json_object(req, "rendering_rule"),
         pixel_size=(req.pixel_size.x, req.pixel_size.y) if req.HasField("pixel_size") else None,
+        time=_time(req.time) if req.HasField("time") else None,
+        return_catalog_items=_optional(req, "return_catalog_items"),
     )
 
 

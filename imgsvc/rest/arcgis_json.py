@@ -127,10 +127,12 @@ def point_doc(p: pb.Point) -> dict:
 
 
 def identify_doc(reply: pb.IdentifyResponse) -> dict:
-    """The single-pixel identify answer; no catalog items (the services are datasets, not mosaic catalogs)."""
+    """The identify answer: the pixel, and on a mosaic dataset its items under the point and which one answers."""
+    items = reply.catalog_items if reply.HasField("catalog_items") else None
     return {"objectId": reply.object_id, "name": reply.name, "value": reply.value,
-            "location": point_doc(reply.location), "properties": None, "catalogItems": None,
-            "catalogItemVisibilities": []}
+            "location": point_doc(reply.location), "properties": None,
+            "catalogItems": query_doc(items, False, False, True) if items is not None else None,
+            "catalogItemVisibilities": list(reply.catalog_item_visibilities)}
 
 
 def key_properties_doc(reply: pb.KeyProperties) -> dict:

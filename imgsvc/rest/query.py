@@ -320,8 +320,9 @@ IDENTIFY_FLAGS = ("returnGeometry", "returnCatalogItems", "returnPixelValues")
 
 
 def identify_request(service: str, params: Params) -> pb.IdentifyRequest:
-    """identify's parameters (docs/protocol.md §4).  The response always has the pixel value and location and never
-    catalog items (the services are datasets), so the return* flags are checked for syntax only."""
+    """identify's parameters (docs/protocol.md §4).  The response always has the pixel value and location, so
+    returnGeometry and returnPixelValues are checked for syntax only; returnCatalogItems says whether a mosaic
+    dataset's items under the point come with it."""
     req = pb.IdentifyRequest(service=service)
     if (v := params.get("geometryType")) is not None:
         req.geometry_type = _enum(GEOMETRY_TYPES, v, "geometryType")
@@ -344,6 +345,8 @@ def identify_request(service: str, params: Params) -> pb.IdentifyRequest:
     for flag in IDENTIFY_FLAGS:
         if (v := params.get(flag)) is not None:
             _bool(v, flag)
+    if (v := params.get("returnCatalogItems")) is not None:
+        req.return_catalog_items = _bool(v, "returnCatalogItems")
     if (v := params.get("maxItemCount")) is not None:
         _int32(v, "maxItemCount")
     return req
