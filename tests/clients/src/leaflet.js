@@ -10,8 +10,10 @@ const map = L.map("map", {
   zoomControl: false, attributionControl: false, fadeAnimation: false, zoomAnimation: false,
 });
 const layer = imageMapLayer({ url: query.get("url"), f: query.get("f") || "image" });
-// A rendering rule the way a user switches one on: the layer's setRenderingRule.
+// Rules and times the way a user switches them on: the layer's setters.
 if (query.get("renderingRule")) layer.setRenderingRule(JSON.parse(query.get("renderingRule")));
+if (query.get("mosaicRule")) layer.setMosaicRule(JSON.parse(query.get("mosaicRule")));
+if (query.get("timeFrom")) layer.setTimeRange(new Date(Number(query.get("timeFrom"))), new Date(Number(query.get("timeTo"))));
 layer.addTo(map);
 layer.on("load", (event) => {
   const bounds = map.getPixelBounds();
