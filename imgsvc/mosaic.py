@@ -20,6 +20,7 @@ from pyproj import CRS
 from imgsvc import kernels
 from imgsvc.catalog import RasterItem
 from imgsvc.catalog.attributes import parse_date
+from imgsvc.catalog.describe import item_bounds_in
 from imgsvc.catalog.records import Field, FieldType
 from imgsvc.errors import invalid, unsupported
 from imgsvc.pixel_types import NAME_OF_DTYPE
@@ -78,8 +79,6 @@ def validate(rule: MosaicRule) -> None:
     if rule.method in NOT_BUILT_METHODS:
         raise unsupported(f"mosaicRule mosaicMethod {rule.method.value!r} is not supported yet.",
                           parameter="mosaicRule")
-    if rule.operation is MosaicOperation.BLEND:
-        raise unsupported("mosaicRule mosaicOperation 'Blend' is not supported yet.", parameter="mosaicRule")
     if rule.has_multidimensional_definition:
         raise unsupported("mosaicRule multidimensionalDefinition is not supported: the service is not "
                           "multidimensional.", parameter="mosaicRule")
@@ -176,7 +175,8 @@ class PixelSelection(abc.ABC):
         """True when no further item can change the result (the render stage stops reading)."""
         return False
 
-    def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
+    def feed(self, data: np.ndarray, valid: np.ndarray, item: RasterItem | None = None) -> None:
+        """Take the next item's pixels (``item`` is the raster they come from, for strategies that weigh it)."""
         if self.data is None:
             # The first item is taken as it is: no copy for the common one-item request.
             self.data, self.valid = data, valid
@@ -246,27 +246,53 @@ class AccumulatingSelection(PixelSelection):
         self.total: np.ndarray | None = None
         self.count: np.ndarray | None = None
 
-    def feed(self, data, valid) -> None:
+    def feed(self, data, valid, item=None) -> None:
         if self.total is None:  # every item is accumulated, the first one too
             self.total = np.zeros(data.shape, np.float64)
-            self.count = np.zeros(valid.shape, np.int32)
+            self.count = np.zeros(valid.shape, np.float64)
             self.dtype = data.dtype
-        self.combine(data, valid)
+        self.combine(data, np.where(valid, self.weight(item, valid.shape), 0.0))
 
-    def combine(self, data, valid) -> None:
-        self.total[:, valid] += data[:, valid]
-        self.count += valid
+    def weight(self, item: RasterItem | None, shape: tuple[int, int]) -> np.ndarray | float:
+        """Each valid pixel's weight in the accumulation: 1 for Mean and Sum."""
+        return 1.0
+
+    def combine(self, data, weight) -> None:
+        self.total += np.where(weight > 0, data, 0) * weight  # what an invalid pixel holds never counts
+        self.count += weight
 
     def result(self, bands, shape, dtype):
         if self.total is None:
             return super().result(bands, shape, dtype)
         valid = self.count > 0
-        values = self.total / np.maximum(self.count, 1) if self.mean else self.total
+        values = self.total / np.where(valid, self.count, 1.0) if self.mean else self.total
         return kernels.convert_pixel_type(values, valid, NAME_OF_DTYPE[self.dtype.name]), valid
 
 
-def pixel_selection(operation: MosaicOperation) -> PixelSelection:
-    """A fresh strategy for one request."""
+class BlendSelection(AccumulatingSelection):
+    """MT_BLEND: where items overlap, the mean of their values weighted by how far the pixel lies inside each item:
+    its distance, in the service SR, to the nearest edge of the item's bounds (docs/decisions.md Q11).  The weights
+    come from geometry, not from the pixels of the request, so adjacent tiles blend alike."""
+
+    def __init__(self, centres: tuple[np.ndarray, np.ndarray], crs_wkt: str) -> None:
+        super().__init__(mean=True)
+        self.x, self.y = centres  # the read grid's pixel centres in the service SR, (rows, cols)
+        self.crs_wkt = crs_wkt
+
+    def weight(self, item, shape):
+        xmin, ymin, xmax, ymax = item_bounds_in(item, self.crs_wkt)
+        inside = np.minimum(np.minimum(self.x - xmin, xmax - self.x), np.minimum(self.y - ymin, ymax - self.y))
+        # A pixel on an item's very edge still counts a little when no other item covers it.
+        return np.maximum(inside, BLEND_MIN_WEIGHT)
+
+
+# The weight of a pixel on (or, by rounding, just outside) an item's edge: tiny, but not nothing.
+BLEND_MIN_WEIGHT = 1e-9
+
+
+def pixel_selection(operation: MosaicOperation, centres: tuple[np.ndarray, np.ndarray] | None = None,
+                    crs_wkt: str | None = None) -> PixelSelection:
+    """A fresh strategy for one request (Blend needs the read grid's pixel centres in the service SR)."""
     if operation is MosaicOperation.FIRST:
         return FirstSelection()
     if operation is MosaicOperation.LAST:
@@ -277,5 +303,6 @@ def pixel_selection(operation: MosaicOperation) -> PixelSelection:
         return ExtremeSelection(np.maximum)
     if operation in (MosaicOperation.MEAN, MosaicOperation.SUM):
         return AccumulatingSelection(mean=operation is MosaicOperation.MEAN)
-    raise unsupported(f"mosaicRule mosaicOperation {operation.value!r} is not supported yet.",
-                      parameter="mosaicRule")
+    if operation is MosaicOperation.BLEND:
+        return BlendSelection(centres, crs_wkt)
+    raise ValueError(f"no pixel selection for {operation}")

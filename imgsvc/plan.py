@@ -264,6 +264,17 @@ def view_centre(grid: OutputGrid, service_crs: CRS) -> tuple[float, float]:
     return float(x[0]), float(y[0])
 
 
+def grid_centres(grid: OutputGrid, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's pixel centres, (rows, cols) each, in ``crs``."""
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    a = grid.transform
+    xs, ys = a.a * cols + a.b * rows + a.c, a.d * cols + a.e * rows + a.f
+    if crs == grid.crs:
+        return xs, ys
+    tx, ty = sr.transform_points(grid.crs, crs, xs.ravel(), ys.ravel())
+    return tx.reshape(xs.shape), ty.reshape(ys.shape)
+
+
 def viewpoint_in(viewpoint, service_crs: CRS) -> tuple[float, float] | None:
     """A mosaic rule's viewpoint (x, y, its SR or None for the service SR) in the service SR."""
     if viewpoint is None:

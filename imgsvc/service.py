@@ -26,8 +26,8 @@ from imgsvc import functions
 from imgsvc.functions import BandsInfo, Histogram, Raster
 from imgsvc.distributions import distributions_of
 from imgsvc.params import ExportParams, export_params
-from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, make_plan, output_grid, search_bounds,
-                         viewpoint_in)
+from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, grid_centres, make_plan, output_grid,
+                         search_bounds, viewpoint_in)
 from imgsvc.read import read_window
 
 # docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
@@ -64,7 +64,10 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR)
     """Read each planned window and resample it onto the read grid, feeding the mosaic's pixel selection in
     compositing order; reading stops as soon as no later item can change the result."""
     grid = plan.read_grid
-    selection = mosaic.pixel_selection(plan.operation)
+    centres = None
+    if plan.operation is mosaic.MosaicOperation.BLEND:  # Blend weighs items by where each pixel lies in them
+        centres = grid_centres(grid, sr.crs_from_wkt(plan.service.description.crs_wkt))
+    selection = mosaic.pixel_selection(plan.operation, centres, plan.service.description.crs_wkt)
     for read in plan.reads:
         if selection.is_done:
             break
@@ -73,7 +76,7 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR)
         out, out_valid = kernels.reproject(
             src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
             grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error)
-        selection.feed(out, out_valid)
+        selection.feed(out, out_valid, read.item)
     return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
 
 

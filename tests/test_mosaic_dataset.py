@@ -120,6 +120,25 @@ def test_methods_and_operations(core, rule, expected):
     assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == expected
 
 
+def test_blend_weighs_each_item_by_how_far_inside_it_the_pixel_lies(core):
+    image, valid = export(core, mosaicRule='{"mosaicOperation":"MT_BLEND"}')
+
+    def inside(row, col, col0, row0):  # distance, in pixels, from the pixel centre to the scene's nearest edge
+        x, y = col + 0.5 - col0, row + 0.5 - row0
+        return min(x, 100 - x, y, 100 - y)
+
+    for row, col in (A_B, A_B_C, (50, 95), (45, 82)):
+        weights = [(value, inside(row, col, c0, r0)) for _, value, c0, r0, _ in SCENES
+                   if 0 < inside(row, col, c0, r0)]
+        expected = sum(v * w for v, w in weights) / sum(w for _, w in weights)
+        assert int(image[row, col]) == int(np.floor(expected + 0.5)), (row, col, weights)
+    assert values_at(image, valid, ONLY_A, ONLY_C) == [10, 30]
+    # Tiles agree: the left and right halves of the export equal the whole (weights come from geometry).
+    left, _ = export(core, bbox=f"{X0},{Y0 - RES * 140},{X0 + RES * 100},{Y0}", size="100,140",
+                     mosaicRule='{"mosaicOperation":"MT_BLEND"}')
+    np.testing.assert_array_equal(left, image[:, :100])
+
+
 def test_center_orders_by_distance_to_the_view_centre(core):
     # A view centred on scene_c's centre: c is on top wherever it has data.
     bbox = f"{X0 + RES * 80},{Y0 - RES * 140},{X0 + RES * 180},{Y0 - RES * 40}"

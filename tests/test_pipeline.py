@@ -169,7 +169,6 @@ def test_fids_and_lock_raster_ids_select_items(core):
 
 @pytest.mark.parametrize("rule, fragment", [
     ('{"mosaicMethod":"esriMosaicSeamline"}', "Seamline"),
-    ('{"mosaicOperation":"MT_BLEND"}', "Blend"),
     ('{"multidimensionalDefinition":[{"variableName":"t"}]}', "multidimensionalDefinition"),
 ])
 def test_rules_not_built_yet_are_refused_by_name(core, rule, fragment):
