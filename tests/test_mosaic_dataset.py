@@ -3,6 +3,7 @@ methods, combined by the operators; each answer known from how the test builds t
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -269,6 +270,11 @@ def test_query_through_the_gateway_answers_arcgis_json_and_geojson(catalog_file,
         error = httpx.get(base, params={"orderByFields": "Name; DROP TABLE items", "f": "json"}).json()["error"]
         assert error["code"] == 400 and "orderByFields" in error["details"][0]
         assert httpx.get(base, params={"f": "json"}).json()["features"][2]["attributes"] == {"OBJECTID": 3}
+        # The map page offers the mosaic methods and a date slider over the items' times.
+        page = httpx.get(f"{url}/arcgis/rest/services/mos/ImageServer/map").text
+        config = json.loads(re.search(r"const CONFIG = (\{.*\});", page).group(1))
+        assert config["mosaicMethods"] == ["None", "Center", "Nadir", "NorthWest"]
+        assert config["timeExtent"] == [1559347200000, 1622548800000] and "setTimeRange" in page
 
 
 def test_identify_answers_from_the_rules_top_item_with_the_items_under_the_point(core, catalog_file, tmp_path):

@@ -58,6 +58,8 @@ SUMMARY_FIELDS = ("name", "description", "copyrightText", "serviceDataType", "ba
                   "pixelSizeX", "pixelSizeY", "extent", "spatialReference", "noDataValues", "minValues",
                   "maxValues", "meanValues", "stdvValues", "capabilities", "maxImageWidth", "maxImageHeight",
                   "defaultResamplingMethod", "currentVersion")
+# The mosaic methods the map page offers: those that need nothing more than their name.
+MAP_MOSAIC_METHODS = ("None", "Center", "NorthWest", "Nadir")
 VENDOR = {"leaflet_js": "vendor/leaflet-1.9.4/leaflet.js", "leaflet_css": "vendor/leaflet-1.9.4/leaflet.css",
           "esri_leaflet_js": "vendor/esri-leaflet-3.0.19/esri-leaflet.js"}
 INTERPOLATION_OF_DEFAULT = {m.default_name: m.interpolation for m in RESAMPLING_METHODS}
@@ -242,6 +244,9 @@ def map_page(root: dict, item_info: dict, url: str, static: str) -> str:
     }
     # Start a multispectral service in natural colour when its band names allow it (else the service's bands).
     config["initialBands"] = next((ids for label, ids in config["bands"] if label.startswith("Natural")), "")
+    # A mosaic dataset's methods (the root's short names, which mosaicRule accepts) and a time-aware service's span.
+    config["mosaicMethods"] = [m for m in root["allowedMosaicMethods"].split(",") if m in MAP_MOSAIC_METHODS]
+    config["timeExtent"] = (root.get("timeInfo") or {}).get("timeExtent")
     interpolations = "".join(f"<option>{v}</option>" for v in INTERPOLATION_OF_DEFAULT.values())
     return f"""<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(name)} map</title>
 <link rel='stylesheet' href='{_e(static)}/{VENDOR["leaflet_css"]}'>
@@ -254,6 +259,7 @@ box-shadow:0 1px 5px rgba(0,0,0,.4);line-height:1.9}}.panel select{{max-width:16
 <div id='map'></div>
 <script>
 const CONFIG = {_script_json(config)};
+const TIME_WINDOW_DAYS = 200;
 const map = L.map('map');
 map.fitBounds(CONFIG.bounds);
 const options = {{url: CONFIG.url, format: 'jpgpng', interpolation: CONFIG.interpolation}};
@@ -276,6 +282,9 @@ const Controls = L.Control.extend({{
       "Rendering rule <select id='rule'></select><br>" +
       "Bands <select id='bands'></select><br>" +
       "Interpolation <select id='interpolation'>{interpolations}</select>" +
+      (CONFIG.mosaicMethods.length ? "<br>Mosaic method <select id='mosaic'></select>" : "") +
+      (CONFIG.timeExtent ? "<br>Until <input type='range' id='time'> <span id='date'></span>" +
+                           " (the " + TIME_WINDOW_DAYS + " days before)" : "") +
       "<div class='legend' id='legend'></div>";
     L.DomEvent.disableClickPropagation(div);
     return div;
@@ -289,14 +298,34 @@ CONFIG.bands.forEach(function (b) {{ bands.appendChild(option(b[1], b[0], b[1] =
 interp.value = CONFIG.interpolation;
 rule.onchange = function () {{
   layer.setRenderingRule(rule.value === 'None' ? null : {{rasterFunction: rule.value}});
+  showLegend();
 }};
+if (CONFIG.mosaicMethods.length) {{
+  const mosaic = document.getElementById('mosaic');
+  CONFIG.mosaicMethods.forEach(function (m) {{ mosaic.appendChild(option(m, m, m === 'None')); }});
+  mosaic.onchange = function () {{ layer.setMosaicRule({{mosaicMethod: mosaic.value}}); }};
+}}
+if (CONFIG.timeExtent) {{
+  const DAY = 86400000, slider = document.getElementById('time'), label = document.getElementById('date');
+  slider.min = CONFIG.timeExtent[0]; slider.max = CONFIG.timeExtent[1]; slider.step = DAY;
+  slider.value = CONFIG.timeExtent[1];
+  const showTime = function () {{
+    const until = Number(slider.value);
+    label.textContent = new Date(until).toISOString().slice(0, 10);
+    layer.setTimeRange(new Date(until - TIME_WINDOW_DAYS * DAY), new Date(until));
+  }};
+  slider.onchange = showTime;
+  showTime();
+}}
 bands.onchange = function () {{
   if (bands.value) {{ layer.setBandIds(bands.value); }} else {{ delete layer.options.bandIds; layer._update(); }}
   showLegend();
 }};
 interp.onchange = function () {{ layer.options.interpolation = interp.value; layer._update(); }};
 function showLegend() {{
-  const q = 'f=json' + (bands.value ? '&bandIds=' + encodeURIComponent(bands.value) : '');
+  const q = 'f=json' + (bands.value ? '&bandIds=' + encodeURIComponent(bands.value) : '') +
+            (rule.value && rule.value !== 'None' ? '&renderingRule=' +
+             encodeURIComponent(JSON.stringify({{rasterFunction: rule.value}})) : '');
   fetch(CONFIG.url + '/legend?' + q).then(function (r) {{ return r.json(); }}).then(function (doc) {{
     const el = document.getElementById('legend');
     el.innerHTML = '';
