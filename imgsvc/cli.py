@@ -44,7 +44,7 @@ _HUE_WHEEL = {"type": "multipart", "colorRamps": [
                       [[255, 255, 0, 255], [0, 255, 0, 255], [0, 255, 255, 255], [0, 0, 255, 255],
                        [255, 0, 255, 255], [255, 0, 0, 255]])]}
 _NDVI = {"rasterFunction": "NDVI", "rasterFunctionArguments": {"VisibleBandID": 2, "InfraredBandID": 3}}
-# The demo services' raster function templates (issue 11): what a person picks from the map page's list.
+# The demo services' raster function templates: what a person picks from the map page's list.
 DEMO_TEMPLATES = {
     "elevation": [
         FunctionTemplate("Hillshade", "Traditional hillshade, sun in the north-west at 45 degrees.",

@@ -19,8 +19,8 @@ from imgsvc.errors import invalid
 
 
 def check_compatible(items: Sequence[RasterItem]) -> None:
-    """Items of one service share band count and pixel type: one output pixel type and band list (issue 10 widens
-    what may differ).  The refusal names the file."""
+    """Items of one service share band count and pixel type, which compositing needs (one band list, one pixel
+    type); they may differ in SR and resolution.  The refusal names the file."""
     first = items[0]
     for item in items[1:]:
         if item.band_count != first.band_count or item.dtype != first.dtype:
