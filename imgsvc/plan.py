@@ -264,6 +264,16 @@ def view_centre(grid: OutputGrid, service_crs: CRS) -> tuple[float, float]:
     return float(x[0]), float(y[0])
 
 
+def output_pixel_size(grid: OutputGrid, service_crs: CRS) -> float | None:
+    """The size of the output grid's middle pixel in service SR units (what MinPS/MaxPS are compared with), or None
+    where it does not map there."""
+    cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
+    ex, ey = grid.transform @ (grid.width / 2 + 1, grid.height / 2)
+    xs, ys = sr.transform_points(grid.crs, service_crs, np.array([cx, ex]), np.array([cy, ey]))
+    size = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+    return size if math.isfinite(size) else None
+
+
 def grid_centres(grid: OutputGrid, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
     """The grid's pixel centres, (rows, cols) each, in ``crs``."""
     cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)

@@ -18,7 +18,7 @@ from imgsvc import kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
-from imgsvc.catalog.store import bounds_condition, field_column, time_condition
+from imgsvc.catalog.store import bounds_condition, field_column, pixel_size_condition, time_condition
 from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import invalid
@@ -27,7 +27,7 @@ from imgsvc.functions import BandsInfo, Histogram, Raster
 from imgsvc.distributions import distributions_of
 from imgsvc.params import ExportParams, export_params
 from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, grid_centres, make_plan, output_grid,
-                         search_bounds, viewpoint_in)
+                         output_pixel_size, search_bounds, viewpoint_in)
 from imgsvc.read import read_window
 
 # docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
@@ -163,12 +163,15 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
-def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
-                    time: tuple[int | None, int | None] | None) -> list[tuple[str, list]]:
+def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
+                    pixel_size: float | None = None) -> list[tuple[str, list]]:
     """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
-    item fields with its values bound, and the time on a time-aware service (elsewhere time selects nothing out,
-    docs/decisions.md)."""
+    item fields with its values bound; the time on a time-aware service (elsewhere time selects nothing out,
+    docs/decisions.md); and the output's pixel size within each item's MinPS..MaxPS (NULL = unbounded), except
+    for locked rasters, which show at every pixel size (docs/protocol.md §5.1)."""
     conditions = []
+    if pixel_size is not None and rule.method is not mosaic.MosaicMethod.LOCK_RASTER:
+        conditions.append(pixel_size_condition(service.fields, pixel_size))
     if rule.where is not None:
         conditions.append(compile_where(rule.where, service.fields, field_column, parameter="mosaicRule"))
     if time is not None and service.settings.start_time_field:
@@ -223,9 +226,10 @@ class ImageService:
         with sr.datum_transformation_scope(params.datum_transformation):
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
-            candidates = (self.catalog.items_in(service.name, bounds,
-                                                item_conditions(service, params.mosaic_rule, params.time))
-                          if bounds is not None else ())
+            conditions = item_conditions(service, params.mosaic_rule, params.time,
+                                         output_pixel_size(grid, service_crs))
+            candidates = self.catalog.items_in(service.name, bounds, conditions) if bounds is not None else ()
+
             chain = functions.chain_for(params.rendering_rule, service.templates)
             plan = make_plan(params, service, grid, candidates, chain)
         return PlannedExport(params=params, plan=plan, options=options)

@@ -302,3 +302,34 @@ def test_identify_answers_from_the_rules_top_item_with_the_items_under_the_point
                                                                       '"lockRasterIds":[2]}', "f": "json"}).json()
     assert doc["value"] == "20" and doc["objectId"] == 2 and doc["catalogItemVisibilities"] == [0, 1, 0]
     assert [f["attributes"]["Name"] for f in doc["catalogItems"]["features"]] == ["scene_a", "scene_b", "scene_c"]
+
+
+def test_items_show_within_their_pixel_size_range(tmp_path):
+    for name, value, col, row, _ in SCENES:
+        write_scene(tmp_path, name, value, col, row)
+    table = tmp_path / "ps.csv"
+    # scene_a only when zoomed out (50 m or coarser), scene_c only when zoomed in (up to 40 m), scene_b always.
+    table.write_text("Name,MinPS,MaxPS,Category\nscene_a,50,,1\nscene_b,,,1\nscene_c,,40,2\n")
+    db = str(tmp_path / "c.sqlite")
+    assert main(["add", "ps", str(tmp_path / "scene_*.tif"), "--attrs", str(table), "--catalog", db]) == 0
+    catalog = Catalog(db, readonly=True)
+    assert [i.attributes["Category"] for i in catalog.items("ps")] == [1, 1, 2]
+    assert [f.name for f in catalog.service("ps").fields][-1] == "ZOrder"  # set built-ins add no field
+    core = ImageService(catalog)
+
+    def at(size: str, **extra):
+        query = {"format": "tiff", "bbox": f"{X0},{Y0 - RES * 140},{X0 + RES * 200},{Y0}", "size": size,
+                 "interpolation": "RSP_NearestNeighbor", **extra}
+        result = core.export_image(export_params(export_request("ps", Params(query.items()))))
+        with MemoryFile(result.encoded.data) as mem, mem.open() as tif:
+            return tif.read(1), tif.read_masks(1) > 0
+
+    fine, fine_valid = at("200,140")  # 30 m
+    assert values_at(fine, fine_valid, ONLY_A, A_B, A_B_C, ONLY_C) == [None, 20, 20, 30]
+    coarse, coarse_valid = at("50,35")  # 120 m: pixels (row, col) scale by 1/4
+    assert values_at(coarse, coarse_valid, (2, 2), (7, 15), (15, 22), (32, 42)) == [10, 10, 10, None]
+    locked, locked_valid = at("200,140", mosaicRule='{"mosaicMethod":"esriMosaicLockRaster","lockRasterIds":[1]}')
+    assert values_at(locked, locked_valid, ONLY_A) == [10]  # a locked raster shows at every pixel size
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Name,Category\nscene_a,1.5\n")
+    assert main(["add", "bad", str(tmp_path / "scene_a.tif"), "--attrs", str(bad), "--catalog", db]) == 2

@@ -23,6 +23,8 @@ BUILTIN_FIELDS = (
 )
 # Category 1: a primary raster (ArcGIS's value for the items that are mosaicked; overviews would be 2).
 PRIMARY = 1
+# The built-in fields an attribute table may set (the others are measured from the raster itself).
+SETTABLE_FIELDS = {f.name.lower(): f for f in BUILTIN_FIELDS if f.name in ("MinPS", "MaxPS", "Category", "ZOrder")}
 # Field names become JSON paths in SQL built by the catalog (never from request text): keep them plain.
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -40,7 +42,8 @@ def builtin_attributes(item: RasterItem, bounds: Sequence[float], cell_size: flo
 
 
 def read_attribute_table(path: str | Path) -> tuple[tuple[Field, ...], dict[str, dict[str, Any]]]:
-    """(the table's fields, each raster name's values) from a CSV with a `Name` column."""
+    """(the table's fields, each raster name's values) from a CSV with a `Name` column.  Columns named like the
+    settable built-in fields (MinPS, MaxPS, Category, ZOrder) set those instead of adding fields."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
@@ -51,16 +54,26 @@ def read_attribute_table(path: str | Path) -> tuple[tuple[Field, ...], dict[str,
     names = [n for n in rows[0] if n is not None]
     if "Name" not in names:
         raise invalid(f"--attrs {path}: the table needs a Name column (each raster's file name without extension).")
-    builtin = {f.name.lower() for f in BUILTIN_FIELDS} - {"name"}
+    measured = {f.name.lower() for f in BUILTIN_FIELDS} - {"name"} - set(SETTABLE_FIELDS)
     columns = [n for n in names if n != "Name"]
     for column in columns:
-        if not _FIELD_NAME.match(column) or column.lower() in builtin:
+        if not _FIELD_NAME.match(column) or column.lower() in measured:
             raise invalid(f"--attrs {path}: column {column!r} cannot be a field name (letters, digits and _, "
-                          "not one of the built-in fields).")
-    fields = tuple(Field(column, _column_type([row.get(column) or "" for row in rows])) for column in columns)
+                          "not one of the built-in fields measured from the rasters).")
+    settable = {c: SETTABLE_FIELDS[c.lower()] for c in columns if c.lower() in SETTABLE_FIELDS}
+    for column, field in settable.items():
+        allowed = (FieldType.INTEGER, None) if field.type is FieldType.INTEGER else \
+            (FieldType.INTEGER, FieldType.DOUBLE, None)
+        if _column_type([row.get(column) or "" for row in rows]) not in allowed:
+            raise invalid(f"--attrs {path}: column {column!r} sets the built-in {field.name}: it must hold "
+                          f"{'integers' if field.type is FieldType.INTEGER else 'numbers'}.")
+    fields = tuple(Field(column, _column_type([row.get(column) or "" for row in rows]) or FieldType.TEXT)
+                   for column in columns if column not in settable)
     values: dict[str, dict[str, Any]] = {}
     for row in rows:
-        values[row["Name"]] = {field.name: _value(row.get(field.name) or "", field.type) for field in fields}
+        values[row["Name"]] = {**{field.name: _value(row.get(field.name) or "", field.type) for field in fields},
+                               **{field.name: _value(row.get(column) or "", field.type)
+                                  for column, field in settable.items() if (row.get(column) or "").strip()}}
     return fields, values
 
 
@@ -78,13 +91,16 @@ def check_time_fields(fields: Sequence[Field], start: str | None, end: str | Non
         raise invalid("--end-time-field needs --time-field.")
 
 
-def _column_type(cells: list[str]) -> FieldType:
+def _column_type(cells: list[str]) -> FieldType | None:
+    """The type of a column's values; None when every cell is empty."""
     present = [c.strip() for c in cells if c.strip()]
-    if present and all(_INTEGER.match(c) for c in present):
+    if not present:
+        return None
+    if all(_INTEGER.match(c) for c in present):
         return FieldType.INTEGER
-    if present and all(_is_number(c) for c in present):
+    if all(_is_number(c) for c in present):
         return FieldType.DOUBLE
-    if present and all(parse_date(c) is not None for c in present):
+    if all(parse_date(c) is not None for c in present):
         return FieldType.DATE
     return FieldType.TEXT
 
@@ -123,9 +139,11 @@ def parse_date(text: str) -> int | None:
 
 def attributes_for(items: Sequence[RasterItem], table: Mapping[str, Mapping[str, Any]] | None,
                    fields: Sequence[Field]) -> list[dict[str, Any]]:
-    """Each item's values of the table's ``fields`` (NULL where the table has no row for it)."""
+    """Each item's values of the table's ``fields`` (NULL where the table has no row for it) and of the built-in
+    fields the table sets for it."""
     rows = []
     for item in items:
         row = (table or {}).get(Path(item.path).stem, {})
-        rows.append({field.name: row.get(field.name) for field in fields})
+        rows.append({**{field.name: row.get(field.name) for field in fields},
+                     **{name: row[name] for name in (f.name for f in SETTABLE_FIELDS.values()) if name in row}})
     return rows

@@ -145,6 +145,13 @@ def time_condition(settings: ServiceSettings, fields: Sequence[Field], start: in
     return sql, params
 
 
+def pixel_size_condition(fields: Sequence[Field], pixel_size: float) -> tuple[str, list[Any]]:
+    """Items whose MinPS..MaxPS (ends inclusive, NULL = unbounded) holds ``pixel_size`` (service SR units)."""
+    by_name = {f.name: f for f in fields}
+    low, high = field_column(by_name["MinPS"]), field_column(by_name["MaxPS"])
+    return f"({low} IS NULL OR {low} <= ?) AND ({high} IS NULL OR {high} >= ?)", [pixel_size, pixel_size]
+
+
 def _fields_to_json(fields: Sequence[Field]) -> str:
     return json.dumps([[f.name, f.type.name] for f in fields])
 
