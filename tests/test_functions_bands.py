@@ -755,3 +755,36 @@ def test_identify_and_the_root_answer_with_a_band_functions_output(image_service
     info = convert.service_info(image_service.service("ms", {"rasterFunction": "NDVI"}))
     assert convert.pb.PixelType.Name(info.pixel_type) == "PIXEL_TYPE_U8" and info.band_count == 1
 
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8", "i8"])
+def test_the_compiled_expression_matches_numpy_for_every_pixel_type_and_thread(dtype):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgsvc.functions import expression
+
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 100, size=(3, 40, 50)).astype(dtype)
+    data[0, :2] = 0  # zeros: division by zero and logs of zero are NoData
+    valid = rng.random((40, 50)) > 0.1
+    text = "(B1 - B2) / (B1 + B2) * -2 + pow(abs(B3), 0.5) - min(B1, B2, 7) + max(B3, 1) + ln(B1) - log10(B2 + 1)"
+    program = expression.compile_program(expression.parse(text))
+    b1, b2, b3 = (data[i].astype(np.float64) for i in range(3))
+    with np.errstate(all="ignore"):
+        reference = ((b1 - b2) / (b1 + b2) * -2 + np.power(np.abs(b3), 0.5) - np.minimum(np.minimum(b1, b2), 7)
+                     + np.maximum(b3, 1) + np.log(b1) - np.log10(b2 + 1))
+    expected_valid = valid & np.isfinite(reference)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: expression.evaluate(program, data, valid), range(8)))
+    for out, out_valid in results:
+        np.testing.assert_array_equal(out_valid, expected_valid)
+        np.testing.assert_allclose(out[0][expected_valid], reference[expected_valid].astype(np.float32), rtol=1e-6)
+        assert (out[0][~expected_valid] == 0).all()
+
+
+def test_an_expression_too_deep_for_the_kernels_stack_is_refused():
+    from imgsvc.functions import expression
+
+    deep = "B1" + "".join(f"+(B1" for _ in range(70)) + ")" * 70
+    with pytest.raises(expression.ExpressionError, match="at once|nested|deep"):
+        expression.compile_program(expression.parse(deep))

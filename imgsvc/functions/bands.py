@@ -367,6 +367,7 @@ class BandArithmetic(RasterFunction):
         if self.method == USER_DEFINED:
             try:
                 self.tree = expression.parse(text)
+                self.program = expression.compile_program(self.tree)
             except expression.ExpressionError as exc:
                 raise self.bad("BandIndexes", f"expression {exc}") from None
             self.band_numbers = sorted(expression.bands_used(self.tree))
@@ -401,11 +402,9 @@ class BandArithmetic(RasterFunction):
     def apply(self, inputs, grid):
         (source,) = inputs
         with np.errstate(all="ignore"):
-            if self.method == USER_DEFINED:  # only the bands the expression reads are converted
-                bands = [b.astype(np.float64) if i + 1 in self.band_numbers else None
-                         for i, b in enumerate(source.data)]
-                result = expression.evaluate(self.tree, bands)
-            elif INDICES[self.method].formula is normalized_difference:  # the compiled kernel's case
+            if self.method == USER_DEFINED:  # one compiled pass over the block
+                return expression.evaluate(self.program, source.data, source.valid)
+            if INDICES[self.method].formula is normalized_difference:  # the compiled kernel's case
                 a, b = self.band_numbers
                 return normalized_difference_pixels(source.data[a - 1], source.data[b - 1], source.valid)
             else:

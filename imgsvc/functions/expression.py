@@ -19,34 +19,35 @@ FUNCTION is one of ``FUNCTIONS``: abs, sqrt, exp, ln, log10, sin, cos, tan (one 
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
+from typing import Callable, Union
 
 import numpy as np
+
+from imgsvc._kernels import expression as _expression
 
 MAX_LENGTH = 4096  # characters: a real band-math formula is a line or two
 MAX_DEPTH = 32  # nested parentheses, unary signs and function calls
 MAX_OPERATIONS = 256  # operators and function calls: each one is a pass over the whole block
 
 
+# The compiled kernel's opcodes (ext/expression.pyx): a band, a constant, then each operator and function.
+OPCODES = {"band": 0, "constant": 1, "negate": 2, "+": 3, "-": 4, "*": 5, "/": 6, "abs": 7, "sqrt": 8, "exp": 9,
+           "ln": 10, "log10": 11, "sin": 12, "cos": 13, "tan": 14, "pow": 15, "min": 16, "max": 17}
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
-    compute: Callable[..., np.ndarray]
     min_args: int
     max_args: int | None  # None = any number from min_args
 
 
 FUNCTIONS: dict[str, FunctionSpec] = {
-    "abs": FunctionSpec(np.abs, 1, 1), "sqrt": FunctionSpec(np.sqrt, 1, 1), "exp": FunctionSpec(np.exp, 1, 1),
-    "ln": FunctionSpec(np.log, 1, 1), "log10": FunctionSpec(np.log10, 1, 1), "sin": FunctionSpec(np.sin, 1, 1),
-    "cos": FunctionSpec(np.cos, 1, 1), "tan": FunctionSpec(np.tan, 1, 1), "pow": FunctionSpec(np.power, 2, 2),
-    "min": FunctionSpec(lambda *a: functools.reduce(np.minimum, a), 2, None),
-    "max": FunctionSpec(lambda *a: functools.reduce(np.maximum, a), 2, None),
+    **{name: FunctionSpec(1, 1) for name in ("abs", "sqrt", "exp", "ln", "log10", "sin", "cos", "tan")},
+    "pow": FunctionSpec(2, 2), "min": FunctionSpec(2, None), "max": FunctionSpec(2, None),
 }
-BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 _TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
                     r"|(?P<symbol>[-+*/(),]))")
@@ -241,15 +242,70 @@ def bands_used(node: Node) -> set[int]:
     return set()
 
 
-def evaluate(node: Node, bands: Sequence[np.ndarray]) -> np.ndarray | float:
-    """The expression's value over ``bands`` (float64, B1 = bands[0]); NaN and inf stand where it is undefined or
-    overflows (the caller makes them NoData).  Call under ``np.errstate(all="ignore")``."""
-    if isinstance(node, Number):
-        return node.value
-    if isinstance(node, Band):
-        return bands[node.number - 1]
-    if isinstance(node, Negate):
-        return np.negative(evaluate(node.operand, bands))
-    if isinstance(node, Binary):
-        return BINARY[node.operator](evaluate(node.left, bands), evaluate(node.right, bands))
-    return FUNCTIONS[node.function].compute(*(evaluate(a, bands) for a in node.arguments))
+@dataclass(frozen=True)
+class Program:
+    """An expression in postfix form for the compiled kernel: opcodes and their arguments (a 0-based band index
+    for a band, the value for a constant)."""
+
+    ops: np.ndarray  # int32
+    args: np.ndarray  # float64
+
+
+def compile_program(node: Node) -> Program:
+    """The postfix program of a parsed expression; min and max of several arguments fold pairwise."""
+    ops: list[int] = []
+    args: list[float] = []
+    depth = 0
+    deepest = 0
+
+    def emit(op: str, arg: float = 0.0, change: int = 0) -> None:
+        nonlocal depth, deepest
+        ops.append(OPCODES[op])
+        args.append(arg)
+        depth += change
+        deepest = max(deepest, depth)
+
+    def visit(n: Node) -> None:
+        if isinstance(n, Number):
+            emit("constant", n.value, +1)
+        elif isinstance(n, Band):
+            emit("band", n.number - 1, +1)
+        elif isinstance(n, Negate):
+            visit(n.operand)
+            emit("negate")
+        elif isinstance(n, Binary):
+            visit(n.left)
+            visit(n.right)
+            emit(n.operator, change=-1)
+        else:
+            visit(n.arguments[0])
+            if len(n.arguments) == 1:
+                emit(n.function)
+            for argument in n.arguments[1:]:
+                visit(argument)
+                emit(n.function, change=-1)
+
+    visit(node)
+    if deepest > _expression.MAX_STACK_DEPTH:
+        raise ExpressionError(f"needs {deepest} values at once; at most {_expression.MAX_STACK_DEPTH} are accepted")
+    return Program(np.asarray(ops, np.int32), np.asarray(args, np.float64))
+
+
+# The pixel types the kernel reads directly (others are converted to float64 first).
+KERNEL_DTYPES = {np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8")}
+
+
+def evaluate(program: Program, data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The expression over (bands, rows, cols) ``data`` as (1, rows, cols) float32 and its validity: NoData where
+    ``valid`` is False or the value is undefined (division by zero, a log of a negative) or beyond float32.  The
+    program's band indexes must be within ``data``'s bands (the caller checked them against the service)."""
+    if int(program.args[program.ops == OPCODES["band"]].max(initial=0)) >= data.shape[0]:
+        raise ValueError("the program reads a band the data does not have")
+    if data.dtype not in KERNEL_DTYPES:
+        data = data.astype(np.float64)
+    data = np.ascontiguousarray(data)
+    out = np.empty((1, *valid.shape), np.float32)
+    out_valid = np.empty(valid.shape, np.uint8)
+    _expression.evaluate(program.ops, program.args, data, np.ascontiguousarray(valid).view(np.uint8), out[0],
+                         out_valid)
+    return out, out_valid.view(bool)
