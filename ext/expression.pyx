@@ -8,15 +8,7 @@ it checks the program, the stack depth and the arrays before calling here, so th
 from libc.math cimport fabs, sqrt, exp, log, log10, sin, cos, tan, pow, isfinite
 from libc.stdlib cimport free, malloc
 
-ctypedef fused pixel_t:
-    unsigned char
-    signed char
-    unsigned short
-    short
-    unsigned int
-    int
-    float
-    double
+from interpolation cimport pixel_t
 
 # Opcodes: keep in step with imgsvc.functions.expression.OPCODES.
 cdef enum:
