@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from imgsvc.errors import unsupported
+from imgsvc.functions import expression
 from imgsvc.functions.base import BandsInfo, RasterFunction
 
 INT32 = np.iinfo(np.int32)
@@ -192,14 +193,49 @@ def check_band_counts(function: RasterFunction, argument: str, inputs: Sequence[
 def _operand(raster) -> np.ndarray | np.float64:
     """A raster input as float64: a number (a Constant input, broadcast with zero strides) as a scalar, so that
     numpy broadcasts it instead of converting a whole grid of it; a one-band raster stays one band."""
-    if not any(raster.data.strides):
+    if _is_constant(raster):
         return np.float64(raster.data.flat[0])
     return raster.data.astype(np.float64)
+
+
+# The Local operations the compiled expression kernel runs (by its operator names), when at most one input is a
+# raster: one pass per band with no block-sized temporaries (imgsvc.functions.expression).
+COMPILED_OPERATIONS = {"Plus": "+", "Minus": "-", "Times": "*", "Divide": "/", "Power": "pow", "SquareRoot": "sqrt",
+                       "Abs": "abs", "Exp": "exp", "Ln": "ln", "Log10": "log10", "Sin": "sin", "Cos": "cos",
+                       "Tan": "tan", "Negate": "negate"}
+
+
+def _is_constant(raster) -> bool:
+    return not any(raster.data.strides)
+
+
+def _compiled(operation: Operation, inputs, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """``operation`` on one raster and numbers through the compiled kernel, band by band."""
+    (raster,) = [r for r in inputs if not _is_constant(r)]
+    out = np.empty((bands, *raster.valid.shape), np.float32)
+    valid = raster.valid.copy()
+    opcode = expression.OPCODES[COMPILED_OPERATIONS[operation.name]]
+    for band in range(bands):
+        ops, args = [], []
+        for r in inputs:
+            if _is_constant(r):
+                ops.append(expression.OPCODES["constant"])
+                args.append(float(r.data.flat[0]))
+            else:
+                ops.append(expression.OPCODES["band"])
+                args.append(band if r.data.shape[0] > 1 else 0)
+        program = expression.Program(np.asarray(ops + [opcode], np.int32), np.asarray(args + [0.0], np.float64))
+        out[band:band + 1], band_valid = expression.evaluate(program, raster.data, raster.valid)
+        valid &= band_valid
+    out[:, ~valid] = 0
+    return out, valid
 
 
 def apply_operation(operation: Operation, inputs) -> tuple[np.ndarray, np.ndarray]:
     """``operation`` on the raster inputs (in order), band by band with one-band inputs broadcast."""
     bands = max(r.data.shape[0] for r in inputs)
+    if operation.name in COMPILED_OPERATIONS and sum(not _is_constant(r) for r in inputs) == 1:
+        return _compiled(operation, inputs, bands)
     shape = (bands, *inputs[0].valid.shape)
     valid_each = np.stack([r.valid for r in inputs])
     if operation.name == "IsNull":
