@@ -76,6 +76,8 @@ class ExportPlan:
     resampling: str
     operation: mosaic.MosaicOperation
     chain: Chain
+    # The reads of each catalog item the chain reads alone ("$<n>"), by OBJECTID.
+    item_reads: tuple[tuple[int, tuple[ItemRead, ...]], ...] = ()
 
     @property
     def buffer(self) -> int:
@@ -295,7 +297,7 @@ def viewpoint_in(viewpoint, service_crs: CRS) -> tuple[float, float] | None:
 
 
 def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, candidates: tuple[RasterItem, ...],
-              chain: Chain) -> ExportPlan:
+              chain: Chain, referenced: tuple[RasterItem, ...] = ()) -> ExportPlan:
     """Select and order the ``candidates`` (the catalog's items under the grid), and plan their reads over the grid
     widened by the chain's buffer.
 
@@ -317,4 +319,6 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
         output_bands = params.band_ids or None
     reads = tuple(read for item in items for read in item_reads(item, read_grid, resampling))
     return ExportPlan(service=service, grid=grid, read_grid=read_grid, reads=reads, bands=bands,
-                      output_bands=output_bands, resampling=resampling, operation=rule.operation, chain=chain)
+                      output_bands=output_bands, resampling=resampling, operation=rule.operation, chain=chain,
+                      item_reads=tuple((item.object_id, item_reads(item, read_grid, resampling))
+                                       for item in referenced))

@@ -63,12 +63,23 @@ def _window(w: PixelWindow):
 def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> tuple[np.ndarray, np.ndarray]:
     """Read each planned window and resample it onto the read grid, feeding the mosaic's pixel selection in
     compositing order; reading stops as soon as no later item can change the result."""
+    return _composite(plan, plan.reads, plan.operation, transform_error)
+
+
+def render_items(plan: ExportPlan, transform_error: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each catalog item the chain reads alone, rendered on the read grid by itself: OBJECTID -> (data, valid)."""
+    return {object_id: _composite(plan, reads, mosaic.MosaicOperation.FIRST, transform_error)
+            for object_id, reads in plan.item_reads}
+
+
+def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation,
+               transform_error: float) -> tuple[np.ndarray, np.ndarray]:
     grid = plan.read_grid
     centres = None
-    if plan.operation is mosaic.MosaicOperation.BLEND:  # Blend weighs items by where each pixel lies in them
+    if operation is mosaic.MosaicOperation.BLEND:  # Blend weighs items by where each pixel lies in them
         centres = grid_centres(grid, sr.crs_from_wkt(plan.service.description.crs_wkt))
-    selection = mosaic.pixel_selection(plan.operation, centres, plan.service.description.crs_wkt)
-    for read in plan.reads:
+    selection = mosaic.pixel_selection(operation, centres, plan.service.description.crs_wkt)
+    for read in reads:
         if selection.is_done:
             break
         src = read_window(read.item, read.overview, _window(read.window), plan.bands)
@@ -92,12 +103,15 @@ def _bands_info(service: ServiceRecord, bands: tuple[int, ...] | None = None,
 
 
 def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray,
-                    distributions: tuple[BandDistribution, ...] | None = None) -> Raster:
+                    distributions: tuple[BandDistribution, ...] | None = None,
+                    items: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Raster:
     """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
     the chain's output when they could not be read directly; ``distributions`` (the service's, when the chain
-    needs histograms) give the source's histograms."""
+    needs histograms) give the source's histograms, ``items`` the rendered catalog items the chain names."""
     info = _bands_info(plan.service, plan.bands, distributions)
-    out = plan.chain.apply(Raster(data, valid, info), plan.read_grid)
+    rasters = {object_id: Raster(item_data, item_valid, info) for object_id, (item_data, item_valid)
+               in (items or {}).items()}
+    out = plan.chain.apply(Raster(data, valid, info), plan.read_grid, rasters)
     data, valid, info = out.data, out.valid, out.info
     if plan.buffer:
         b = plan.buffer
@@ -229,20 +243,32 @@ class ImageService:
             conditions = item_conditions(service, params.mosaic_rule, params.time,
                                          output_pixel_size(grid, service_crs))
             candidates = self.catalog.items_in(service.name, bounds, conditions) if bounds is not None else ()
-
             chain = functions.chain_for(params.rendering_rule, service.templates)
-            plan = make_plan(params, service, grid, candidates, chain)
+            plan = make_plan(params, service, grid, candidates, chain, self.referenced_items(service, chain))
         return PlannedExport(params=params, plan=plan, options=options)
+
+    def referenced_items(self, service: ServiceRecord, chain: functions.Chain) -> tuple:
+        """The catalog items a chain reads alone ("$<n>"); an OBJECTID the service does not have is refused."""
+        if not chain.item_ids:
+            return ()
+        ids = sorted(chain.item_ids)
+        found = self.catalog.select_items(service.name, [(f"object_id IN ({', '.join('?' * len(ids))})", ids)])
+        missing = sorted(set(ids) - {item.object_id for item in found})
+        if missing:
+            raise invalid(f"renderingRule names catalog item ${missing[0]}, which service {service.name!r} does not "
+                          "have.", parameter="renderingRule")
+        return found
 
     def render_block(self, export: PlannedExport) -> ImageBlock:
         """Render, apply the functions, then finish: the block the encoder gets."""
         with sr.datum_transformation_scope(export.params.datum_transformation):
             data, valid = render(export.plan, self.transform_error)
+            items = render_items(export.plan, self.transform_error)
         # Read once per request, and only for a chain that reads them (a stretch by histogram).
         distributions = None
         if export.plan.chain.needs_histograms:
             distributions = self.catalog.distributions(export.plan.service.name)
-        return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions))
+        return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
         """The values under a point: the service's pixels, or the rule's output there (a one-pixel export on the

@@ -264,3 +264,21 @@ def test_raster_lists_take_the_service_image_nested_functions_and_numbers(core, 
     np.testing.assert_allclose(total[0][total_valid], (plain[0] + mean[0] + 0.5)[total_valid], rtol=1e-6)
     with pytest.raises(ImgsvcError, match="list of rasters"):
         parse_rule({"rasterFunction": "TestSum", "rasterFunctionArguments": {"Rasters": "$$"}})
+
+
+def test_a_rule_reads_one_catalog_item_alone_by_its_objectid(core):
+    """"$2" is the right half alone: the mosaic minus it is 0 where it has data, and NoData where it has none."""
+    rule = {"rasterFunction": "Local", "rasterFunctionArguments": {"Operation": 2, "Rasters": ["$$", "$2"]}}
+    difference, valid = export(core, "halves", bbox=native_bbox(200, 520), size="320,300",
+                               renderingRule=json.dumps(rule), interpolation="RSP_NearestNeighbor")
+    whole, whole_valid = export(core, "whole", bbox=native_bbox(200, 520), size="320,300",
+                                interpolation="RSP_NearestNeighbor")
+    right = SPLIT - 200  # the output column where the right half (OBJECTID 2) begins
+    assert not valid[:, :right].any()  # the left half's columns: $2 has no data there
+    np.testing.assert_array_equal(valid[:, right:], whole_valid[:, right:])
+    assert (difference[0][valid] == 0).all() and valid.any()
+    with pytest.raises(ImgsvcError, match=r"\$3") as info:
+        export(core, "halves", renderingRule=json.dumps({**rule, "rasterFunctionArguments": {
+            "Operation": 2, "Rasters": ["$$", "$3"]}}))
+    assert info.value.kind is ErrorKind.INVALID_ARGUMENT and info.value.parameter == "renderingRule"
+    assert parse_rule(rule).item_ids == {2}

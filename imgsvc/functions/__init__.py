@@ -8,6 +8,7 @@ applies to a block, and casts a call's output to its ``outputPixelType`` where t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -39,8 +40,10 @@ __all__ = ["BandsInfo", "Chain", "Histogram", "IDENTITY", "REGISTRY", "Raster", 
 
 # Nested calls a rule may hold: deep enough for any real chain, bounded so a request cannot recurse for ever.
 MAX_CHAIN_DEPTH = 16
-# The service image as a function's raster input (docs/protocol.md §6.1).
+# The service image as a function's raster input, and one catalog item by its OBJECTID (docs/protocol.md §6.1,
+# docs/decisions.md Q16).
 SERVICE_IMAGE_REFERENCE = "$$"
+ITEM_REFERENCE = re.compile(r"\$([1-9][0-9]{0,9})")
 # numpy dtype of each outputPixelType (U1/U2/U4 are carried as U8, as everywhere).
 DTYPE_OF_PIXEL_TYPE = {t.name: t.dtype for t in PIXEL_TYPES if t.dtype and not t.complex}
 
@@ -79,11 +82,34 @@ class ServiceImage:
         return source
 
     @staticmethod
-    def apply(source: Raster, grid) -> Raster:
+    def apply(source: Raster, grid, items) -> Raster:
         return source
+
+    item_ids = frozenset()
 
 
 SERVICE_IMAGE = ServiceImage()
+
+
+@dataclass(frozen=True)
+class ItemImage:
+    """A leaf of the chain: one catalog item (``"$<n>"``, n its OBJECTID) rendered alone on the read grid."""
+
+    object_id: int
+    buffer = 0
+    bandwise = True
+    is_identity = False
+    needs_histograms = False
+
+    @property
+    def item_ids(self) -> frozenset[int]:
+        return frozenset((self.object_id,))
+
+    def describe(self, source: BandsInfo) -> BandsInfo:
+        return source  # an item has the service's bands
+
+    def apply(self, source: Raster, grid, items) -> Raster:
+        return items[self.object_id]
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,9 @@ class Constant:
     def describe(self, source: BandsInfo) -> BandsInfo:
         return BandsInfo(("Constant",), "float64", (BandStats(self.value, self.value, self.value, 0.0),))
 
-    def apply(self, source: Raster, grid) -> Raster:
+    item_ids = frozenset()
+
+    def apply(self, source: Raster, grid, items) -> Raster:
         shape = source.valid.shape
         return Raster(np.broadcast_to(np.float64(self.value), (1, *shape)), np.broadcast_to(True, shape),
                       self.describe(source.info))
@@ -110,7 +138,7 @@ class Call:
     """One function applied to its raster inputs (nested calls or the service image)."""
 
     function: RasterFunction
-    inputs: tuple[Union[Call, ServiceImage, Constant], ...]
+    inputs: tuple[Union[Call, ServiceImage, ItemImage, Constant], ...]
     output_pixel_type: str | None  # None = the function's natural type
 
     @property
@@ -131,8 +159,12 @@ class Call:
             info = with_dtype(info, DTYPE_OF_PIXEL_TYPE[self.output_pixel_type])
         return info
 
-    def apply(self, source: Raster, grid: OutputGrid) -> Raster:
-        inputs = [node.apply(source, grid) for node in self.inputs]
+    @property
+    def item_ids(self) -> frozenset[int]:
+        return frozenset().union(*(node.item_ids for node in self.inputs))
+
+    def apply(self, source: Raster, grid: OutputGrid, items: Mapping[int, Raster]) -> Raster:
+        inputs = [node.apply(source, grid, items) for node in self.inputs]
         info = self.describe(source.info)
         data, valid = self.function.apply(inputs, grid)
         if self.output_pixel_type is not None:
@@ -175,9 +207,15 @@ class Chain:
     def describe(self, source: BandsInfo) -> BandsInfo:
         return self.root.describe(source) if self.root else source
 
-    def apply(self, source: Raster, grid: OutputGrid) -> Raster:
-        """The chain's output from the rendered service image ``source`` on ``grid`` (the read grid)."""
-        return self.root.apply(source, grid) if self.root else source
+    @property
+    def item_ids(self) -> frozenset[int]:
+        """The OBJECTIDs of the catalog items the chain reads alone (``"$<n>"``)."""
+        return self.root.item_ids if self.root else frozenset()
+
+    def apply(self, source: Raster, grid: OutputGrid, items: Mapping[int, Raster] | None = None) -> Raster:
+        """The chain's output from the rendered service image ``source`` (and the rendered ``items`` it names) on
+        ``grid`` (the read grid)."""
+        return self.root.apply(source, grid, items or {}) if self.root else source
 
 
 IDENTITY = Chain(root=None)
@@ -270,7 +308,7 @@ def _call(rule: Any, depth: int) -> Call:
     if not isinstance(fields.get("variablename", ""), str):
         raise invalid("renderingRule variableName must be an argument name.", parameter="renderingRule")
     named, rasters = _arguments(cls, arguments)
-    inputs: list[Call | ServiceImage | Constant] = []
+    inputs: list[Call | ServiceImage | ItemImage | Constant] = []
     for canonical in cls.RASTER_INPUTS:
         value = rasters.get(canonical)
         if canonical in cls.RASTER_LISTS:
@@ -304,16 +342,20 @@ def _arguments(cls: type[RasterFunction], arguments: Mapping[str, Any]):
     return named, rasters
 
 
-def _raster_input(cls: type[RasterFunction], value: Any, depth: int) -> Call | ServiceImage | Constant:
-    """A raster argument's value: left out or "$$" (the service image), a nested function, or a number."""
+def _raster_input(cls: type[RasterFunction], value: Any, depth: int) -> Call | ServiceImage | ItemImage | Constant:
+    """A raster argument's value: left out or "$$" (the service image), "$<n>" (catalog item n alone), a nested
+    function, or a number."""
     if value is None or value == SERVICE_IMAGE_REFERENCE:
         return SERVICE_IMAGE
+    if isinstance(value, str) and (match := ITEM_REFERENCE.fullmatch(value)):
+        return ItemImage(int(match.group(1)))
     if isinstance(value, Mapping):
         return _call(value, depth + 1)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return Constant(float(value))
-    raise unsupported(f"renderingRule {cls.NAME}: raster input {value!r} is not supported yet (the service "
-                      "image, \"$$\", a nested function or a number).", parameter="renderingRule")
+    raise invalid(f"renderingRule {cls.NAME}: raster input {value!r} is not a raster: give the service image "
+                  "(\"$$\"), a catalog item (\"$<OBJECTID>\"), a nested function or a number.",
+                  parameter="renderingRule")
 
 
 def _pixel_type(value: Any) -> str | None:
