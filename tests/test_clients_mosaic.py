@@ -16,11 +16,10 @@ import pytest
 from PIL import Image
 from pyproj import Transformer
 
-from imgsvc.cli import main
 from tests.clients import harness
 from tests.conftest import _Serve
 from tests.test_clients_browser import EXPORT, MAP_BACKGROUND, assert_client_was_served
-from tests.test_mosaic_dataset import RES, SCENES, X0, Y0, write_scene
+from tests.test_mosaic_dataset import RES, X0, Y0, build_scenes_catalog
 
 TO_3857 = Transformer.from_crs(32611, 3857, always_xy=True)
 TO_4326 = Transformer.from_crs(32611, 4326, always_xy=True)
@@ -29,13 +28,7 @@ TO_4326 = Transformer.from_crs(32611, 4326, always_xy=True)
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("client-mosaic")
-    for name, value, col, row, _ in SCENES:
-        write_scene(folder, name, value, col, row)
-    table = folder / "attrs.csv"
-    table.write_text("Name,Year,AcqDate,Cloud,Sensor\n" + "\n".join(f"{n},{a}" for n, *_, a in SCENES) + "\n")
-    db = folder / "catalog.sqlite"
-    assert main(["add", "mos", str(folder / "scene_*.tif"), "--attrs", str(table), "--time-field", "AcqDate",
-                 "--catalog", str(db)]) == 0
+    db = build_scenes_catalog(folder)
     with _Serve(db, folder / "output") as url, httpx.Client(base_url=url, timeout=60) as http:
         yield url, http
 

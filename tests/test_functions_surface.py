@@ -287,7 +287,7 @@ def test_shaded_relief_without_a_colormap_ramps_over_the_input_statistics():
 def gdaldem(dem_path, tmp_path_factory):
     """gdaldem's output for the test DEM: (data, valid) of `gdaldem <mode> <args>`."""
     if shutil.which("gdaldem") is None:
-        pytest.skip("gdaldem is missing: tests/clients/setup.sh installs Debian's gdal-bin")
+        pytest.fail("gdaldem is missing: tests/clients/setup.sh (run by `make test`) installs Debian's gdal-bin")
     folder = tmp_path_factory.mktemp("gdaldem")
 
     def run_gdaldem(mode, *args):

@@ -35,9 +35,8 @@ def write_scene(folder, name, value, col, row):
                                 origin=(X0 + RES * col, Y0 - RES * row))
 
 
-@pytest.fixture(scope="module")
-def catalog_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mosaic")
+def build_scenes_catalog(folder) -> str:
+    """The three scenes with their attribute table, registered as the time-aware mosaic dataset "mos"."""
     for name, value, col, row, _ in SCENES:
         write_scene(folder, name, value, col, row)
     table = folder / "attrs.csv"
@@ -46,6 +45,11 @@ def catalog_file(tmp_path_factory):
     assert main(["add", "mos", str(folder / "scene_*.tif"), "--attrs", str(table), "--time-field", "AcqDate",
                  "--catalog", db]) == 0
     return db
+
+
+@pytest.fixture(scope="module")
+def catalog_file(tmp_path_factory):
+    return build_scenes_catalog(tmp_path_factory.mktemp("mosaic"))
 
 
 @pytest.fixture(scope="module")
