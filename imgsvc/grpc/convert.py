@@ -2,7 +2,6 @@
 the service)."""
 from __future__ import annotations
 
-from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
 from imgsvc import catalog_query, resources, sr
@@ -97,11 +96,6 @@ def service_info(record: ServiceRecord, has_histograms: bool = False,
                                end_time_field=settings.end_time_field or "", extent_start=time_extent[0],
                                extent_end=time_extent[1]) if time_extent else None),
     )
-
-
-def rule_dict(request) -> dict | None:
-    """The request's renderingRule as the JSON object it was, or None."""
-    return MessageToDict(request.rendering_rule) if request.HasField("rendering_rule") else None
 
 
 def identify_response(result: IdentifyResult) -> pb.IdentifyResponse:

@@ -136,3 +136,8 @@ def query_params(req: pb.QueryRequest) -> catalog_query.QueryParams:
         count_only=req.return_count_only, order_by=req.order_by_fields or None,
         offset=_optional(req, "result_offset"), record_count=_optional(req, "result_record_count"),
         out_crs=_crs_or_none(req.out_sr))
+
+
+def rendering_rule(req) -> dict | None:
+    """A resource request's renderingRule as the JSON object it was, or None (the core resolves it)."""
+    return _json_object(req, "rendering_rule")

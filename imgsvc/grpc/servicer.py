@@ -52,7 +52,7 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
-        return convert.service_info(self.service.service(request.service, convert.rule_dict(request)),
+        return convert.service_info(self.service.service(request.service, requests.rendering_rule(request)),
                                     has_histograms=self.service.has_distributions(request.service),
                                     time_extent=self.service.time_extent(request.service))
 
@@ -78,16 +78,16 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetStatistics(self, request: pb.StatisticsRequest, context) -> pb.StatisticsResponse:
-        return convert.statistics(self.service.distributions(request.service, convert.rule_dict(request)))
+        return convert.statistics(self.service.distributions(request.service, requests.rendering_rule(request)))
 
     @_guarded
     def GetHistograms(self, request: pb.HistogramsRequest, context) -> pb.HistogramsResponse:
-        return convert.histograms(self.service.distributions(request.service, convert.rule_dict(request)))
+        return convert.histograms(self.service.distributions(request.service, requests.rendering_rule(request)))
 
     @_guarded
     def GetLegend(self, request: pb.LegendRequest, context) -> pb.LegendResponse:
         return convert.legend(self.service.legend(request.service, tuple(request.band_ids),
-                                                  convert.rule_dict(request)))
+                                                  requests.rendering_rule(request)))
 
     @_guarded
     def GetItemInfo(self, request: pb.ItemInfoRequest, context) -> pb.ItemInfo:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from google.protobuf import json_format, struct_pb2
 
+from imgsvc import mosaic
 from imgsvc.encode import FORMATS as OUTPUT_FORMATS
 from imgsvc.encode.geotiff import COMPRESSION_ALIASES
 from imgsvc.errors import invalid, unsupported
@@ -31,21 +32,12 @@ PIXEL_TYPES = enums.PIXEL_TYPE  # matched in upper case
 INTERPOLATIONS = _folded(enums.INTERPOLATION)
 COMPRESSIONS = _folded(enums.COMPRESSION, COMPRESSION_ALIASES)
 NO_DATA_INTERPRETATIONS = _folded(enums.NO_DATA_INTERPRETATION)
-MOSAIC_METHODS = {
-    "esrimosaicnone": pb.ESRI_MOSAIC_NONE, "none": pb.ESRI_MOSAIC_NONE,
-    "esrimosaiccenter": pb.ESRI_MOSAIC_CENTER, "center": pb.ESRI_MOSAIC_CENTER,
-    "esrimosaicnadir": pb.ESRI_MOSAIC_NADIR, "nadir": pb.ESRI_MOSAIC_NADIR,
-    "esrimosaicviewpoint": pb.ESRI_MOSAIC_VIEWPOINT, "viewpoint": pb.ESRI_MOSAIC_VIEWPOINT,
-    "esrimosaicattribute": pb.ESRI_MOSAIC_ATTRIBUTE, "byattribute": pb.ESRI_MOSAIC_ATTRIBUTE,
-    "esrimosaiclockraster": pb.ESRI_MOSAIC_LOCK_RASTER, "lockraster": pb.ESRI_MOSAIC_LOCK_RASTER,
-    "esrimosaicnorthwest": pb.ESRI_MOSAIC_NORTHWEST, "northwest": pb.ESRI_MOSAIC_NORTHWEST,
-    "esrimosaicseamline": pb.ESRI_MOSAIC_SEAMLINE, "seamline": pb.ESRI_MOSAIC_SEAMLINE,
-}
-MOSAIC_OPERATIONS = {
-    "mt_first": pb.MT_FIRST, "first": pb.MT_FIRST, "mt_last": pb.MT_LAST, "last": pb.MT_LAST,
-    "mt_min": pb.MT_MIN, "min": pb.MT_MIN, "mt_max": pb.MT_MAX, "max": pb.MT_MAX, "mt_mean": pb.MT_MEAN,
-    "mean": pb.MT_MEAN, "mt_blend": pb.MT_BLEND, "blend": pb.MT_BLEND, "mt_sum": pb.MT_SUM, "sum": pb.MT_SUM,
-}
+# The mosaic vocabularies of the core (imgsvc.mosaic), under both spellings clients send, folded: the request JSON's
+# esriMosaic*/MT_* and the root's short names (docs/protocol.md §5.3).
+MOSAIC_METHODS = {spelling.lower(): pb.MosaicMethod.Value(f"ESRI_MOSAIC_{m.name}")
+                  for m in mosaic.MosaicMethod for spelling in (f"esriMosaic{m.name.replace('_', '')}", m.value)}
+MOSAIC_OPERATIONS = {spelling.lower(): pb.MosaicOperation.Value(f"MT_{o.name}")
+                     for o in mosaic.MosaicOperation for spelling in (f"MT_{o.name}", o.value)}
 RESPONSE_FORMS = ("html", "json", "pjson", "image", "kmz")
 
 
