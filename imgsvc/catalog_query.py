@@ -1,7 +1,8 @@
 """query: a mosaic dataset's catalog items as features (docs/protocol.md §4): footprints and fields, selected by a
 where clause, object ids, an envelope and time, ordered and paged.
 
-The footprint of an item is its bounds in the service SR (a rectangle), densified when taken to ``outSR``.
+An item's footprint is the outline of its valid data in the service SR (``imgsvc.footprints``), densified when
+taken to ``outSR``.
 """
 from __future__ import annotations
 
@@ -11,17 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pyproj import CRS
 
-from imgsvc import sr
 from imgsvc.catalog.records import Field
 from imgsvc.errors import invalid, unsupported
 
-# The spatial relations an item's footprint (its bounds) can be tested with; the others need real outlines.
-SPATIAL_RELATIONS = ("esriSpatialRelIntersects", "esriSpatialRelEnvelopeIntersects", "esriSpatialRelIndexIntersects")
-# Points per footprint edge when it is taken to another SR, so that a curved edge stays close to the truth.
-FOOTPRINT_EDGE_POINTS = 8
+# The spatial relations a query's envelope is tested with: the footprint itself (Intersects), or the footprint's
+# bounds (EnvelopeIntersects, and IndexIntersects, which ArcGIS answers from its spatial index as well).
+FOOTPRINT_INTERSECTS = "esriSpatialRelIntersects"
+SPATIAL_RELATIONS = (FOOTPRINT_INTERSECTS, "esriSpatialRelEnvelopeIntersects", "esriSpatialRelIndexIntersects")
 _ORDER_TERM = re.compile(r"^\s*(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
 
 
@@ -55,7 +54,7 @@ def query_params(service: str, *, where: str | None = None, object_ids: Sequence
         raise invalid("service is required.")
     relation = spatial_rel or SPATIAL_RELATIONS[0]
     if relation not in SPATIAL_RELATIONS:
-        raise unsupported(f"spatialRel {relation!r} is not supported; footprints are tested as envelopes: "
+        raise unsupported(f"spatialRel {relation!r} is not supported; an envelope is tested with "
                           f"{', '.join(SPATIAL_RELATIONS)}.", parameter="spatialRel")
     if envelope is not None and not all(math.isfinite(v) for v in envelope):
         raise invalid("geometry must be an envelope of finite numbers.", parameter="geometry")
@@ -117,16 +116,3 @@ def order_terms(fields: Sequence[Field], text: str | None) -> list[tuple[Field, 
         terms.append((field_named(fields, match.group(1), "orderByFields"),
                       (match.group(2) or "ASC").upper() == "DESC"))
     return terms
-
-
-def footprint(bounds: Sequence[float], service_crs: CRS, out_crs: CRS) -> tuple[tuple[float, float], ...]:
-    """An item's ``bounds`` in the service SR as a closed ring (clockwise, as Esri polygons are), in ``out_crs``."""
-    xmin, ymin, xmax, ymax = bounds
-    t = np.linspace(0.0, 1.0, FOOTPRINT_EDGE_POINTS, endpoint=False)
-    xs = np.concatenate([np.full_like(t, xmin), xmin + t * (xmax - xmin), np.full_like(t, xmax),
-                         xmax - t * (xmax - xmin), [xmin]])
-    ys = np.concatenate([ymin + t * (ymax - ymin), np.full_like(t, ymax), ymax - t * (ymax - ymin),
-                         np.full_like(t, ymin), [ymin]])
-    if out_crs != service_crs:
-        xs, ys = sr.transform_points(service_crs, out_crs, xs, ys)
-    return tuple((float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))

@@ -113,14 +113,15 @@ def register(catalog: Catalog, name: str, paths: Path | list[Path], settings: Se
     """Describe the rasters and compute their statistics and histograms (the service itself never writes them);
     ``attrs`` is a CSV table of item fields (see ``imgsvc.catalog.attributes``)."""
     from imgsvc.catalog.attributes import attributes_for, check_time_fields, read_attribute_table
-    from imgsvc.read import compute_distributions, describe_raster
+    from imgsvc.read import compute_distributions, describe_raster, valid_outline
 
     paths = [paths] if isinstance(paths, Path) else paths
     fields, table = read_attribute_table(attrs) if attrs is not None else ((), None)
     check_time_fields(fields, settings.start_time_field, settings.end_time_field)
     items = [describe_raster(path) for path in paths]
     catalog.add_service(name, items, settings, replace=replace, distributions=[compute_distributions(i) for i in items],
-                        fields=fields, attributes=attributes_for(items, table, fields), append=append)
+                        fields=fields, attributes=attributes_for(items, table, fields), append=append,
+                        outlines=[valid_outline(i) for i in items])
 
 
 def add_templates(catalog: Catalog, service: str, paths: list[str], default: str | None) -> None:
@@ -184,13 +185,16 @@ def cmd_remove(args) -> int:
 
 
 def cmd_migrate(args) -> int:
-    """Bring an older catalog up to date: compute the statistics and histograms it lacks."""
-    from imgsvc.read import compute_distributions
+    """Bring an older catalog up to date: compute the statistics, histograms and footprints it lacks."""
+    from imgsvc.read import compute_distributions, valid_outline
 
     catalog = Catalog(args.catalog)  # opening for writing adds any missing tables
     for item in catalog.items_without_distributions():
         catalog.put_distributions(item.item_id, compute_distributions(item))
         print(f"computed statistics and histograms of {item.path}")
+    for item in catalog.items_without_footprints():
+        catalog.put_footprint(item, valid_outline(item))
+        print(f"computed the footprint of {item.path}")
     return 0
 
 

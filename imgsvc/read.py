@@ -15,12 +15,14 @@ import rasterio
 from affine import Affine
 from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
+from rasterio.features import shapes
 from rasterio.windows import Window
 
 from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.distributions import distributions_of
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
+from imgsvc.footprints import Footprint, outline, rectangle
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
 # No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders), tiles
@@ -171,6 +173,42 @@ def _scan(item: RasterItem):
 def compute_distributions(item: RasterItem) -> tuple[BandDistribution, ...]:
     """Every band's statistics and histogram over every valid pixel of the raster (see ``distributions_of``)."""
     return distributions_of(lambda: _scan(item), item.band_count, item.dtype)
+
+
+# The side, in cells, of the grid an item's valid-data mask is reduced to before it is outlined: fine enough for a
+# footprint (a scene's slanted edge, a cloud-free corner), cheap to polygonise.
+OUTLINE_CELLS = 256
+
+
+def valid_outline(item: RasterItem) -> Footprint:
+    """The outline of the item's valid pixels in its own CRS (its footprint; see ``imgsvc.footprints``).
+
+    The mask is read at the finest level no wider than OUTLINE_CELLS·4 pixels (an overview when the file has one)
+    and reduced to at most OUTLINE_CELLS cells a side, a cell valid when any pixel under it is; an item valid
+    everywhere is its bounds."""
+    if item.mask_kind == "none" and item.dtype[0] != "f":
+        return rectangle(item.bounds)
+    levels = [(None, item.width, item.height)] + [(i, w, h) for i, (w, h) in enumerate(item.overview_shapes)]
+    fitting = [lv for lv in levels if max(lv[1], lv[2]) <= OUTLINE_CELLS * 4]
+    overview, width, height = fitting[0] if fitting else levels[-1]
+    factor = max(1, -(-max(width, height) // OUTLINE_CELLS))
+    rows, cols = -(-height // factor), -(-width // factor)
+    cells = np.zeros((rows, cols), dtype=bool)
+    bands = tuple(range(item.band_count))
+    step = max(factor, (SCAN_CHUNK_PIXELS // max(1, width)) // factor * factor)
+    for row in range(0, height, step):
+        valid = read_window(item, overview, Window(0, row, width, min(step, height - row)), bands).valid
+        pad = (-valid.shape[0] % factor, -valid.shape[1] % factor)
+        valid = np.pad(valid, ((0, pad[0]), (0, pad[1])))
+        reduced = valid.reshape(valid.shape[0] // factor, factor, -1, factor).any(axis=(1, 3))
+        cells[row // factor: row // factor + reduced.shape[0]] |= reduced
+    if cells.all():
+        return rectangle(item.bounds)
+    # The cells' grid: the level's own transform scaled by the reduction.
+    cell_transform = item.transform * Affine.scale(item.width / width * factor, item.height / height * factor)
+    parts = (geometry for geometry, value in shapes(cells.astype(np.uint8), mask=cells, transform=cell_transform,
+                                                    connectivity=8) if value)
+    return outline(parts, tolerance=max(abs(cell_transform.a), abs(cell_transform.e)), bounds=item.bounds)
 
 
 def read_pixel(item: RasterItem, col: int, row: int) -> tuple[np.ndarray, bool]:

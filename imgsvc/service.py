@@ -14,7 +14,7 @@ from pyproj import CRS
 
 from imgsvc import catalog_query
 from imgsvc import identify as identify_stage
-from imgsvc import kernels, mosaic, resources, sr
+from imgsvc import footprints, kernels, mosaic, resources, sr
 from imgsvc.block import ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
@@ -177,15 +177,12 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
-def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
-                    pixel_size: float | None = None) -> list[tuple[str, list]]:
+def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
+                    time: tuple[int | None, int | None] | None) -> list[tuple[str, list]]:
     """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
-    item fields with its values bound; the time on a time-aware service (elsewhere time selects nothing out,
-    docs/decisions.md); and the output's pixel size within each item's MinPS..MaxPS (NULL = unbounded), except
-    for locked rasters, which show at every pixel size (docs/protocol.md §5.1)."""
+    item fields with its values bound; and the time on a time-aware service (elsewhere time selects nothing out,
+    docs/decisions.md)."""
     conditions = []
-    if pixel_size is not None and rule.method is not mosaic.MosaicMethod.LOCK_RASTER:
-        conditions.append(pixel_size_condition(service.fields, pixel_size))
     if rule.where is not None:
         conditions.append(compile_where(rule.where, service.fields, field_column, parameter="mosaicRule"))
     if time is not None and service.settings.start_time_field:
@@ -240,12 +237,29 @@ class ImageService:
         with sr.datum_transformation_scope(params.datum_transformation):
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
-            conditions = item_conditions(service, params.mosaic_rule, params.time,
-                                         output_pixel_size(grid, service_crs))
-            candidates = self.catalog.items_in(service.name, bounds, conditions) if bounds is not None else ()
+            candidates = () if bounds is None else self.items_under(
+                service, bounds, params.mosaic_rule, params.time, output_pixel_size(grid, service_crs))
             chain = functions.chain_for(params.rendering_rule, service.templates)
             plan = make_plan(params, service, grid, candidates, chain, self.referenced_items(service, chain))
         return PlannedExport(params=params, plan=plan, options=options)
+
+    def items_under(self, service: ServiceRecord, bounds: tuple[float, float, float, float],
+                    rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
+                    pixel_size: float | None) -> tuple:
+        """The items whose footprints meet ``bounds`` (service SR) that the request selects, visible at the output's
+        ``pixel_size`` (each item's MinPS..MaxPS, NULL = unbounded) except for locked rasters, which show at every
+        pixel size (docs/protocol.md §5.1).  Where no item there is visible at that pixel size, the items there are
+        used whatever their range, ordered and capped as any (docs/decisions.md "Pixel size ranges")."""
+        conditions = item_conditions(service, rule, time)
+
+        def meeting(extra: list) -> tuple:
+            return tuple(item for item in self.catalog.items_in(service.name, bounds, [*conditions, *extra])
+                         if footprints.meets_box(item.footprint, bounds))
+
+        found = ()
+        if pixel_size is not None and rule.method is not mosaic.MosaicMethod.LOCK_RASTER:
+            found = meeting([pixel_size_condition(service.fields, pixel_size)])
+        return found or meeting([])
 
     def referenced_items(self, service: ServiceRecord, chain: functions.Chain) -> tuple:
         """The catalog items a chain reads alone ("$<n>"); an OBJECTID the service does not have is refused."""
@@ -284,7 +298,9 @@ class ImageService:
             return identify_stage.IdentifyResult(None, chain.describe(_bands_info(service)).dtype, params.x,
                                                  params.y, point_crs)
         rule = params.mosaic_rule
-        candidates = self.catalog.items_in(service.name, (x, y, x, y), item_conditions(service, rule, params.time))
+        candidates = tuple(item for item in self.catalog.items_in(service.name, (x, y, x, y),
+                                                                  item_conditions(service, rule, params.time))
+                           if footprints.covers_point(item.footprint, x, y))
         ordered = mosaic.order_items(rule, candidates, (x, y), service.description.extent,
                                      service.settings.max_mosaic_image_count, service.fields,
                                      viewpoint_in(rule.viewpoint, service_crs))
@@ -304,8 +320,7 @@ class ImageService:
         features = tuple(catalog_query.QueryFeature(
             attributes={f.name: item.object_id if f is service.fields[0] else item.attributes.get(f.name)
                         for f in service.fields},
-            rings=(catalog_query.footprint(item_bounds_in(item, service.description.crs_wkt), service_crs,
-                                           point_crs),))
+            rings=self.footprint(item, service, point_crs))
             for item in candidates)
         return replace(answer, catalog_items=catalog_query.QueryResult(fields=service.fields, features=features,
                                                                        crs=point_crs),
@@ -335,30 +350,46 @@ class ImageService:
             if len(params.object_ids) > resources.MAX_RECORD_COUNT:
                 raise invalid(f"objectIds lists more than {resources.MAX_RECORD_COUNT} ids.", parameter="objectIds")
             conditions.append((f"object_id IN ({', '.join('?' * len(params.object_ids))})", list(params.object_ids)))
+        area = None
         if params.envelope is not None:
             crs = params.envelope_crs or service_crs
-            conditions.append(bounds_condition(sr.transform_bounds(crs, service_crs, params.envelope)
-                                               if crs != service_crs else params.envelope))
+            area = (sr.transform_bounds(crs, service_crs, params.envelope) if crs != service_crs
+                    else params.envelope)
+            conditions.append(bounds_condition(area))
         if params.time is not None and service.settings.start_time_field:
             conditions.append(time_condition(service.settings, service.fields, *params.time))
-        if params.count_only:
-            return catalog_query.QueryResult(fields=(), count=self.catalog.count_items(service.name, conditions))
         order = catalog_query.order_terms(service.fields, params.order_by)
-        if params.ids_only:
-            items = self.catalog.select_items(service.name, conditions, order)
-            return catalog_query.QueryResult(fields=(), object_ids=tuple(item.object_id for item in items))
         limit = min(params.record_count or resources.MAX_RECORD_COUNT, resources.MAX_RECORD_COUNT)
-        items = self.catalog.select_items(service.name, conditions, order, params.offset, limit + 1)
+        if area is not None and params.spatial_rel == catalog_query.FOOTPRINT_INTERSECTS:
+            # The R*Tree matched the bounds; the footprints themselves decide, so count and page here.
+            items = tuple(item for item in self.catalog.select_items(service.name, conditions, order)
+                          if footprints.meets_box(item.footprint, area))
+            page = items[params.offset:params.offset + limit + 1]
+        elif params.count_only:
+            return catalog_query.QueryResult(fields=(), count=self.catalog.count_items(service.name, conditions))
+        elif params.ids_only:
+            items = page = self.catalog.select_items(service.name, conditions, order)
+        else:
+            items = page = self.catalog.select_items(service.name, conditions, order, params.offset, limit + 1)
+        if params.count_only:
+            return catalog_query.QueryResult(fields=(), count=len(items))
+        if params.ids_only:
+            return catalog_query.QueryResult(fields=(), object_ids=tuple(item.object_id for item in items))
         fields = catalog_query.out_fields(service.fields, params.out_fields)
         out_crs = params.out_crs or service_crs
         features = tuple(catalog_query.QueryFeature(
             attributes={f.name: item.object_id if f is service.fields[0] else item.attributes.get(f.name)
                         for f in fields},
-            rings=((catalog_query.footprint(item_bounds_in(item, service.description.crs_wkt), service_crs,
-                                            out_crs),) if params.return_geometry else ()))
-            for item in items[:limit])
-        return catalog_query.QueryResult(fields=fields, features=features, exceeded_transfer_limit=len(items) > limit,
+            rings=self.footprint(item, service, out_crs) if params.return_geometry else ())
+            for item in page[:limit])
+        return catalog_query.QueryResult(fields=fields, features=features, exceeded_transfer_limit=len(page) > limit,
                                          crs=out_crs)
+
+    @staticmethod
+    def footprint(item, service: ServiceRecord, crs: CRS) -> footprints.Footprint:
+        """The item's footprint (its bounds when the catalog has no outline) in ``crs``."""
+        outline = item.footprint or footprints.rectangle(item_bounds_in(item, service.description.crs_wkt))
+        return footprints.to_crs(outline, sr.crs_from_wkt(service.description.crs_wkt), crs)
 
     def time_extent(self, name: str) -> tuple[int, int] | None:
         """The time span of a time-aware service's items (the root's timeInfo), None otherwise."""

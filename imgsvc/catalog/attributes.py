@@ -30,15 +30,22 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
 
-def builtin_attributes(item: RasterItem, bounds: Sequence[float], cell_size: float) -> dict[str, Any]:
-    """The built-in fields of ``item`` whose ``bounds`` and full-resolution ``cell_size`` are in the service SR.
+# ArcGIS's cell size ranges (Calculate Cell Size Ranges' defaults): an item shows up to 10 times its coarsest
+# overview's cell size, and items whose cell sizes are within 10 % of each other count as the same resolution.
+MAX_RANGE_FACTOR = 10.0
+SAME_CELL_SIZE = 0.9
 
-    LowPS is the item's own cell size and HighPS its coarsest overview's; MinPS 0 and MaxPS unbounded (None) until
-    pixel size ranges are computed, so an item shows at every scale, as a one-raster service does."""
+
+def builtin_attributes(item: RasterItem, centre: tuple[float, float], cell_size: float) -> dict[str, Any]:
+    """The built-in fields of ``item`` whose footprint ``centre`` and full-resolution ``cell_size`` are in the
+    service SR.
+
+    LowPS is the item's own cell size and HighPS its coarsest overview's; MinPS 0 and MaxPS unbounded (None), so a
+    one-raster service shows at every scale; a mosaic dataset's catalog then computes its items' ranges."""
     coarsest_width = item.overview_shapes[-1][0] if item.overview_shapes else item.width
     return {"Name": Path(item.path).stem, "MinPS": 0.0, "MaxPS": None, "LowPS": cell_size,
             "HighPS": cell_size * item.width / coarsest_width, "Category": PRIMARY,
-            "CenterX": (bounds[0] + bounds[2]) / 2, "CenterY": (bounds[1] + bounds[3]) / 2, "ZOrder": None}
+            "CenterX": centre[0], "CenterY": centre[1], "ZOrder": None}
 
 
 def read_attribute_table(path: str | Path) -> tuple[tuple[Field, ...], dict[str, dict[str, Any]]]:

@@ -37,6 +37,8 @@ class RasterItem:
     # The item's fields (docs/decisions.md "Mosaic datasets"): the built-in ones (Name, LowPS, ...) and the
     # operator's; dates as epoch milliseconds UTC.  Set by the catalog.
     attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Where the item holds data, in the service SR (``imgsvc.footprints``; () = its bounds).  Set by the catalog.
+    footprint: tuple = field(default=(), compare=False)
 
     @property
     def band_count(self) -> int:

@@ -14,11 +14,14 @@ from typing import Any
 from affine import Affine
 
 from imgsvc.block import BandStats
-from imgsvc.catalog.attributes import BUILTIN_FIELDS, builtin_attributes, service_fields
+from imgsvc.catalog.attributes import (BUILTIN_FIELDS, MAX_RANGE_FACTOR, SAME_CELL_SIZE, builtin_attributes,
+                                       service_fields)
 from imgsvc.catalog.describe import cell_size_in, describe_service, item_bounds_in, merge_distributions
 from imgsvc.catalog.records import (BandDistribution, Field, FieldType, FunctionTemplate, RasterItem,
                                     ServiceDescription, ServiceRecord, ServiceSettings)
+from imgsvc import sr
 from imgsvc.errors import invalid, not_found
+from imgsvc.footprints import Footprint, centre, overlaps, rectangle, to_crs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS services (
@@ -68,7 +71,8 @@ CREATE TABLE IF NOT EXISTS templates (
 """
 # Schema version 5: mosaic datasets. Each item's fields (built-in and the operator's) as a JSON object, and the
 # service's field list (name and type), so that where clauses, time and attribute ordering can be answered.
-SCHEMA_VERSION = 5
+# Schema version 6: each item's footprint (the outline of its valid data, in the service SR; NULL = its bounds).
+SCHEMA_VERSION = 6
 
 # Service names become URL path segments: keep them to what ArcGIS allows.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,119}$")
@@ -85,22 +89,40 @@ def _item_to_json(item: RasterItem) -> str:
     doc.pop("item_id")
     doc.pop("object_id")
     doc.pop("attributes")
+    doc.pop("footprint")
     return json.dumps(doc)
 
 
-def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: str | None = None) -> RasterItem:
+def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: str | None = None,
+                   footprint: str | None = None) -> RasterItem:
     doc = json.loads(raster)
     doc["transform"] = Affine(*doc["transform"])
     doc["stats"] = tuple(BandStats(**s) for s in doc["stats"])
     doc["band_names"] = tuple(doc["band_names"])
     doc["overview_shapes"] = tuple(tuple(s) for s in doc["overview_shapes"])
     doc["block_shape"] = tuple(doc["block_shape"])
-    return RasterItem(item_id=item_id, object_id=object_id, attributes=json.loads(attributes or "{}"), **doc)
+    rings = tuple(tuple(tuple(point) for point in ring) for ring in json.loads(footprint or "[]"))
+    return RasterItem(item_id=item_id, object_id=object_id, attributes=json.loads(attributes or "{}"),
+                      footprint=rings, **doc)
 
 
-def _builtin(item: RasterItem, crs_wkt: str) -> dict[str, Any]:
+def _builtin(item: RasterItem, crs_wkt: str, footprint: Footprint = ()) -> dict[str, Any]:
     bounds = item_bounds_in(item, crs_wkt)
-    return builtin_attributes(item, bounds, cell_size_in(item, crs_wkt, bounds)[0])
+    return builtin_attributes(item, centre(footprint, bounds), cell_size_in(item, crs_wkt, bounds)[0])
+
+
+def footprint_in(item: RasterItem, outline: Footprint, crs_wkt: str) -> Footprint:
+    """The item's ``outline`` (in its own CRS; () = its bounds) in the service SR."""
+    outline = outline or rectangle(item.bounds)
+    if item.crs_wkt == crs_wkt:
+        return outline
+    return to_crs(outline, sr.crs_from_wkt(item.crs_wkt), sr.crs_from_wkt(crs_wkt))
+
+
+def _meets(footprint: list, bounds: Sequence[float], other: Footprint, other_bounds: Sequence[float]) -> bool:
+    """Whether two footprints (with their bounds) share some area."""
+    rings = tuple(tuple(tuple(p) for p in ring) for ring in footprint)
+    return overlaps(rings, bounds, other, other_bounds)
 
 
 def bounds_condition(bounds: Sequence[float]) -> tuple[str, list[Any]]:
@@ -220,6 +242,8 @@ class Catalog:
                          "= items.service AND earlier.item_id <= items.item_id)")
         if "attributes" not in item_columns:
             conn.execute("ALTER TABLE items ADD COLUMN attributes TEXT")
+        if "footprint" not in item_columns:
+            conn.execute("ALTER TABLE items ADD COLUMN footprint TEXT")
         for item_id, service, raster in conn.execute(
                 "SELECT item_id, service, raster FROM items WHERE attributes IS NULL").fetchall():
             crs_wkt = json.loads(conn.execute("SELECT description FROM services WHERE name = ?",
@@ -239,10 +263,12 @@ class Catalog:
 
     def add_service(self, name: str, items: list[RasterItem], settings: ServiceSettings, replace: bool = False,
                     distributions: list[tuple[BandDistribution, ...]] | None = None, fields: Sequence[Field] = (),
-                    attributes: Sequence[dict[str, Any]] | None = None, append: bool = False) -> None:
+                    attributes: Sequence[dict[str, Any]] | None = None, append: bool = False,
+                    outlines: Sequence[Footprint] | None = None) -> None:
         """Register ``items`` as service ``name`` (``append``: add them to the existing service, keeping its
         settings and items); ``distributions`` (one tuple per item) are stored with them and merged into the
-        service's statistics; ``fields`` are the operator's item fields and ``attributes`` each item's values."""
+        service's statistics; ``fields`` are the operator's item fields and ``attributes`` each item's values;
+        ``outlines`` each item's valid-data outline in its own CRS (``read.valid_outline``; default its bounds)."""
         if not _NAME.match(name):
             raise invalid(f"Invalid service name {name!r}: use letters, digits, '_' and '-'.")
         if not items:
@@ -272,19 +298,49 @@ class Catalog:
                 conn.execute("INSERT INTO services(name, settings, description, fields) VALUES (?, ?, ?, ?)",
                              (name, json.dumps(asdict(settings)), _description_to_json(description),
                               _fields_to_json(service_fields(fields))))
+            added = []
             for index, item in enumerate(items):
                 bounds = item_bounds_in(item, description.crs_wkt)
-                values = {**_builtin(item, description.crs_wkt), **(attributes[index] if attributes else {})}
+                footprint = footprint_in(item, outlines[index] if outlines else (), description.crs_wkt)
+                given = attributes[index] if attributes else {}
+                values = {**_builtin(item, description.crs_wkt, footprint), **given}
                 cursor = conn.execute(
-                    "INSERT INTO items(service, object_id, path, xmin, ymin, xmax, ymax, raster, attributes) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, first_object_id + index, item.path, *bounds, _item_to_json(item), json.dumps(values)),
+                    "INSERT INTO items(service, object_id, path, xmin, ymin, xmax, ymax, raster, attributes, "
+                    "footprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, first_object_id + index, item.path, *bounds, _item_to_json(item), json.dumps(values),
+                     json.dumps(footprint)),
                 )
                 xmin, ymin, xmax, ymax = bounds
                 conn.execute("INSERT INTO items_index(item_id, xmin, xmax, ymin, ymax) VALUES (?, ?, ?, ?, ?)",
                              (cursor.lastrowid, xmin, xmax, ymin, ymax))
                 if distributions is not None:
                     self._put_distributions(conn, cursor.lastrowid, distributions[index])
+                if not {"MinPS", "MaxPS"} <= given.keys():
+                    added.append((cursor.lastrowid, bounds, footprint, values, given))
+            if description.item_count > 1:
+                self._pixel_size_ranges(conn, name, added)
+
+    @staticmethod
+    def _pixel_size_ranges(conn: sqlite3.Connection, name: str, added: list) -> None:
+        """The default MinPS/MaxPS of a mosaic dataset's new items, as ArcGIS computes cell size ranges
+        (docs/decisions.md "Pixel size ranges"): MaxPS is MAX_RANGE_FACTOR times the item's HighPS; MinPS is its
+        LowPS where a finer item (LowPS below SAME_CELL_SIZE of its own) covers part of it, so that zooming in
+        shows the finer data there, else 0.  Values an attribute table gave are kept."""
+        low_ps = "json_extract(attributes, '$.LowPS')"
+        finest = conn.execute(f"SELECT MIN({low_ps}) FROM items WHERE service = ?", (name,)).fetchone()[0]
+        for item_id, bounds, footprint, values, given in added:
+            ranges = {"MaxPS": values["HighPS"] * MAX_RANGE_FACTOR, "MinPS": 0.0}
+            if values["LowPS"] * SAME_CELL_SIZE > finest:
+                finer = conn.execute(
+                    f"SELECT footprint, xmin, ymin, xmax, ymax FROM items WHERE service = ? AND {low_ps} < ? "
+                    f"AND {bounds_condition(bounds)[0]}", (name, values["LowPS"] * SAME_CELL_SIZE,
+                                                          *bounds_condition(bounds)[1])).fetchall()
+                if any(_meets(json.loads(other or "[]"), other_bounds, footprint, bounds)
+                       for other, *other_bounds in finer):
+                    ranges["MinPS"] = values["LowPS"]
+            ranges = {key: value for key, value in ranges.items() if key not in given}
+            conn.execute("UPDATE items SET attributes = ? WHERE item_id = ?",
+                         (json.dumps({**values, **ranges}), item_id))
 
     @staticmethod
     def _put_distributions(conn: sqlite3.Connection, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
@@ -306,6 +362,21 @@ class Catalog:
             "SELECT item_id, raster FROM items WHERE item_id NOT IN (SELECT item_id FROM band_statistics) "
             "ORDER BY item_id")
         return [_item_from_row(item_id, raster) for item_id, raster in rows]
+
+    def items_without_footprints(self) -> list[RasterItem]:
+        """Items registered before footprints were kept (what `imgsvc migrate` fills in)."""
+        rows = self._connect().execute("SELECT item_id, raster FROM items WHERE footprint IS NULL ORDER BY item_id")
+        return [_item_from_row(item_id, raster) for item_id, raster in rows]
+
+    def put_footprint(self, item: RasterItem, outline: Footprint) -> None:
+        """Store the item's footprint from its ``outline`` (in its own CRS), in its service's SR."""
+        conn = self._connect()
+        with conn:
+            (description,) = conn.execute("SELECT s.description FROM services AS s JOIN items AS i ON i.service = "
+                                          "s.name WHERE i.item_id = ?", (item.item_id,)).fetchone()
+            crs_wkt = _description_from_json(description).crs_wkt
+            conn.execute("UPDATE items SET footprint = ? WHERE item_id = ?",
+                         (json.dumps(footprint_in(item, outline, crs_wkt)), item.item_id))
 
     @staticmethod
     def _distributions(conn: sqlite3.Connection, item_id: int) -> tuple[BandDistribution, ...] | None:
@@ -387,9 +458,9 @@ class Catalog:
     def _items(conn: sqlite3.Connection, name: str, where: str = "", args: Sequence[Any] = (),
                order: str = "object_id", page: str = "") -> tuple[RasterItem, ...]:
         return tuple(
-            _item_from_row(item_id, raster, object_id, attributes)
-            for item_id, raster, object_id, attributes in conn.execute(
-                f"SELECT item_id, raster, object_id, attributes FROM items WHERE service = ? {where} "
+            _item_from_row(item_id, raster, object_id, attributes, footprint)
+            for item_id, raster, object_id, attributes, footprint in conn.execute(
+                f"SELECT item_id, raster, object_id, attributes, footprint FROM items WHERE service = ? {where} "
                 f"ORDER BY {order} {page}", (name, *args)))
 
     def time_extent(self, service: ServiceRecord) -> tuple[int, int] | None:

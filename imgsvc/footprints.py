@@ -1,0 +1,118 @@
+"""Item footprints: the outline of where an item holds data, as polygons (shapely lives behind this module).
+
+A footprint is a tuple of closed rings, each the outer boundary of one part of the item's valid data (holes, such
+as clouds inside a scene, are not part of it: the footprint says where an item may answer, docs/decisions.md
+"Footprints").  The catalog keeps each item's footprint in the service SR; an empty footprint means the item's
+bounds.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import shapely
+from pyproj import CRS
+from shapely.geometry import MultiPolygon, Polygon, box, shape
+
+from imgsvc import sr
+
+Ring = tuple[tuple[float, float], ...]
+Footprint = tuple[Ring, ...]
+
+# Most parts a footprint keeps (the largest): an item's data is a few areas, not a speckle of pixels.
+MAX_PARTS = 16
+# Points per ring edge when a footprint is taken to another SR, so that a curved edge stays close to the truth.
+EDGE_POINTS = 8
+
+
+def rectangle(bounds: Sequence[float]) -> Footprint:
+    """``bounds`` (xmin, ymin, xmax, ymax) as a footprint: one clockwise ring, as Esri polygons are."""
+    return _rings(box(*bounds))
+
+
+def outline(parts: Iterable[dict], tolerance: float, bounds: Sequence[float]) -> Footprint:
+    """The footprint of valid-data polygons (GeoJSON-like mappings, e.g. from a polygonised mask), simplified to
+    ``tolerance`` without ever cutting into the data: the union is grown by the tolerance before it is simplified,
+    then clipped to the item's ``bounds``."""
+    geometry = shapely.union_all([Polygon(shape(p).exterior) for p in parts])
+    if geometry.is_empty:
+        return ()
+    grown = geometry.buffer(tolerance, join_style="mitre").simplify(tolerance, preserve_topology=True)
+    return _rings(grown.intersection(box(*bounds)))
+
+
+def _rings(geometry) -> Footprint:
+    polygons = [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, Polygon) and not g.is_empty]
+    polygons = sorted(polygons, key=lambda g: g.area, reverse=True)[:MAX_PARTS]
+    # Esri rings: outer boundaries clockwise.
+    return tuple(tuple((float(x), float(y)) for x, y in shapely.orient_polygons(p, exterior_cw=True).exterior.coords)
+                 for p in polygons)
+
+
+def _polygon(footprint: Footprint, bounds: Sequence[float]):
+    return MultiPolygon([Polygon(r) for r in footprint]) if footprint else box(*bounds)
+
+
+def to_crs(footprint: Footprint, src: CRS, dst: CRS) -> Footprint:
+    """The footprint in ``dst``, each edge densified so that a curved edge stays close; points that do not
+    project are dropped, and rings left with fewer than 4 points with them."""
+    if src == dst:
+        return footprint
+    rings = []
+    for ring in footprint:
+        dense = np.asarray(shapely.segmentize(Polygon(ring), _max_edge(ring)).exterior.coords)
+        xs, ys = sr.transform_points(src, dst, dense[:, 0], dense[:, 1])
+        points = tuple((float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
+        if len(points) >= 4:
+            rings.append(points if points[0] == points[-1] else points + points[:1])
+    return tuple(rings)
+
+
+def _max_edge(ring: Ring) -> float:
+    xs, ys = zip(*ring)
+    return max(max(xs) - min(xs), max(ys) - min(ys)) / EDGE_POINTS or 1.0
+
+
+def bounds_of(footprint: Footprint) -> tuple[float, float, float, float]:
+    xs = [x for ring in footprint for x, _ in ring]
+    ys = [y for ring in footprint for _, y in ring]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def meets_box(footprint: Footprint, area: Sequence[float]) -> bool:
+    """Whether the footprint meets the rectangle ``area`` (same SR); an item without an outline is taken to (the
+    catalog matched its bounds already), as is one whose outline lies inside the area, without a polygon test."""
+    if not footprint:
+        return True
+    xmin, ymin, xmax, ymax = bounds_of(footprint)
+    if area[0] <= xmin and xmax <= area[2] and area[1] <= ymin and ymax <= area[3]:
+        return True
+    return bool(_polygon(footprint, ()).intersects(box(*area)))
+
+
+def overlaps(footprint: Footprint, bounds: Sequence[float], other: Footprint, other_bounds: Sequence[float]) -> bool:
+    """Whether two footprints share some area (touching edges do not count)."""
+    return bool(_polygon(footprint, bounds).intersection(_polygon(other, other_bounds)).area > 0)
+
+
+def covers_point(footprint: Footprint, x: float, y: float) -> bool:
+    """Whether the point (x, y) lies in the footprint or on its edge (an item without an outline: yes)."""
+    return not footprint or bool(_polygon(footprint, ()).covers(shapely.Point(x, y)))
+
+
+def relation(footprint: Footprint, item_bounds: Sequence[float], envelope: Sequence[float], name: str) -> bool:
+    """A query's spatial relation between an item's footprint and an envelope (docs/protocol.md §4 query):
+    "intersects" the footprint itself, "envelope" its bounds, "contains" the footprint contains the envelope,
+    "within" the footprint lies within it."""
+    area = box(*envelope)
+    if name == "envelope":
+        return bool(box(*item_bounds).intersects(area))
+    polygon = _polygon(footprint, item_bounds)
+    return bool({"intersects": polygon.intersects, "contains": polygon.contains, "within": polygon.within}[name](area))
+
+
+def centre(footprint: Footprint, item_bounds: Sequence[float]) -> tuple[float, float]:
+    """The footprint's centroid (an item's CenterX, CenterY)."""
+    c = _polygon(footprint, item_bounds).centroid
+    return float(c.x), float(c.y)
