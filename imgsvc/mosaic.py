@@ -65,7 +65,7 @@ class MosaicRule:
     sort_value: float | str | None = None  # a number, or text (an ISO date for a date field); None = absent/null
     viewpoint: tuple[float, float, CRS | None] | None = None  # (x, y, its SR or None for the service SR)
     has_multidimensional_definition: bool = False
-    item_rendering_rule: dict | None = None
+    item_rendering_rule: dict | None = None  # applied to each item before the operation (a renderingRule's JSON)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -82,8 +82,6 @@ def validate(rule: MosaicRule) -> None:
     if rule.has_multidimensional_definition:
         raise unsupported("mosaicRule multidimensionalDefinition is not supported: the service is not "
                           "multidimensional.", parameter="mosaicRule")
-    if rule.item_rendering_rule and str(rule.item_rendering_rule.get("rasterFunction", "None")).lower() != "none":
-        raise unsupported("mosaicRule itemRenderingRule is not supported yet.", parameter="mosaicRule")
 
 
 DEFAULT_RULE = MosaicRule()

@@ -15,7 +15,7 @@ from pyproj import CRS
 from imgsvc import mosaic, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid
-from imgsvc.functions import Chain
+from imgsvc.functions import IDENTITY, Chain
 from imgsvc.kernels import DEFAULT_RESAMPLING_NAMES
 from imgsvc.params import ExportParams
 
@@ -78,6 +78,8 @@ class ExportPlan:
     chain: Chain
     # The reads of each catalog item the chain reads alone ("$<n>"), by OBJECTID.
     item_reads: tuple[tuple[int, tuple[ItemRead, ...]], ...] = ()
+    # The mosaic rule's itemRenderingRule: applied to each item, resampled, before the operation combines them.
+    item_chain: Chain = IDENTITY
 
     @property
     def buffer(self) -> int:
@@ -297,9 +299,9 @@ def viewpoint_in(viewpoint, service_crs: CRS) -> tuple[float, float] | None:
 
 
 def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, candidates: tuple[RasterItem, ...],
-              chain: Chain, referenced: tuple[RasterItem, ...] = ()) -> ExportPlan:
+              chain: Chain, referenced: tuple[RasterItem, ...] = (), item_chain: Chain = IDENTITY) -> ExportPlan:
     """Select and order the ``candidates`` (the catalog's items under the grid), and plan their reads over the grid
-    widened by the chain's buffer.
+    widened by the buffers of the chain and of the ``item_chain`` (the mosaic rule's itemRenderingRule).
 
     bandIds are read as asked when every function treats bands alone; otherwise every band is read and bandIds
     pick from the chain's output (docs/protocol.md §1.2).
@@ -307,12 +309,12 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
     description = service.description
     rule = params.mosaic_rule
     service_crs = sr.crs_from_wkt(description.crs_wkt)
-    read_grid = grid.widened(chain.buffer)
+    read_grid = grid.widened(chain.buffer + item_chain.buffer)
     viewpoint = viewpoint_in(rule.viewpoint, service_crs)
     items = mosaic.order_items(rule, candidates, view_centre(grid, service_crs), description.extent,
                                service.settings.max_mosaic_image_count, service.fields, viewpoint)
     resampling = resampling_for(params, service, chain)
-    if chain.bandwise:
+    if chain.bandwise and item_chain.is_identity:
         bands, output_bands = band_selection(params.band_ids, description.band_count), None
     else:
         bands = tuple(range(description.band_count))
@@ -321,4 +323,4 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
     return ExportPlan(service=service, grid=grid, read_grid=read_grid, reads=reads, bands=bands,
                       output_bands=output_bands, resampling=resampling, operation=rule.operation, chain=chain,
                       item_reads=tuple((item.object_id, item_reads(item, read_grid, resampling))
-                                       for item in referenced))
+                                       for item in referenced), item_chain=item_chain)

@@ -21,7 +21,7 @@ from imgsvc.catalog.describe import item_bounds_in
 from imgsvc.catalog.store import bounds_condition, field_column, pixel_size_condition, time_condition
 from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
-from imgsvc.errors import invalid
+from imgsvc.errors import ImgsvcError, invalid
 from imgsvc import functions
 from imgsvc.functions import BandsInfo, Histogram, Raster
 from imgsvc.distributions import distributions_of
@@ -60,25 +60,29 @@ def _window(w: PixelWindow):
     return Window(w.col_off, w.row_off, w.width, w.height)
 
 
-def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> tuple[np.ndarray, np.ndarray]:
-    """Read each planned window and resample it onto the read grid, feeding the mosaic's pixel selection in
-    compositing order; reading stops as soon as no later item can change the result."""
-    return _composite(plan, plan.reads, plan.operation, transform_error)
+def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR,
+           distributions: tuple[BandDistribution, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read each planned window and resample it onto the read grid (then the itemRenderingRule), feeding the
+    mosaic's pixel selection in compositing order; reading stops as soon as no later item can change the result.
+    ``distributions``: the service's, when the item chain reads histograms."""
+    return _composite(plan, plan.reads, plan.operation, transform_error, distributions)
 
 
-def render_items(plan: ExportPlan, transform_error: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def render_items(plan: ExportPlan, transform_error: float,
+                 distributions: tuple[BandDistribution, ...] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Each catalog item the chain reads alone, rendered on the read grid by itself: OBJECTID -> (data, valid)."""
-    return {object_id: _composite(plan, reads, mosaic.MosaicOperation.FIRST, transform_error)
+    return {object_id: _composite(plan, reads, mosaic.MosaicOperation.FIRST, transform_error, distributions)
             for object_id, reads in plan.item_reads}
 
 
-def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation,
-               transform_error: float) -> tuple[np.ndarray, np.ndarray]:
+def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation, transform_error: float,
+               distributions: tuple[BandDistribution, ...] | None) -> tuple[np.ndarray, np.ndarray]:
     grid = plan.read_grid
     centres = None
     if operation is mosaic.MosaicOperation.BLEND:  # Blend weighs items by where each pixel lies in them
         centres = grid_centres(grid, sr.crs_from_wkt(plan.service.description.crs_wkt))
     selection = mosaic.pixel_selection(operation, centres, plan.service.description.crs_wkt)
+    source = _bands_info(plan.service, plan.bands, distributions)
     for read in reads:
         if selection.is_done:
             break
@@ -87,8 +91,12 @@ def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation,
         out, out_valid = kernels.reproject(
             src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
             grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error)
+        if not plan.item_chain.is_identity:
+            item = plan.item_chain.apply(Raster(out, out_valid, source), grid)
+            out, out_valid = item.data, item.valid
         selection.feed(out, out_valid, read.item)
-    return selection.result(len(plan.bands), (grid.height, grid.width), np.dtype(plan.service.description.dtype))
+    composite = plan.item_chain.describe(source)
+    return selection.result(composite.count, (grid.height, grid.width), np.dtype(composite.dtype))
 
 
 def _bands_info(service: ServiceRecord, bands: tuple[int, ...] | None = None,
@@ -108,7 +116,7 @@ def apply_functions(plan: ExportPlan, data: np.ndarray, valid: np.ndarray,
     """The rendering rule's chain on the rendered read grid, then the buffer cropped off and bandIds taken from
     the chain's output when they could not be read directly; ``distributions`` (the service's, when the chain
     needs histograms) give the source's histograms, ``items`` the rendered catalog items the chain names."""
-    info = _bands_info(plan.service, plan.bands, distributions)
+    info = plan.item_chain.describe(_bands_info(plan.service, plan.bands, distributions))
     rasters = {object_id: Raster(item_data, item_valid, info) for object_id, (item_data, item_valid)
                in (items or {}).items()}
     out = plan.chain.apply(Raster(data, valid, info), plan.read_grid, rasters)
@@ -190,6 +198,22 @@ def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
     return conditions
 
 
+def item_chain(rule: mosaic.MosaicRule, service: ServiceRecord) -> functions.Chain:
+    """The chain of the rule's itemRenderingRule (a renderingRule applied to each item alone, so it cannot name
+    other items)."""
+    if not rule.item_rendering_rule:
+        return functions.IDENTITY
+    try:
+        chain = functions.parse_rule(rule.item_rendering_rule, service.templates)
+    except ImgsvcError as exc:
+        raise ImgsvcError(exc.kind, *(f"mosaicRule itemRenderingRule: {d}" for d in exc.details),
+                          parameter="mosaicRule") from None
+    if chain.item_ids:
+        raise invalid("mosaicRule itemRenderingRule applies to each item alone: it cannot name catalog items "
+                      f"(${min(chain.item_ids)}).", parameter="mosaicRule")
+    return chain
+
+
 def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOptions:
     options = EncodeOptions(
         format=params.format,
@@ -240,7 +264,8 @@ class ImageService:
             candidates = () if bounds is None else self.items_under(
                 service, bounds, params.mosaic_rule, params.time, output_pixel_size(grid, service_crs))
             chain = functions.chain_for(params.rendering_rule, service.templates)
-            plan = make_plan(params, service, grid, candidates, chain, self.referenced_items(service, chain))
+            plan = make_plan(params, service, grid, candidates, chain, self.referenced_items(service, chain),
+                             item_chain(params.mosaic_rule, service))
         return PlannedExport(params=params, plan=plan, options=options)
 
     def items_under(self, service: ServiceRecord, bounds: tuple[float, float, float, float],
@@ -275,13 +300,13 @@ class ImageService:
 
     def render_block(self, export: PlannedExport) -> ImageBlock:
         """Render, apply the functions, then finish: the block the encoder gets."""
-        with sr.datum_transformation_scope(export.params.datum_transformation):
-            data, valid = render(export.plan, self.transform_error)
-            items = render_items(export.plan, self.transform_error)
         # Read once per request, and only for a chain that reads them (a stretch by histogram).
         distributions = None
-        if export.plan.chain.needs_histograms:
+        if export.plan.chain.needs_histograms or export.plan.item_chain.needs_histograms:
             distributions = self.catalog.distributions(export.plan.service.name)
+        with sr.datum_transformation_scope(export.params.datum_transformation):
+            data, valid = render(export.plan, self.transform_error, distributions)
+            items = render_items(export.plan, self.transform_error, distributions)
         return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
@@ -305,7 +330,7 @@ class ImageService:
                                      service.settings.max_mosaic_image_count, service.fields,
                                      viewpoint_in(rule.viewpoint, service_crs))
         answer = identify_stage.identify(service, ordered, params.x, params.y, point_crs)
-        if not chain.is_identity:
+        if not (chain.is_identity and item_chain(rule, service).is_identity):
             extent, (width, height) = service.description.extent, service.description.pixel_size
             x0 = extent[0] + math.floor((x - extent[0]) / width) * width
             y1 = extent[3] - math.floor((extent[3] - y) / height) * height

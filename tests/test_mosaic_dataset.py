@@ -184,6 +184,45 @@ def test_bad_attribute_rules_are_refused_naming_them(core):
         assert info.value.parameter == "mosaicRule"
 
 
+# 40 minus each item: a=30, b=20, c=10, so that the operation picks a different item than without the rule.
+FORTY_MINUS = {"rasterFunction": "Arithmetic",
+               "rasterFunctionArguments": {"Raster": 40, "Raster2": "$$", "Operation": 2}}
+
+
+@pytest.mark.parametrize("operation, expected", [
+    ("MT_MAX", [30, 30, 30, 10]),   # the largest of 40 - v: the smallest item wins
+    ("MT_MIN", [30, 20, 10, 10]),
+    ("MT_MEAN", [30, 25, 20, 10]),
+])
+def test_the_item_rendering_rule_runs_on_each_item_before_the_operation(core, operation, expected):
+    image, valid = export(core, mosaicRule=json.dumps({"mosaicOperation": operation,
+                                                       "itemRenderingRule": FORTY_MINUS}))
+    assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == expected
+    if operation != "MT_MEAN":  # a mean commutes with 40 - v; Max and Min do not
+        after, after_valid = export(core, mosaicRule=json.dumps({"mosaicOperation": operation}),
+                                    renderingRule=json.dumps(FORTY_MINUS))
+        assert values_at(after, after_valid, A_B)[0] != expected[1]
+
+
+def test_the_item_rendering_rule_and_the_rendering_rule_chain(core):
+    stretch = {"rasterFunction": "Arithmetic", "rasterFunctionArguments": {"Raster": "$$", "Raster2": 2,
+                                                                           "Operation": 3}}
+    image, valid = export(core, mosaicRule=json.dumps({"mosaicOperation": "MT_MAX", "itemRenderingRule": FORTY_MINUS}),
+                          renderingRule=json.dumps(stretch))
+    assert values_at(image, valid, ONLY_A, A_B, A_B_C, ONLY_C) == [60, 60, 60, 20]
+
+
+@pytest.mark.parametrize("item_rule, fragment", [
+    ({"rasterFunction": "Arithmetic", "rasterFunctionArguments": {"Raster": "$2", "Raster2": 1, "Operation": 1}},
+     r"\$2"),
+    ({"rasterFunction": "NoSuchFunction"}, "NoSuchFunction"),
+])
+def test_a_bad_item_rendering_rule_is_refused_naming_the_mosaic_rule(core, item_rule, fragment):
+    with pytest.raises(ImgsvcError, match=fragment) as info:
+        export(core, mosaicRule=json.dumps({"itemRenderingRule": item_rule}))
+    assert info.value.parameter == "mosaicRule" and "itemRenderingRule" in info.value.details[0]
+
+
 def test_append_adds_items_after_the_others(tmp_path, catalog_file):
     folder = tmp_path
     db = str(folder / "c.sqlite")
