@@ -24,13 +24,24 @@ SPATIAL_RELATIONS = (FOOTPRINT_INTERSECTS, "esriSpatialRelEnvelopeIntersects", "
 _ORDER_TERM = re.compile(r"^\s*(\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*(ASC|DESC)?\s*$", re.IGNORECASE)
 
 
+# The geometries query takes (docs/protocol.md §4): an envelope (xmin, ymin, xmax, ymax), a point (x, y), or a
+# polygon (closed rings of (x, y)).
+GEOMETRY_KINDS = ("envelope", "point", "polygon")
+
+
+@dataclass(frozen=True)
+class QueryGeometry:
+    kind: str  # one of GEOMETRY_KINDS
+    coordinates: tuple  # the envelope's four numbers, the point's two, or the polygon's rings
+    crs: CRS | None = None  # None = the service SR
+
+
 @dataclass(frozen=True)
 class QueryParams:
     service: str
     where: str | None = None
     object_ids: tuple[int, ...] = ()
-    envelope: tuple[float, float, float, float] | None = None
-    envelope_crs: CRS | None = None  # None = the service SR
+    geometry: QueryGeometry | None = None
     spatial_rel: str = SPATIAL_RELATIONS[0]
     time: tuple[int | None, int | None] | None = None
     out_fields: tuple[str, ...] = ()  # () = OBJECTID only; ("*",) = every field
@@ -41,35 +52,59 @@ class QueryParams:
     offset: int = 0
     record_count: int | None = None
     out_crs: CRS | None = None  # None = the service SR
+    # Only the items visible at this pixel size (their MinPS..MaxPS): (x, y, its SR or None = the service SR).
+    pixel_size: tuple[float, float, CRS | None] | None = None
+
+
+def query_geometry(kind: str, coordinates, crs: CRS | None = None) -> QueryGeometry:
+    """A query geometry, checked: finite numbers, an envelope's corners sorted, polygon rings closed with at least
+    four points."""
+    if kind not in GEOMETRY_KINDS:
+        raise unsupported(f"geometryType {kind!r} is not supported by query; send an envelope, a point or a "
+                          "polygon.", parameter="geometryType")
+    if kind == "polygon":
+        rings = tuple(tuple((float(x), float(y)) for x, y in ring) for ring in coordinates)
+        numbers = [v for ring in rings for point in ring for v in point]
+        if not rings or any(len(r) < 4 or r[0] != r[-1] for r in rings):
+            raise invalid("geometry: a polygon's rings must be closed, with at least 4 points each.",
+                          parameter="geometry")
+        coordinates = rings
+    else:
+        numbers = coordinates = tuple(float(v) for v in coordinates)
+    if not all(math.isfinite(v) for v in numbers):
+        raise invalid(f"geometry must be {'an' if kind == 'envelope' else 'a'} {kind} of finite numbers.",
+                      parameter="geometry")
+    if kind == "envelope":
+        xmin, xmax = sorted(coordinates[0::2])
+        ymin, ymax = sorted(coordinates[1::2])
+        coordinates = (xmin, ymin, xmax, ymax)
+    return QueryGeometry(kind, coordinates, crs)
 
 
 def query_params(service: str, *, where: str | None = None, object_ids: Sequence[int] = (),
-                 envelope: tuple[float, float, float, float] | None = None, envelope_crs: CRS | None = None,
-                 spatial_rel: str | None = None, time: tuple[int | None, int | None] | None = None,
+                 geometry: QueryGeometry | None = None, spatial_rel: str | None = None,
+                 time: tuple[int | None, int | None] | None = None,
                  out_fields: Sequence[str] = (), return_geometry: bool | None = None, ids_only: bool = False,
                  count_only: bool = False, order_by: str | None = None, offset: int | None = None,
-                 record_count: int | None = None, out_crs: CRS | None = None) -> QueryParams:
+                 record_count: int | None = None, out_crs: CRS | None = None,
+                 pixel_size: tuple[float, float, CRS | None] | None = None) -> QueryParams:
     """Validate query's values (the doors convert theirs into these)."""
     if not service:
         raise invalid("service is required.")
     relation = spatial_rel or SPATIAL_RELATIONS[0]
     if relation not in SPATIAL_RELATIONS:
-        raise unsupported(f"spatialRel {relation!r} is not supported; an envelope is tested with "
+        raise unsupported(f"spatialRel {relation!r} is not supported; a geometry is tested with "
                           f"{', '.join(SPATIAL_RELATIONS)}.", parameter="spatialRel")
-    if envelope is not None and not all(math.isfinite(v) for v in envelope):
-        raise invalid("geometry must be an envelope of finite numbers.", parameter="geometry")
-    if envelope is not None:
-        xmin, xmax = sorted(envelope[0::2])
-        ymin, ymax = sorted(envelope[1::2])
-        envelope = (xmin, ymin, xmax, ymax)
     if offset is not None and offset < 0:
         raise invalid("resultOffset must be 0 or more.", parameter="resultOffset")
     if record_count is not None and record_count < 1:
         raise invalid("resultRecordCount must be 1 or more.", parameter="resultRecordCount")
-    return QueryParams(service, where or None, tuple(object_ids), envelope, envelope_crs, relation, time,
+    if pixel_size is not None and not all(math.isfinite(v) and v > 0 for v in pixel_size[:2]):
+        raise invalid("pixelSize must be two positive numbers.", parameter="pixelSize")
+    return QueryParams(service, where or None, tuple(object_ids), geometry, relation, time,
                        tuple(f.strip() for f in out_fields if f.strip()), True if return_geometry is None
                        else return_geometry, ids_only, count_only, order_by or None, offset or 0, record_count,
-                       out_crs)
+                       out_crs, pixel_size)
 
 
 @dataclass(frozen=True)

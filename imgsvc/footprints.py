@@ -7,6 +7,7 @@ bounds.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -101,15 +102,21 @@ def covers_point(footprint: Footprint, x: float, y: float) -> bool:
     return not footprint or bool(_polygon(footprint, ()).covers(shapely.Point(x, y)))
 
 
-def relation(footprint: Footprint, item_bounds: Sequence[float], envelope: Sequence[float], name: str) -> bool:
-    """A query's spatial relation between an item's footprint and an envelope (docs/protocol.md §4 query):
-    "intersects" the footprint itself, "envelope" its bounds, "contains" the footprint contains the envelope,
-    "within" the footprint lies within it."""
-    area = box(*envelope)
-    if name == "envelope":
-        return bool(box(*item_bounds).intersects(area))
-    polygon = _polygon(footprint, item_bounds)
-    return bool({"intersects": polygon.intersects, "contains": polygon.contains, "within": polygon.within}[name](area))
+def area(kind: str, coordinates, src: CRS, dst: CRS):
+    """A query geometry (``catalog_query.GEOMETRY_KINDS``) given in ``src``, in ``dst``: what footprints are tested
+    against.  A polygon's rings combine by the even-odd rule, so Esri's counter-clockwise holes are holes."""
+    if kind == "point":
+        xs, ys = sr.transform_points(src, dst, np.array([coordinates[0]]), np.array([coordinates[1]]))
+        return shapely.Point(float(xs[0]), float(ys[0]))
+    rings = rectangle(coordinates) if kind == "envelope" else coordinates
+    polygons = [Polygon(r) for r in to_crs(rings, src, dst)]
+    return functools.reduce(lambda a, b: a.symmetric_difference(b), polygons) if polygons else shapely.Point()
+
+
+def meets(footprint: Footprint, geometry) -> bool:
+    """Whether the footprint meets ``geometry`` (a shapely geometry in the same SR); an item without an outline is
+    taken to (the catalog matched its bounds already)."""
+    return not footprint or bool(_polygon(footprint, ()).intersects(geometry))
 
 
 def centre(footprint: Footprint, item_bounds: Sequence[float]) -> tuple[float, float]:

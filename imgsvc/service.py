@@ -198,6 +198,22 @@ def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
     return conditions
 
 
+def pixel_size_in(pixel_size: tuple[float, float, CRS | None], service: ServiceRecord) -> float:
+    """A query's pixelSize (x, y in its SR, None = the service SR) as the service SR's units: its x measured at the
+    service extent's centre."""
+    x, _, crs = pixel_size
+    service_crs = sr.crs_from_wkt(service.description.crs_wkt)
+    if crs is None or crs == service_crs:
+        return x
+    xmin, ymin, xmax, ymax = service.description.extent
+    cx, cy = sr.transform_points(service_crs, crs, np.array([(xmin + xmax) / 2]), np.array([(ymin + ymax) / 2]))
+    xs, ys = sr.transform_points(crs, service_crs, np.array([cx[0], cx[0] + x]), np.array([cy[0], cy[0]]))
+    size = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+    if not math.isfinite(size) or size <= 0:
+        raise invalid("pixelSize cannot be measured in the service's spatial reference.", parameter="pixelSize")
+    return size
+
+
 def item_chain(rule: mosaic.MosaicRule, service: ServiceRecord) -> functions.Chain:
     """The chain of the rule's itemRenderingRule (a renderingRule applied to each item alone, so it cannot name
     other items)."""
@@ -376,19 +392,23 @@ class ImageService:
                 raise invalid(f"objectIds lists more than {resources.MAX_RECORD_COUNT} ids.", parameter="objectIds")
             conditions.append((f"object_id IN ({', '.join('?' * len(params.object_ids))})", list(params.object_ids)))
         area = None
-        if params.envelope is not None:
-            crs = params.envelope_crs or service_crs
-            area = (sr.transform_bounds(crs, service_crs, params.envelope) if crs != service_crs
-                    else params.envelope)
-            conditions.append(bounds_condition(area))
+        if params.geometry is not None:
+            geometry = params.geometry
+            area = footprints.area(geometry.kind, geometry.coordinates, geometry.crs or service_crs, service_crs)
+            if area.is_empty:  # nothing of it can be placed in the service SR
+                conditions.append(("0", []))
+            else:
+                conditions.append(bounds_condition(area.bounds))
         if params.time is not None and service.settings.start_time_field:
             conditions.append(time_condition(service.settings, service.fields, *params.time))
+        if params.pixel_size is not None:
+            conditions.append(pixel_size_condition(service.fields, pixel_size_in(params.pixel_size, service)))
         order = catalog_query.order_terms(service.fields, params.order_by)
         limit = min(params.record_count or resources.MAX_RECORD_COUNT, resources.MAX_RECORD_COUNT)
-        if area is not None and params.spatial_rel == catalog_query.FOOTPRINT_INTERSECTS:
+        if area is not None and not area.is_empty and params.spatial_rel == catalog_query.FOOTPRINT_INTERSECTS:
             # The R*Tree matched the bounds; the footprints themselves decide, so count and page here.
             items = tuple(item for item in self.catalog.select_items(service.name, conditions, order)
-                          if footprints.meets_box(item.footprint, area))
+                          if footprints.meets(item.footprint, area))
             page = items[params.offset:params.offset + limit + 1]
         elif params.count_only:
             return catalog_query.QueryResult(fields=(), count=self.catalog.count_items(service.name, conditions))

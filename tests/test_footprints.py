@@ -81,15 +81,44 @@ def test_query_answers_the_footprints_and_tests_them_not_the_bounds(triangles):
     assert shapes["west"].area < 0.55 * 2000 * 2000
     # The north-west quarter of the west scene: inside its bounds, outside its data.
     corner = (X0 + 10, Y0 - 900, X0 + 900, Y0 - 10)
-    assert query(triangles, envelope=corner).features == ()
-    assert query(triangles, envelope=corner, count_only=True).count == 0
-    by_bounds = query(triangles, envelope=corner, spatial_rel="esriSpatialRelEnvelopeIntersects")
+    assert query(triangles, geometry=catalog_query.query_geometry("envelope", corner)).features == ()
+    assert query(triangles, geometry=catalog_query.query_geometry("envelope", corner), count_only=True).count == 0
+    by_bounds = query(triangles, geometry=catalog_query.query_geometry("envelope", corner), spatial_rel="esriSpatialRelEnvelopeIntersects")
     assert [f.attributes["OBJECTID"] for f in by_bounds.features] == [2]  # "east" sorts first: OBJECTID 1 is east
     south = (X0 + 10, Y0 - 1990, X0 + 3990, Y0 - 1500)
-    assert query(triangles, envelope=south, count_only=True).count == 2
+    assert query(triangles, geometry=catalog_query.query_geometry("envelope", south), count_only=True).count == 2
     # Paging counts the footprints' matches.
-    page = query(triangles, envelope=south, record_count=1)
+    page = query(triangles, geometry=catalog_query.query_geometry("envelope", south), record_count=1)
     assert len(page.features) == 1 and page.exceeded_transfer_limit
+
+
+def test_query_takes_points_and_polygons_with_holes(triangles):
+    inside = (X0 + 1900.0, Y0 - 1900.0)  # the west scene's data
+    assert query(triangles, geometry=catalog_query.query_geometry("point", inside)).features[0].attributes == \
+        {"OBJECTID": 2}
+    assert query(triangles, geometry=catalog_query.query_geometry("point", (X0 + 100, Y0 - 100)),
+                 count_only=True).count == 0
+    # A polygon over the east scene's data only (its south-east corner): only the east scene meets it.
+    corner = ((X0 + 3900, Y0 - 1990), (X0 + 3990, Y0 - 1990), (X0 + 3990, Y0 - 1900), (X0 + 3900, Y0 - 1990))
+    assert query(triangles, geometry=catalog_query.query_geometry("polygon", (corner,)),
+                 ids_only=True).object_ids == (1,)
+    # Esri polygon rings combine by the even-odd rule: a counter-clockwise ring inside is a hole.
+    outer = ((0, 0), (0, 10), (10, 10), (10, 0), (0, 0))
+    hole = ((2, 2), (8, 2), (8, 8), (2, 8), (2, 2))
+    utm = CRS.from_epsg(32611)
+    holed = footprints.area("polygon", (outer, hole), utm, utm)
+    assert not holed.covers(Point(5, 5)) and holed.covers(Point(1, 1))
+
+
+def test_query_pixel_size_keeps_the_items_visible_there(resolutions):
+    core = ImageService(Catalog(resolutions, readonly=True))
+    names = {px: {f.attributes["Name"] for f in core.query(catalog_query.query_params(
+        "res", out_fields=("Name",), pixel_size=(px, px, None))).features} for px in (5.0, 40.0, 1000.0)}
+    assert names == {5.0: {"fine", "alone"}, 40.0: {"fine", "coarse", "alone"}, 1000.0: set()}
+    # The same pixel size given in degrees (≈ 40 m at the service's latitude).
+    degrees = core.query(catalog_query.query_params("res", out_fields=("Name",),
+                                                    pixel_size=(0.00045, 0.00045, CRS.from_epsg(4326))))
+    assert {f.attributes["Name"] for f in degrees.features} == {"fine", "coarse", "alone"}
 
 
 def test_export_and_identify_skip_items_whose_footprint_misses(triangles):

@@ -11,6 +11,7 @@ from rasterio.io import MemoryFile
 
 from imgsvc.catalog import Catalog
 from imgsvc.catalog.records import FieldType
+from imgsvc.catalog_query import query_geometry, query_params
 from imgsvc.cli import main
 from imgsvc.errors import ImgsvcError
 from imgsvc.grpc.requests import export_params
@@ -267,8 +268,6 @@ def test_the_root_of_a_mosaic_dataset_lists_its_fields_and_time(core):
 # ---- /query over the catalog ---------------------------------------------------------------------------------
 
 def query(core, **values):
-    from imgsvc.catalog_query import query_params
-
     return core.query(query_params("mos", **values))
 
 
@@ -287,7 +286,7 @@ def test_query_selects_orders_and_pages_the_items(core):
     rest = query(core, order_by="Sensor ASC, Year DESC", offset=2, out_fields=("Name",))
     assert [f.attributes["Name"] for f in rest.features] == ["scene_b"] and not rest.exceeded_transfer_limit
     east = (X0 + RES * 150, Y0 - RES * 130, X0 + RES * 170, Y0 - RES * 110)
-    assert query(core, ids_only=True, envelope=east).object_ids == (3,)
+    assert query(core, ids_only=True, geometry=query_geometry("envelope", east)).object_ids == (3,)
     assert query(core, ids_only=True, time=(1577836800000, None)).object_ids == (2, 3)
     assert query(core, return_geometry=False).features[0].rings == ()
 
@@ -313,6 +312,21 @@ def test_query_through_the_gateway_answers_arcgis_json_and_geojson(catalog_file,
         error = httpx.get(base, params={"orderByFields": "Name; DROP TABLE items", "f": "json"}).json()["error"]
         assert error["code"] == 400 and "orderByFields" in error["details"][0]
         assert httpx.get(base, params={"f": "json"}).json()["features"][2]["attributes"] == {"OBJECTID": 3}
+        # A point, a polygon (ArcGIS JSON) and pixelSize: only C's data is under the point; only A's under the square.
+        only_c = json.dumps({"x": X0 + RES * 170.5, "y": Y0 - RES * 130.5, "spatialReference": {"wkid": 32611}})
+        assert httpx.get(base, params={"geometry": only_c, "geometryType": "esriGeometryPoint",
+                                       "returnIdsOnly": "true", "f": "json"}).json()["objectIds"] == [3]
+        square = [[X0 + RES * 5, Y0 - RES * 5], [X0 + RES * 5, Y0 - RES * 15], [X0 + RES * 15, Y0 - RES * 15],
+                  [X0 + RES * 15, Y0 - RES * 5], [X0 + RES * 5, Y0 - RES * 5]]
+        doc = httpx.get(base, params={"geometry": json.dumps({"rings": [square]}), "returnIdsOnly": "true",
+                                      "f": "json"}).json()
+        assert doc["objectIds"] == [1]
+        for size, count in (("100,100", 3), ("1000,1000", 0)):  # each item's MaxPS: 10 x its 60 m overview
+            assert httpx.get(base, params={"pixelSize": size, "returnCountOnly": "true",
+                                           "f": "json"}).json() == {"count": count}
+        error = httpx.get(base, params={"geometry": only_c, "geometryType": "esriGeometryPolyline",
+                                        "f": "json"}).json()["error"]
+        assert error["code"] == 400 and "geometryType" in error["details"][0]
         # The map page offers the mosaic methods and a date slider over the items' times.
         page = httpx.get(f"{url}/arcgis/rest/services/mos/ImageServer/map").text
         config = json.loads(re.search(r"const CONFIG = (\{.*\});", page).group(1))

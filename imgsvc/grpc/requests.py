@@ -123,19 +123,31 @@ def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:
     )
 
 
+def _query_geometry(req: pb.QueryRequest) -> catalog_query.QueryGeometry | None:
+    kind = req.WhichOneof("shape")
+    if kind is None:
+        return None
+    msg = getattr(req, kind)
+    crs = _crs_or_none(msg.spatial_reference) or _crs_or_none(req.in_sr)
+    if kind == "point":
+        return catalog_query.query_geometry("point", (msg.x, msg.y), crs)
+    if kind == "polygon":
+        rings = [tuple(zip(ring.coordinates[0::2], ring.coordinates[1::2])) for ring in msg.rings]
+        return catalog_query.query_geometry("polygon", rings, crs)
+    return catalog_query.query_geometry("envelope", (msg.xmin, msg.ymin, msg.xmax, msg.ymax), crs)
+
+
 def query_params(req: pb.QueryRequest) -> catalog_query.QueryParams:
-    in_crs = _crs_or_none(req.in_sr)
-    envelope_crs = _crs_or_none(req.geometry.spatial_reference) if req.HasField("geometry") else None
-    box = req.geometry
+    size = req.pixel_size
     return catalog_query.query_params(
-        req.service, where=_optional(req, "where"), object_ids=req.object_ids,
-        envelope=(box.xmin, box.ymin, box.xmax, box.ymax) if req.HasField("geometry") else None,
-        envelope_crs=envelope_crs or in_crs, spatial_rel=req.spatial_rel or None,
+        req.service, where=_optional(req, "where"), object_ids=req.object_ids, geometry=_query_geometry(req),
+        spatial_rel=req.spatial_rel or None,
         time=_time(req.time) if req.HasField("time") else None, out_fields=req.out_fields,
         return_geometry=_optional(req, "return_geometry"), ids_only=req.return_ids_only,
         count_only=req.return_count_only, order_by=req.order_by_fields or None,
         offset=_optional(req, "result_offset"), record_count=_optional(req, "result_record_count"),
-        out_crs=_crs_or_none(req.out_sr))
+        out_crs=_crs_or_none(req.out_sr),
+        pixel_size=(size.x, size.y, _crs_or_none(size.spatial_reference)) if req.HasField("pixel_size") else None)
 
 
 def rendering_rule(req) -> dict | None:

@@ -400,19 +400,65 @@ def export_request(service: str, params: Params) -> pb.ExportImageRequest:
     return req
 
 
+# query's geometryType values and the geometry each one reads (docs/protocol.md §4).
+QUERY_GEOMETRY_TYPES = {"esrigeometryenvelope": "envelope", "esrigeometrypoint": "point",
+                        "esrigeometrypolygon": "polygon"}
+
+
+def _query_geometry_kind(geometry_type: str | None, text: str) -> str:
+    """The kind of query's geometry: its geometryType, else what its JSON holds (ArcGIS's default: an envelope)."""
+    if geometry_type is not None:
+        kind = QUERY_GEOMETRY_TYPES.get(geometry_type.strip().lower())
+        if kind is None:
+            raise unsupported(f"geometryType {geometry_type!r} is not supported by query; send "
+                              "esriGeometryEnvelope, esriGeometryPoint or esriGeometryPolygon.",
+                              parameter="geometryType")
+        return kind
+    if text.lstrip().startswith("{"):
+        obj = _json(text, "geometry")
+        if isinstance(obj, dict) and "rings" in obj:
+            return "polygon"
+        if isinstance(obj, dict) and "x" in obj:
+            return "point"
+    return "envelope"
+
+
+def polygon(text: str, name: str = "geometry") -> pb.Polygon:
+    """`{"rings": [[[x, y], ...], ...], "spatialReference": {..}}`: Esri polygon JSON."""
+    obj = _json(text, name)
+    rings = obj.get("rings") if isinstance(obj, dict) else None
+    if not isinstance(rings, list) or not all(isinstance(r, list) for r in rings):
+        raise invalid(f"{name} must be a polygon: {{\"rings\": [[[x, y], ...]], \"spatialReference\": ..}}.",
+                      parameter=_parameter(name))
+    msg = pb.Polygon()
+    for ring in rings:
+        if not all(isinstance(p, list) and len(p) >= 2 for p in ring):
+            raise invalid(f"{name}: each ring must be a list of [x, y] points.", parameter=_parameter(name))
+        msg.rings.add().coordinates.extend(_number(str(v), f"{name}.rings") for p in ring for v in p[:2])
+    if isinstance(obj.get("spatialReference"), dict):
+        msg.spatial_reference.CopyFrom(_sr_object(obj["spatialReference"], f"{name}.spatialReference"))
+    return msg
+
+
 def query_request(service: str, params: Params) -> pb.QueryRequest:
-    """query's parameters (docs/protocol.md §4): a where clause, object ids, an envelope (JSON or xmin,ymin,xmax,
-    ymax; other geometry types are refused by name), time, the fields and form of the answer, its order and page."""
+    """query's parameters (docs/protocol.md §4): a where clause, object ids, a geometry (an envelope as JSON or
+    xmin,ymin,xmax,ymax, a point, a polygon) and pixelSize, time, the fields and form of the answer, its order and
+    page."""
     req = pb.QueryRequest(service=service)
     if (v := params.get("where")) is not None:
         req.where = v
     if (v := params.get("objectIds")) is not None:
         req.object_ids.extend(_int32(p.strip(), "objectIds", bits=64) for p in v.strip("[]").split(","))
-    if (v := params.get("geometryType")) is not None and v.lower() != "esrigeometryenvelope":
-        raise unsupported(f"geometryType {v!r} is not supported by query; send an envelope "
-                          "(esriGeometryEnvelope).", parameter="geometryType")
     if (v := params.get("geometry")) is not None:
-        req.geometry.CopyFrom(envelope(v, "geometry"))
+        kind = _query_geometry_kind(params.get("geometryType"), v)
+        if kind == "point":
+            req.point.CopyFrom(point(v, "geometry"))
+        elif kind == "polygon":
+            req.polygon.CopyFrom(polygon(v, "geometry"))
+        else:
+            req.geometry.CopyFrom(envelope(v, "geometry"))
+    if (v := params.get("pixelSize")) is not None:
+        req.pixel_size.CopyFrom(point(v, "pixelSize"))
     if (v := params.get("spatialRel")) is not None:
         req.spatial_rel = v
     if (v := params.get("inSR")) is not None:
