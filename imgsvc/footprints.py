@@ -82,14 +82,13 @@ def bounds_of(footprint: Footprint) -> tuple[float, float, float, float]:
 
 
 def meets_box(footprint: Footprint, area: Sequence[float]) -> bool:
-    """Whether the footprint meets the rectangle ``area`` (same SR); an item without an outline is taken to (the
-    catalog matched its bounds already), as is one whose outline lies inside the area, without a polygon test."""
-    if not footprint:
-        return True
-    xmin, ymin, xmax, ymax = bounds_of(footprint)
-    if area[0] <= xmin and xmax <= area[2] and area[1] <= ymin and ymax <= area[3]:
-        return True
-    return bool(_polygon(footprint, ()).intersects(box(*area)))
+    """Whether the footprint meets the rectangle ``area`` (see ``meets``); one whose outline lies inside the area
+    does without a polygon test (the common case of a request over many small items)."""
+    if footprint:
+        xmin, ymin, xmax, ymax = bounds_of(footprint)
+        if area[0] <= xmin and xmax <= area[2] and area[1] <= ymin and ymax <= area[3]:
+            return True
+    return meets(footprint, box(*area))
 
 
 def overlaps(footprint: Footprint, bounds: Sequence[float], other: Footprint, other_bounds: Sequence[float]) -> bool:
@@ -98,8 +97,8 @@ def overlaps(footprint: Footprint, bounds: Sequence[float], other: Footprint, ot
 
 
 def covers_point(footprint: Footprint, x: float, y: float) -> bool:
-    """Whether the point (x, y) lies in the footprint or on its edge (an item without an outline: yes)."""
-    return not footprint or bool(_polygon(footprint, ()).covers(shapely.Point(x, y)))
+    """Whether the point (x, y) lies in the footprint or on its edge (see ``meets``)."""
+    return meets(footprint, shapely.Point(x, y))
 
 
 def area(kind: str, coordinates, src: CRS, dst: CRS):
@@ -114,8 +113,8 @@ def area(kind: str, coordinates, src: CRS, dst: CRS):
 
 
 def meets(footprint: Footprint, geometry) -> bool:
-    """Whether the footprint meets ``geometry`` (a shapely geometry in the same SR); an item without an outline is
-    taken to (the catalog matched its bounds already)."""
+    """Whether the footprint meets ``geometry`` (a shapely geometry in the same SR: a point on its edge does); an
+    item without an outline is taken to (the catalog matched its bounds already)."""
     return not footprint or bool(_polygon(footprint, ()).intersects(geometry))
 
 
