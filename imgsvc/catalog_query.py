@@ -54,6 +54,8 @@ class QueryParams:
     out_crs: CRS | None = None  # None = the service SR
     # Only the items visible at this pixel size (their MinPS..MaxPS): (x, y, its SR or None = the service SR).
     pixel_size: tuple[float, float, CRS | None] | None = None
+    # A multidimensional service's slices (imgsvc.multidimensional.DimensionFilter entries); () = every item.
+    multidimensional_definition: tuple = ()
 
 
 def query_geometry(kind: str, coordinates, crs: CRS | None = None) -> QueryGeometry:
@@ -87,7 +89,8 @@ def query_params(service: str, *, where: str | None = None, object_ids: Sequence
                  out_fields: Sequence[str] = (), return_geometry: bool | None = None, ids_only: bool = False,
                  count_only: bool = False, order_by: str | None = None, offset: int | None = None,
                  record_count: int | None = None, out_crs: CRS | None = None,
-                 pixel_size: tuple[float, float, CRS | None] | None = None) -> QueryParams:
+                 pixel_size: tuple[float, float, CRS | None] | None = None,
+                 multidimensional_definition: Sequence = ()) -> QueryParams:
     """Validate query's values (the doors convert theirs into these)."""
     if not service:
         raise invalid("service is required.")
@@ -104,7 +107,7 @@ def query_params(service: str, *, where: str | None = None, object_ids: Sequence
     return QueryParams(service, where or None, tuple(object_ids), geometry, relation, time,
                        tuple(f.strip() for f in out_fields if f.strip()), True if return_geometry is None
                        else return_geometry, ids_only, count_only, order_by or None, offset or 0, record_count,
-                       out_crs, pixel_size)
+                       out_crs, pixel_size, tuple(multidimensional_definition))
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,16 @@ and valleys carved along a drainage network computed from the surface itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import math
 import pathlib
 
+import netCDF4
 import numpy as np
 import rasterio
+from rasterio.crs import CRS as RasterioCRS
+from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
 CRS = "EPSG:32611"
@@ -114,6 +118,96 @@ def generate_scenes(dest: pathlib.Path, multispectral_path: pathlib.Path) -> tup
     table = folder / "attributes.csv"
     table.write_text("\n".join(rows) + "\n")
     return paths, table
+
+
+# The climate cube: a multidimensional (netCDF) service over the DEM, a year of monthly means of near-surface air
+# temperature (time) and of soil temperature at four depths (time × depth), both following the terrain by a lapse
+# rate, the soil's seasonal swing damped and delayed with depth as heat conduction does.
+CLIMATE_FACTOR = 8  # DEM pixels per cube cell a side: 240 m cells
+CLIMATE_YEAR = 2024
+CLIMATE_DEPTHS_M = (0.1, 0.5, 1.0, 2.0)
+CLIMATE_NODATA = -9999.0
+LAPSE_RATE_C_PER_M = 0.0065
+# Sea-level-equivalent monthly mean air temperature of Owens Valley: 22.5 °C, ±11.5 °C, warmest mid-July.
+SEA_LEVEL_MEAN_C, SEASONAL_SWING_C = 22.5, 11.5
+SOIL_DAMPING_DEPTH_M = 2.0  # where the annual swing falls to 1/e
+
+
+def climate_month_days(year: int = CLIMATE_YEAR) -> list[int]:
+    """Days from 1 January of ``year`` to the 15th of each month: the cube's time values."""
+    return [(dt.date(year, month, 15) - dt.date(year, 1, 1)).days for month in range(1, 13)]
+
+
+def climate_fields(elevation: np.ndarray, day: float, depth: float | None = None) -> np.ndarray:
+    """The air temperature (``depth`` None) or the soil temperature at ``depth`` metres on ``day`` of the year over
+    ``elevation`` (metres; NaN stays NaN), in °C."""
+    phase = 2.0 * math.pi * (day - 105.0) / 365.0  # the swing crosses its mean in mid-April
+    mean = SEA_LEVEL_MEAN_C - LAPSE_RATE_C_PER_M * elevation
+    if depth is None:
+        return mean + SEASONAL_SWING_C * math.sin(phase)
+    damping = depth / SOIL_DAMPING_DEPTH_M
+    return mean + SEASONAL_SWING_C * math.exp(-damping) * math.sin(phase - damping)
+
+
+def write_climate_cube(path: pathlib.Path, elevation: np.ndarray, transform: Affine, crs: str = CRS,
+                       year: int = CLIMATE_YEAR) -> pathlib.Path:
+    """Write the climate cube over ``elevation`` (a 2-D grid, NaN where unknown, north up on ``transform``) as a
+    CF-1.8 netCDF file that GDAL georeferences: x/y coordinates, a grid mapping with the CRS's WKT, time in
+    "days since" units on the standard calendar, depth positive down."""
+    height, width = elevation.shape
+    days = climate_month_days(year)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as cube:
+        cube.Conventions = "CF-1.8"
+        cube.title = "imgsvc demo climate: monthly mean air and soil temperature"
+        cube.createDimension("time", len(days))
+        cube.createDimension("depth", len(CLIMATE_DEPTHS_M))
+        cube.createDimension("y", height)
+        cube.createDimension("x", width)
+        time = cube.createVariable("time", "f8", ("time",))
+        time.setncatts({"standard_name": "time", "units": f"days since {year}-01-01 00:00:00",
+                        "calendar": "standard", "axis": "T"})
+        time[:] = days
+        depth = cube.createVariable("depth", "f8", ("depth",))
+        depth.setncatts({"standard_name": "depth", "long_name": "depth below the surface", "units": "m",
+                         "positive": "down", "axis": "Z"})
+        depth[:] = CLIMATE_DEPTHS_M
+        for name, axis, count, start, step in (("x", "X", width, transform.c, transform.a),
+                                               ("y", "Y", height, transform.f, transform.e)):
+            coordinate = cube.createVariable(name, "f8", (name,))
+            coordinate.setncatts({"standard_name": f"projection_{name}_coordinate", "units": "m", "axis": axis})
+            coordinate[:] = start + step * (np.arange(count) + 0.5)
+        grid_mapping = cube.createVariable("crs", "i4")
+        grid_mapping.setncatts({"grid_mapping_name": "transverse_mercator",
+                                "spatial_ref": RasterioCRS.from_user_input(crs).to_wkt(),
+                                "GeoTransform": " ".join(repr(v) for v in transform.to_gdal())})
+        variables = {"air_temperature": (("time",), "Monthly mean near-surface air temperature"),
+                     "soil_temperature": (("time", "depth"), "Monthly mean soil temperature")}
+        for name, (dims, long_name) in variables.items():
+            variable = cube.createVariable(name, "f4", (*dims, "y", "x"), zlib=True, complevel=4,
+                                           chunksizes=(*(1 for _ in dims), height, width),
+                                           fill_value=np.float32(CLIMATE_NODATA))
+            variable.setncatts({"long_name": long_name, "units": "degC", "grid_mapping": "crs"})
+            for month, day in enumerate(days):
+                if dims == ("time",):
+                    variable[month] = _filled(climate_fields(elevation, day))
+                else:
+                    for level, metres in enumerate(CLIMATE_DEPTHS_M):
+                        variable[month, level] = _filled(climate_fields(elevation, day, metres))
+    return path
+
+
+def _filled(field: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(field), CLIMATE_NODATA, np.round(field, 2)).astype(np.float32)
+
+
+def generate_climate(dest: pathlib.Path, elevation_path: pathlib.Path) -> pathlib.Path:
+    """Write ``dest``/climate.nc over the demo DEM averaged to 240 m cells (the voids left out of each mean)."""
+    with rasterio.open(elevation_path) as src:
+        shape = (src.height // CLIMATE_FACTOR, src.width // CLIMATE_FACTOR)
+        elevation = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
+        transform = src.transform * Affine.scale(CLIMATE_FACTOR)
+    return write_climate_cube(pathlib.Path(dest) / "climate.nc", elevation.filled(np.nan).astype(np.float64),
+                              transform)
 
 
 class _Terrain:
@@ -498,7 +592,6 @@ def _add_lakes(elevation: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     Sites are picked on a 480 m grid where it is high and not steep, half of them inside the
     multispectral scene so that it shows lakes too.
     """
-    n = elevation.shape[0]
     lakes = np.zeros(elevation.shape, dtype=bool)
     elevation = elevation.copy()
     block = 16

@@ -23,6 +23,7 @@ from imgsvc.catalog.attributes import parse_date
 from imgsvc.catalog.describe import item_bounds_in
 from imgsvc.catalog.records import Field, FieldType
 from imgsvc.errors import invalid, unsupported
+from imgsvc.multidimensional import DimensionFilter
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
 
@@ -64,7 +65,8 @@ class MosaicRule:
     sort_field: str | None = None
     sort_value: float | str | None = None  # a number, or text (an ISO date for a date field); None = absent/null
     viewpoint: tuple[float, float, CRS | None] | None = None  # (x, y, its SR or None for the service SR)
-    has_multidimensional_definition: bool = False
+    # Which slices of a multidimensional service (imgsvc.multidimensional); () = none named.
+    multidimensional_definition: tuple[DimensionFilter, ...] = ()
     item_rendering_rule: dict | None = None  # applied to each item before the operation (a renderingRule's JSON)
 
     def __post_init__(self) -> None:
@@ -79,9 +81,6 @@ def validate(rule: MosaicRule) -> None:
     if rule.method in NOT_BUILT_METHODS:
         raise unsupported(f"mosaicRule mosaicMethod {rule.method.value!r} is not supported yet.",
                           parameter="mosaicRule")
-    if rule.has_multidimensional_definition:
-        raise unsupported("mosaicRule multidimensionalDefinition is not supported: the service is not "
-                          "multidimensional.", parameter="mosaicRule")
 
 
 DEFAULT_RULE = MosaicRule()

@@ -15,7 +15,7 @@ from pyproj import CRS
 
 from imgsvc import mosaic, pixel_types, sr
 from imgsvc.encode import DEFAULT_FORMAT, LERC_VERSIONS
-from imgsvc.errors import invalid, unsupported
+from imgsvc.errors import invalid
 from imgsvc.kernels import RESAMPLING_OF_INTERPOLATION
 
 DEFAULT_SIZE = (400, 400)
@@ -49,6 +49,7 @@ class ExportParams:
     rendering_rule: dict | None = None
     # (start, end) epoch milliseconds, either end None when open; None = no time given.
     time: tuple[int | None, int | None] | None = None
+    slice_id: int | None = None  # a multidimensional service's slice (docs/protocol.md sliceId)
 
 
 def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -85,8 +86,8 @@ def export_params(
     """
     if not service:
         raise invalid("service is required.")
-    if slice_id is not None:
-        raise unsupported("sliceId is not supported: the service is not multidimensional.", parameter="sliceId")
+    if slice_id is not None and slice_id < 0:
+        raise invalid(f"sliceId must be a slice's id from /slices (0 or more), got {slice_id}.", parameter="sliceId")
     if bbox is not None:
         bbox = _bbox(bbox)
 
@@ -142,4 +143,5 @@ def export_params(
         mosaic_rule=mosaic_rule or mosaic.DEFAULT_RULE,
         rendering_rule=rendering_rule or None,
         time=time,
+        slice_id=slice_id,
     )

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.features import shapes
 from rasterio.windows import Window
 
 from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
+from imgsvc.catalog.dimensions import CubeVariable
 from imgsvc.distributions import distributions_of
 from imgsvc.errors import ImgsvcError, ErrorKind, invalid
 from imgsvc.footprints import Footprint, outline, rectangle
@@ -40,46 +42,135 @@ def describe_raster(path: str | Path) -> RasterItem:
     path = Path(path).resolve()
     try:
         with rasterio.Env(**GDAL_OPTIONS), rasterio.open(path) as src:
-            if src.crs is None or src.transform == Affine.identity():
-                raise invalid(f"{path} has no georeferencing (CRS and geotransform are required).")
-            dtype = src.dtypes[0]
-            if dtype not in NAME_OF_DTYPE:  # GDAL reads U1/U2/U4 bands as uint8; complex types are refused
-                raise invalid(f"{path} has pixel type {dtype}, which imgsvc does not serve (complex types "
-                              "C64/C128 are not supported).")
-            flags = src.mask_flag_enums[0]
-            if MaskFlags.alpha in flags:
-                mask_kind = "alpha"
-            elif MaskFlags.nodata in flags:
-                mask_kind = "nodata"
-            elif MaskFlags.per_dataset in flags:
-                mask_kind = "mask"
-            else:
-                mask_kind = "none"
-            band_count = src.count - (1 if mask_kind == "alpha" else 0)
-            stats = tuple(BandStats(min=float(s.min), max=float(s.max), mean=float(s.mean), stdv=float(s.std))
-                          for s in src.stats(indexes=list(range(1, band_count + 1)), approx=False))
-            overview_shapes = []
-            for factor in src.overviews(1):
-                overview_shapes.append((-(-src.width // factor), -(-src.height // factor)))
-            names = tuple(src.descriptions[b] or f"Band_{b + 1}" for b in range(band_count))
-            return RasterItem(
-                item_id=0,
-                path=str(path),
-                crs_wkt=src.crs.to_wkt(),
-                transform=src.transform,
-                width=src.width,
-                height=src.height,
-                dtype=dtype,
-                nodata=None if src.nodata is None else float(src.nodata),
-                band_names=names,
-                stats=stats,
-                overview_shapes=tuple(overview_shapes),
-                block_shape=(src.block_shapes[0][1], src.block_shapes[0][0]),
-                compression=(src.compression.name if src.compression else "None"),
-                mask_kind=mask_kind,
-            )
+            return _describe(src, path)
     except RasterioError as exc:
         raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
+
+
+def _describe(src, path: Path, dataset: str = "", source_bands: tuple[int, ...] = ()) -> RasterItem:
+    """The item of ``src`` (open on ``dataset``, a subdataset of the file ``path``, when given): all of its bands,
+    or the 1-based ``source_bands`` of it."""
+    if src.crs is None or src.transform == Affine.identity():
+        raise invalid(f"{dataset or path} has no georeferencing (CRS and geotransform are required).")
+    dtype = src.dtypes[0]
+    if dtype not in NAME_OF_DTYPE:  # GDAL reads U1/U2/U4 bands as uint8; complex types are refused
+        raise invalid(f"{dataset or path} has pixel type {dtype}, which imgsvc does not serve (complex types "
+                      "C64/C128 are not supported).")
+    flags = src.mask_flag_enums[0]
+    if MaskFlags.alpha in flags:
+        mask_kind = "alpha"
+    elif MaskFlags.nodata in flags:
+        mask_kind = "nodata"
+    elif MaskFlags.per_dataset in flags:
+        mask_kind = "mask"
+    else:
+        mask_kind = "none"
+    indexes = list(source_bands) or list(range(1, src.count - (1 if mask_kind == "alpha" else 0) + 1))
+    stats = tuple(BandStats(min=float(s.min), max=float(s.max), mean=float(s.mean), stdv=float(s.std))
+                  for s in src.stats(indexes=indexes, approx=False))
+    overview_shapes = tuple((-(-src.width // factor), -(-src.height // factor)) for factor in src.overviews(1))
+    names = tuple(src.descriptions[b - 1] or f"Band_{b}" for b in indexes)
+    return RasterItem(
+        item_id=0,
+        path=str(path),
+        crs_wkt=src.crs.to_wkt(),
+        transform=src.transform,
+        width=src.width,
+        height=src.height,
+        dtype=dtype,
+        nodata=None if src.nodata is None else float(src.nodata),
+        band_names=names,
+        stats=stats,
+        overview_shapes=overview_shapes,
+        block_shape=(src.block_shapes[0][1], src.block_shapes[0][0]),
+        compression=(src.compression.name if src.compression else "None"),
+        mask_kind=mask_kind,
+        dataset=dataset,
+        source_bands=tuple(source_bands),
+    )
+
+
+# The GDAL drivers whose files hold variables along dimensions (docs/decisions.md "Multidimensional services").
+CUBE_DRIVERS = {"netCDF", "Zarr"}
+
+
+def is_cube(path: str | Path) -> bool:
+    """Whether GDAL reads ``path`` as a netCDF or Zarr file (registered slice by slice)."""
+    try:
+        with rasterio.Env(**GDAL_OPTIONS), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(Path(path).resolve()) as src:
+                return src.driver in CUBE_DRIVERS
+    except RasterioError as exc:
+        raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
+
+
+def describe_cube(path: str | Path) -> list[CubeVariable]:
+    """Every georeferenced 2-D-or-more variable of a netCDF or Zarr file (coordinate variables are skipped)."""
+    path = Path(path).resolve()
+    try:
+        with rasterio.Env(**GDAL_OPTIONS), warnings.catch_warnings():
+            # A netCDF file's own dataset (not its variables) has no georeferencing: nothing to warn about.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                names = list(src.subdatasets) or [str(path)]
+                driver = src.driver
+            variables = []
+            for name in names:
+                try:
+                    src = rasterio.open(name)
+                except RasterioError:
+                    continue  # a 1-D coordinate array, which GDAL lists but cannot open as a raster
+                with src:
+                    if src.crs is None or src.count == 0 or min(src.width, src.height) < 2:
+                        continue
+                    variables.append(_cube_variable(src, path, _subdataset_name(driver, path, name)))
+    except RasterioError as exc:
+        raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
+    if not variables:
+        raise invalid(f"{path} has no georeferenced variable to serve.")
+    return variables
+
+
+def _subdataset_name(driver: str, path: Path, name: str) -> str:
+    """GDAL's name of a subdataset, quoted so that any file path survives (GDAL lists some unquoted)."""
+    prefix, _, rest = name.partition(":")
+    variable = rest.rsplit(":", 1)[-1] if rest else ""
+    if not variable or prefix.upper() not in ("NETCDF", "ZARR"):
+        return name
+    return f'{prefix.upper()}:"{path}":{variable}'
+
+
+def _cube_variable(src, path: Path, dataset: str) -> CubeVariable:
+    tags = src.tags()
+    slices, units = [], {}
+    for band in range(1, src.count + 1):
+        band_tags = src.tags(band)
+        values = {}
+        for key, value in band_tags.items():
+            if key.startswith("NETCDF_DIM_"):  # netCDF: NETCDF_DIM_<dim>=<value>
+                values[key[len("NETCDF_DIM_"):]] = value
+            elif key.startswith("DIM_") and key.endswith("_VALUE"):  # Zarr: DIM_<dim>_VALUE, DIM_<dim>_UNIT
+                dim = key[len("DIM_"):-len("_VALUE")]
+                values[dim] = value
+                if f"DIM_{dim}_UNIT" in band_tags:
+                    units[dim] = band_tags[f"DIM_{dim}_UNIT"]
+        slices.append(values)
+    dims = {}
+    for dim in dict.fromkeys(d for values in slices for d in values):
+        attributes = {key.split("#", 1)[1]: value for key, value in tags.items() if key.startswith(f"{dim}#")}
+        if dim in units:
+            attributes.setdefault("units", units[dim])
+        dims[dim] = attributes
+    first = src.tags(1)
+    # netCDF names the variable in each band; a Zarr subdataset's name ends with the array's path.
+    variable = first.get("NETCDF_VARNAME") or (dataset.rsplit(":", 1)[-1].lstrip("/") if dataset != str(path)
+                                               else path.stem)
+    items = tuple(replace(_describe(src, path, dataset, (band,)), band_names=(variable,))
+                  for band in range(1, src.count + 1))
+    return CubeVariable(name=variable, description=first.get("long_name", "") or tags.get(f"{variable}#long_name", ""),
+                        unit=src.units[0] or first.get("units", ""), items=items, slices=tuple(slices),
+                        dimensions=dims)
 
 
 @dataclass(frozen=True)
@@ -97,24 +188,24 @@ OPEN_DATASETS_PER_THREAD = 16
 _thread = threading.local()
 
 
-def _dataset(path: str, overview: int | None):
-    """This thread's open handle on ``path`` at ``overview``; reopened when the file changed on disk.
+def _dataset(item: RasterItem, overview: int | None):
+    """This thread's open handle on ``item`` at ``overview``; reopened when its file changed on disk.
 
     rasterio datasets are not safe to share between threads, hence one cache per thread.
     """
     cache = getattr(_thread, "datasets", None)
     if cache is None:
         cache = _thread.datasets = OrderedDict()
-    stat = os.stat(path)
+    stat = os.stat(item.path)
     signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-    key = (path, overview)
+    key = (item.dataset or item.path, overview)
     entry = cache.get(key)
     if entry is not None and entry[1] == signature:
         cache.move_to_end(key)
         return entry[0]
     if entry is not None:
         entry[0].close()
-    dataset = rasterio.open(path, overview_level=overview)
+    dataset = rasterio.open(item.dataset or item.path, overview_level=overview)
     cache[key] = (dataset, signature)
     while len(cache) > OPEN_DATASETS_PER_THREAD:
         cache.popitem(last=False)[1][0].close()
@@ -127,10 +218,10 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     The window is already clipped to the raster (by the plan).  Validity comes from the file itself (nodata value,
     internal mask or alpha band), and NaN is never valid.
     """
-    indexes = [b + 1 for b in bands]
+    indexes = item.source_indexes(bands)
     try:
         with rasterio.Env(**GDAL_OPTIONS):
-            src = _dataset(item.path, overview)
+            src = _dataset(item, overview)
             data = src.read(indexes, window=window)
             if item.mask_kind == "none":
                 valid = np.ones(data.shape[1:], dtype=bool)

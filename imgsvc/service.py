@@ -14,8 +14,8 @@ from pyproj import CRS
 
 from imgsvc import catalog_query
 from imgsvc import identify as identify_stage
-from imgsvc import footprints, kernels, mosaic, resources, sr
-from imgsvc.block import ImageBlock, holds
+from imgsvc import footprints, kernels, mosaic, multidimensional, resources, sr
+from imgsvc.block import BandStats, ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
 from imgsvc.catalog.store import bounds_condition, field_column, pixel_size_condition, time_condition
@@ -185,16 +185,25 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
-def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule,
-                    time: tuple[int | None, int | None] | None) -> list[tuple[str, list]]:
+def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
+                    slice_conditions: list[tuple[str, list]] | None = None) -> list[tuple[str, list]]:
     """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
-    item fields with its values bound; and the time on a time-aware service (elsewhere time selects nothing out,
-    docs/decisions.md)."""
+    item fields with its values bound; the time on a time-aware service (elsewhere time selects nothing out,
+    docs/decisions.md); on a multidimensional service the slices: those of the ``slice_conditions`` (a sliceId's),
+    of the rule's multidimensionalDefinition, or, when neither is given and the rule names no items, the default
+    variable's (docs/decisions.md "Multidimensional services")."""
     conditions = []
     if rule.where is not None:
         conditions.append(compile_where(rule.where, service.fields, field_column, parameter="mosaicRule"))
     if time is not None and service.settings.start_time_field:
         conditions.append(time_condition(service.settings, service.fields, *time))
+    if slice_conditions:  # the slice a sliceId names wins over a definition
+        conditions += slice_conditions
+    elif rule.multidimensional_definition:
+        conditions += multidimensional.definition_conditions(service, rule.multidimensional_definition)
+    elif (service.settings.has_multidimensions and rule.fids is None
+          and rule.method is not mosaic.MosaicMethod.LOCK_RASTER):
+        conditions.append(multidimensional.variable_condition(service, None, "mosaicRule"))
     return conditions
 
 
@@ -277,8 +286,11 @@ class ImageService:
         with sr.datum_transformation_scope(params.datum_transformation):
             grid = output_grid(params, service)
             bounds = search_bounds(grid, service_crs)
+            slice_conditions = (None if params.slice_id is None
+                                else multidimensional.slice_conditions(self.catalog, service, params.slice_id))
             candidates = () if bounds is None else self.items_under(
-                service, bounds, params.mosaic_rule, params.time, output_pixel_size(grid, service_crs))
+                service, bounds, params.mosaic_rule, params.time, output_pixel_size(grid, service_crs),
+                slice_conditions)
             chain = functions.chain_for(params.rendering_rule, service.templates)
             plan = make_plan(params, service, grid, candidates, chain, self.referenced_items(service, chain),
                              item_chain(params.mosaic_rule, service))
@@ -286,12 +298,12 @@ class ImageService:
 
     def items_under(self, service: ServiceRecord, bounds: tuple[float, float, float, float],
                     rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
-                    pixel_size: float | None) -> tuple:
+                    pixel_size: float | None, slice_conditions: list[tuple[str, list]] | None = None) -> tuple:
         """The items whose footprints meet ``bounds`` (service SR) that the request selects, visible at the output's
         ``pixel_size`` (each item's MinPS..MaxPS, NULL = unbounded) except for locked rasters, which show at every
         pixel size (docs/protocol.md §5.1).  Where no item there is visible at that pixel size, the items there are
         used whatever their range, ordered and capped as any (docs/decisions.md "Pixel size ranges")."""
-        conditions = item_conditions(service, rule, time)
+        conditions = item_conditions(service, rule, time, slice_conditions)
 
         def meeting(extra: list) -> tuple:
             return tuple(item for item in self.catalog.items_in(service.name, bounds, [*conditions, *extra])
@@ -367,18 +379,34 @@ class ImageService:
                                                                        crs=point_crs),
                        visibilities=tuple(1.0 if item.object_id == answer.object_id else 0.0 for item in candidates))
 
-    def distributions(self, name: str, rendering_rule: dict | None = None) -> tuple[BandDistribution, ...]:
+    def distributions(self, name: str, rendering_rule: dict | None = None,
+                      variable: str | None = None) -> tuple[BandDistribution, ...]:
         """The service's statistics and histograms (computed at registration), or those of a rule's output over
-        the service's extent, rendered at most RULE_STATISTICS_SIZE pixels a side (docs/decisions.md)."""
+        the service's extent, rendered at most RULE_STATISTICS_SIZE pixels a side (docs/decisions.md); of one
+        ``variable``'s slices on a multidimensional service."""
         service = self.catalog.service(name)
+        rule = mosaic.DEFAULT_RULE
+        conditions = []
+        if variable:
+            multidimensional.refuse_unless_multidimensional(service, "variable", "variable")
+            conditions.append(multidimensional.variable_condition(service, variable, "variable"))
+            rule = mosaic.MosaicRule(multidimensional_definition=(multidimensional.DimensionFilter(variable),))
         if functions.chain_for(rendering_rule, service.templates).is_identity:
-            return resources.distributions(service, self.catalog.distributions(name))
+            return resources.distributions(service, self.catalog.distributions(name, conditions))
         d = service.description
         scale = min(1.0, RULE_STATISTICS_SIZE / max(d.columns, d.rows))
         whole = export_params(name, size=(max(1, round(d.columns * scale)), max(1, round(d.rows * scale))),
-                              format="tiff", rendering_rule=rendering_rule)
+                              format="tiff", rendering_rule=rendering_rule, mosaic_rule=rule)
         block = self.render_block(self.plan_export(whole))
         return distributions_of(lambda: [(block.data, block.valid)], block.band_count, block.data.dtype.name)
+
+    def multidimensional_info(self, name: str, return_values: str = "always") -> list[dict]:
+        """``/multidimensionalInfo``'s variables (see ``imgsvc.multidimensional.info``)."""
+        return multidimensional.info(self.catalog, self.catalog.service(name), return_values)
+
+    def slices(self, name: str, definition: tuple = ()) -> tuple[multidimensional.Slice, ...]:
+        """``/slices``: every slice, or those a multidimensionalDefinition selects."""
+        return multidimensional.slices(self.catalog, self.catalog.service(name), definition)
 
     def query(self, params: catalog_query.QueryParams) -> catalog_query.QueryResult:
         """A mosaic dataset's catalog items as features: selected, ordered and paged (docs/protocol.md §4)."""
@@ -403,6 +431,9 @@ class ImageService:
             conditions.append(time_condition(service.settings, service.fields, *params.time))
         if params.pixel_size is not None:
             conditions.append(pixel_size_condition(service.fields, pixel_size_in(params.pixel_size, service)))
+        if params.multidimensional_definition:
+            conditions += multidimensional.definition_conditions(service, params.multidimensional_definition,
+                                                                 "multidimensionalDefinition")
         order = catalog_query.order_terms(service.fields, params.order_by)
         limit = min(params.record_count or resources.MAX_RECORD_COUNT, resources.MAX_RECORD_COUNT)
         if area is not None and not area.is_empty and params.spatial_rel == catalog_query.FOOTPRINT_INTERSECTS:
@@ -450,9 +481,16 @@ class ImageService:
     def raster_function_templates(self, name: str) -> tuple[resources.FunctionTemplate, ...]:
         return resources.raster_function_templates(self.catalog.service(name))
 
-    def legend(self, name: str, band_ids: tuple[int, ...], rendering_rule: dict | None = None
-               ) -> resources.LegendResult:
-        return resources.legend(self.catalog.service(name), band_ids, rendering_rule)
+    def legend(self, name: str, band_ids: tuple[int, ...], rendering_rule: dict | None = None,
+               variable: str | None = None) -> resources.LegendResult:
+        """The legend of the service's rendering; of one ``variable``'s values on a multidimensional service."""
+        service = self.catalog.service(name)
+        if variable:
+            stats = tuple(BandStats(min=d.min, max=d.max, mean=d.mean, stdv=d.stdv)
+                          for d in self.distributions(name, variable=variable))
+            service = replace(service, description=replace(service.description, stats=stats,
+                                                           band_names=(variable,) * len(stats)))
+        return resources.legend(service, band_ids, rendering_rule)
 
     def item_info(self, name: str) -> resources.ItemInfoResult:
         return resources.item_info(self.catalog.service(name))

@@ -118,3 +118,24 @@ def test_the_scenes_mosaic_is_overlapping_tiles_on_two_dates_with_clouds(generat
         assert first.count == 4 and first.nodata == 0 and first.overviews(1) == [2, 4]
         overlap = first.bounds.right - autumn_neighbour.bounds.left
         assert overlap == (demo.SCENE_TILE - demo.SCENE_STRIDE) * demo.MS_PIXEL
+
+
+def test_the_climate_cube_follows_the_terrain_and_the_seasons(generated):
+    import netCDF4
+
+    path = demo.generate_climate(generated[0]["elevation"].parent, generated[0]["elevation"])
+    with rasterio.open(generated[0]["elevation"]) as dem, \
+            rasterio.open(f'NETCDF:"{path}":soil_temperature') as soil:
+        assert soil.crs == dem.crs and soil.bounds == dem.bounds
+        assert soil.count == 12 * len(demo.CLIMATE_DEPTHS_M) and soil.res == (240.0, 240.0)
+        elevation = dem.read(1, out_shape=soil.shape, resampling=rasterio.enums.Resampling.average, masked=True)
+    with netCDF4.Dataset(path) as cube:
+        assert netCDF4.num2date(cube["time"][6], cube["time"].units).month == 7
+        air, ground = cube["air_temperature"][:], cube["soil_temperature"][:]
+    # Colder up high (the lapse rate), warmer in July than in January, the soil's swing damped with depth.
+    heights = elevation.compressed()
+    high, low = elevation > np.percentile(heights, 90), elevation < np.percentile(heights, 10)
+    assert air[6][high].mean() + 10 < air[6][low].mean()
+    assert (air[6] > air[0]).all()
+    swings = [float((ground[:, level].max(axis=0) - ground[:, level].min(axis=0)).mean()) for level in range(4)]
+    assert swings == sorted(swings, reverse=True) and swings[-1] < swings[0] / 2

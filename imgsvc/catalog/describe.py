@@ -24,8 +24,9 @@ def check_compatible(items: Sequence[RasterItem]) -> None:
     first = items[0]
     for item in items[1:]:
         if item.band_count != first.band_count or item.dtype != first.dtype:
-            raise invalid(f"{item.path} has {item.band_count} band(s) of {item.dtype}, but the service's rasters "
-                          f"have {first.band_count} band(s) of {first.dtype}.")
+            hint = " (choose the variables to serve with --variable)" if item.dataset else ""
+            raise invalid(f"{item.dataset or item.path} has {item.band_count} band(s) of {item.dtype}, but the "
+                          f"service's rasters have {first.band_count} band(s) of {first.dtype}{hint}.")
 
 
 def item_bounds_in(item: RasterItem, crs_wkt: str) -> tuple[float, float, float, float]:

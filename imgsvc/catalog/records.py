@@ -33,6 +33,11 @@ class RasterItem:
     block_shape: tuple[int, int]  # (width, height)
     compression: str
     mask_kind: str  # "nodata", "mask", "alpha" or "none": how the file says which pixels hold data
+    # One slice of a multidimensional file (docs/decisions.md "Multidimensional services"): the GDAL name of the
+    # variable's subdataset (``path`` stays the file, whose changes reopen it) and the subdataset's 1-based bands
+    # that are this item's bands.  Empty for a plain raster: ``path`` itself, all of its bands.
+    dataset: str = ""
+    source_bands: tuple[int, ...] = ()
     object_id: int = 0  # set by the catalog
     # The item's fields (docs/decisions.md "Mosaic datasets"): the built-in ones (Name, LowPS, ...) and the
     # operator's; dates as epoch milliseconds UTC.  Set by the catalog.
@@ -47,6 +52,10 @@ class RasterItem:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         return grid_bounds(self.transform, self.width, self.height)
+
+    def source_indexes(self, bands: tuple[int, ...]) -> list[int]:
+        """The 1-based band indexes GDAL reads for the item's 0-based ``bands``."""
+        return [self.source_bands[b] if self.source_bands else b + 1 for b in bands]
 
 
 class FieldType(enum.Enum):
@@ -102,6 +111,13 @@ class ServiceSettings:
     # time-aware when start_time_field is set.
     start_time_field: str | None = None
     end_time_field: str | None = None
+    # A multidimensional service's variables, the first the default (imgsvc.catalog.dimensions.Slices.variables):
+    # each {"name", "description", "unit", "dimensions": [{"name", "description", "unit"}]}.  Empty otherwise.
+    variables: tuple[dict, ...] = ()
+
+    @property
+    def has_multidimensions(self) -> bool:
+        return bool(self.variables)
 
 
 # What the root calls serviceSourceType: one raster dataset, or a mosaic dataset of many items.

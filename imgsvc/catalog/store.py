@@ -101,6 +101,7 @@ def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: st
     doc["band_names"] = tuple(doc["band_names"])
     doc["overview_shapes"] = tuple(tuple(s) for s in doc["overview_shapes"])
     doc["block_shape"] = tuple(doc["block_shape"])
+    doc["source_bands"] = tuple(doc.get("source_bands", ()))
     rings = tuple(tuple(tuple(point) for point in ring) for ring in json.loads(footprint or "[]"))
     return RasterItem(item_id=item_id, object_id=object_id, attributes=json.loads(attributes or "{}"),
                       footprint=rings, **doc)
@@ -390,12 +391,14 @@ class Catalog:
             return None
         return tuple(BandDistribution(*row[:9], counts=tuple(json.loads(row[9]))) for row in rows)
 
-    def distributions(self, name: str) -> tuple[BandDistribution, ...] | None:
-        """The service's per-band statistics and histograms over all its items, or None when some item's were
-        never computed."""
+    def distributions(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = ()
+                      ) -> tuple[BandDistribution, ...] | None:
+        """The service's per-band statistics and histograms over all its items (those meeting ``conditions``), or
+        None when some item's were never computed."""
         conn = self._connect()
-        ids = [row[0] for row in conn.execute("SELECT item_id FROM items WHERE service = ? ORDER BY item_id",
-                                              (name,))]
+        where, args = _conditions(conditions)
+        ids = [row[0] for row in conn.execute(f"SELECT item_id FROM items WHERE service = ? {where} ORDER BY item_id",
+                                              (name, *args))]
         per_item = [self._distributions(conn, item_id) for item_id in ids]
         if not per_item or None in per_item:
             return None
@@ -497,6 +500,17 @@ class Catalog:
         if page:
             args += [-1 if limit is None else limit, offset]
         return self._items(self._connect(), name, where, args, ", ".join([*terms, "object_id"]), page)
+
+    def distinct_values(self, name: str, columns: Sequence[str],
+                        conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[tuple]:
+        """The distinct combinations of ``columns`` (SQL expressions from ``field_column``) among the items meeting
+        ``conditions``, ascending; [()] for no columns when some item meets them."""
+        where, args = _conditions(conditions)
+        if not columns:
+            return [()] if self.count_items(name, conditions) else []
+        listed = ", ".join(columns)
+        return [tuple(row) for row in self._connect().execute(
+            f"SELECT DISTINCT {listed} FROM items WHERE service = ? {where} ORDER BY {listed}", (name, *args))]
 
     def count_items(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
         where, args = _conditions(conditions)

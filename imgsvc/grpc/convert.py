@@ -95,6 +95,8 @@ def service_info(record: ServiceRecord, has_histograms: bool = False,
         time_info=(pb.TimeInfo(start_time_field=settings.start_time_field or "",
                                end_time_field=settings.end_time_field or "", extent_start=time_extent[0],
                                extent_end=time_extent[1]) if time_extent else None),
+        has_multidimensions=settings.has_multidimensions,
+        default_variable=settings.variables[0]["name"] if settings.variables else "",
     )
 
 
@@ -156,4 +158,37 @@ def query_response(result: catalog_query.QueryResult) -> pb.QueryResponse:
         message.attributes.update(feature.attributes)
         for ring in feature.rings:
             message.rings.add(coordinates=[c for point in ring for c in point])
+    return reply
+
+
+def multidimensional_info(variables: list[dict]) -> pb.MultidimensionalInfo:
+    """``imgsvc.multidimensional.info``'s documents as the message (the same names, snake-cased)."""
+    reply = pb.MultidimensionalInfo()
+    for variable in variables:
+        message = reply.variables.add(name=variable["name"], description=variable["description"],
+                                      unit=variable["unit"])
+        for d in variable["dimensions"]:
+            dimension = message.dimensions.add(
+                name=d["name"], description=d["description"], unit=d["unit"], field=d["field"], extent=d["extent"],
+                has_ranges=d["hasRanges"], has_regular_intervals=d["hasRegularIntervals"],
+                interval_unit=d.get("intervalUnit", ""), values=d.get("values", ()),
+                values_returned="values" in d)
+            if "interval" in d:
+                dimension.interval = d["interval"]
+        for s in variable.get("statistics", ()):
+            message.statistics.add(min=s["min"], max=s["max"], mean=s["mean"],
+                                   standard_deviation=s["standardDeviation"])
+    return reply
+
+
+def slices_response(slices) -> pb.SlicesResponse:
+    reply = pb.SlicesResponse()
+    for chosen in slices:
+        message = reply.slices.add(slice_id=chosen.slice_id)
+        for dimension, value in chosen.values:
+            entry = message.multidimensional_definition.add(variable_name=chosen.variable, dimension_name=dimension,
+                                                            is_slice=True)
+            entry.values.append(value)
+        if not chosen.values:  # a variable without dimensions: its one slice is the variable
+            message.multidimensional_definition.add(variable_name=chosen.variable, is_slice=True)
     return reply

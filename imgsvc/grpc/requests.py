@@ -9,7 +9,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import catalog_query, identify, mosaic, params, sr
+from imgsvc import catalog_query, identify, mosaic, multidimensional, params, sr
 from imgsvc.errors import invalid
 from imgsvc.grpc import enums
 from imgsvc.v1 import image_service_pb2 as pb
@@ -62,7 +62,7 @@ def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
         sort_value=MessageToDict(msg.sort_value) if msg.HasField("sort_value") else None,
         viewpoint=((msg.viewpoint.x, msg.viewpoint.y, _crs_or_none(msg.viewpoint.spatial_reference))
                    if msg.HasField("viewpoint") else None),
-        has_multidimensional_definition=bool(msg.multidimensional_definition),
+        multidimensional_definition=dimension_filters(msg.multidimensional_definition),
         item_rendering_rule=_json_object(msg, "item_rendering_rule"))
 
 
@@ -147,7 +147,16 @@ def query_params(req: pb.QueryRequest) -> catalog_query.QueryParams:
         count_only=req.return_count_only, order_by=req.order_by_fields or None,
         offset=_optional(req, "result_offset"), record_count=_optional(req, "result_record_count"),
         out_crs=_crs_or_none(req.out_sr),
-        pixel_size=(size.x, size.y, _crs_or_none(size.spatial_reference)) if req.HasField("pixel_size") else None)
+        pixel_size=(size.x, size.y, _crs_or_none(size.spatial_reference)) if req.HasField("pixel_size") else None,
+        multidimensional_definition=dimension_filters(req.multidimensional_definition))
+
+
+def dimension_filters(entries) -> tuple[multidimensional.DimensionFilter, ...]:
+    """A multidimensionalDefinition's entries; values stay as sent (numbers, [low, high] pairs, ISO dates)."""
+    return tuple(multidimensional.DimensionFilter(
+        variable=entry.variable_name, dimension=entry.dimension_name,
+        values=tuple(tuple(v) if isinstance(v, list) else v for v in MessageToDict(entry.values)),
+        is_slice=entry.is_slice if entry.HasField("is_slice") else True) for entry in entries)
 
 
 def rendering_rule(req) -> dict | None:

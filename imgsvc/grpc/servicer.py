@@ -78,16 +78,18 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def GetStatistics(self, request: pb.StatisticsRequest, context) -> pb.StatisticsResponse:
-        return convert.statistics(self.service.distributions(request.service, requests.rendering_rule(request)))
+        return convert.statistics(self.service.distributions(request.service, requests.rendering_rule(request),
+                                                             request.variable or None))
 
     @_guarded
     def GetHistograms(self, request: pb.HistogramsRequest, context) -> pb.HistogramsResponse:
-        return convert.histograms(self.service.distributions(request.service, requests.rendering_rule(request)))
+        return convert.histograms(self.service.distributions(request.service, requests.rendering_rule(request),
+                                                             request.variable or None))
 
     @_guarded
     def GetLegend(self, request: pb.LegendRequest, context) -> pb.LegendResponse:
         return convert.legend(self.service.legend(request.service, tuple(request.band_ids),
-                                                  requests.rendering_rule(request)))
+                                                  requests.rendering_rule(request), request.variable or None))
 
     @_guarded
     def GetItemInfo(self, request: pb.ItemInfoRequest, context) -> pb.ItemInfo:
@@ -96,3 +98,13 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
     @_guarded
     def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
         return convert.query_response(self.service.query(requests.query_params(request)))
+
+    @_guarded
+    def GetMultidimensionalInfo(self, request: pb.MultidimensionalInfoRequest, context) -> pb.MultidimensionalInfo:
+        return convert.multidimensional_info(self.service.multidimensional_info(
+            request.service, request.return_dimension_values or "always"))
+
+    @_guarded
+    def GetSlices(self, request: pb.SlicesRequest, context) -> pb.SlicesResponse:
+        return convert.slices_response(self.service.slices(
+            request.service, requests.dimension_filters(request.multidimensional_definition)))

@@ -33,11 +33,11 @@ from starlette.staticfiles import StaticFiles
 
 from imgsvc.encode import MEDIA_TYPES
 from imgsvc.encode.types import OCTET_STREAM
-from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid, unsupported
+from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid
 from imgsvc.rest import arcgis_json, pages
 from imgsvc.rest.outputs import OutputStore
-from imgsvc.rest.query import (RESPONSE_FORMS, Params, band_ids, export_request, identify_request, query_request,
-                               struct)
+from imgsvc.rest.query import (RESPONSE_FORMS, Params, band_ids, dimension_filters, export_request,
+                               identify_request, query_request, struct)
 from imgsvc.rich_status import from_status
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
@@ -107,6 +107,8 @@ class Gateway:
             "statistics": self.statistics,
             "histograms": self.histograms,
             "legend": self.legend,
+            "multidimensionalinfo": self.multidimensional_info,
+            "slices": self.slices,
             "info": self.item_info,
             "info/iteminfo": self.item_info,
             "info/metadata": self.metadata,
@@ -334,18 +336,26 @@ class Gateway:
                                    pb.RasterFunctionInfosRequest(service=name), arcgis_json.raster_function_infos_doc,
                                    "Raster Function Infos")
 
-    @staticmethod
-    def _not_multidimensional(params: Params) -> None:
-        if params.get("variable") is not None:
-            raise unsupported("variable is not supported: the service is not multidimensional.")
-
     async def _distribution(self, request: Request, name: str, params: Params, method: str, message, to_doc,
                             title: str) -> Response:
         """statistics and histograms: the same parameters (renderingRule, variable), different documents."""
-        self._not_multidimensional(params)
         if (rule := params.get("renderingRule")) is not None:
             message.rendering_rule.CopyFrom(struct(rule, "renderingRule"))
+        if (variable := params.get("variable")) is not None:
+            message.variable = variable
         return await self.document(request, name, params, method, message, to_doc, title)
+
+    async def multidimensional_info(self, request: Request, name: str, params: Params) -> Response:
+        message = pb.MultidimensionalInfoRequest(service=name,
+                                                 return_dimension_values=params.get("returnDimensionValues") or "")
+        return await self.document(request, name, params, "GetMultidimensionalInfo", message,
+                                   arcgis_json.multidimensional_info_doc, "Multidimensional Info")
+
+    async def slices(self, request: Request, name: str, params: Params) -> Response:
+        message = pb.SlicesRequest(service=name)
+        if (v := params.get("multidimensionalDefinition")) is not None:
+            dimension_filters(v, message.multidimensional_definition)
+        return await self.document(request, name, params, "GetSlices", message, arcgis_json.slices_doc, "Slices")
 
     async def statistics(self, request: Request, name: str, params: Params) -> Response:
         return await self._distribution(request, name, params, "GetStatistics", pb.StatisticsRequest(service=name),
@@ -356,8 +366,7 @@ class Gateway:
                                         arcgis_json.histograms_doc, "Histograms")
 
     async def legend(self, request: Request, name: str, params: Params) -> Response:
-        self._not_multidimensional(params)
-        message = pb.LegendRequest(service=name)
+        message = pb.LegendRequest(service=name, variable=params.get("variable") or "")
         if (v := params.get("bandIds")) is not None:
             message.band_ids.extend(band_ids(v))
         if (rule := params.get("renderingRule")) is not None:

@@ -56,7 +56,8 @@ def root_doc(info: pb.ServiceInfo) -> dict:
         "stdvValues": list(info.stdv_values),
         "noDataValue": nodata[0] if nodata else None,
         "noDataValues": nodata,
-        "hasMultidimensions": False,
+        "hasMultidimensions": info.has_multidimensions,
+        **({"defaultVariable": info.default_variable} if info.has_multidimensions else {}),
         **({"timeInfo": {"startTimeField": info.time_info.start_time_field,
                          "endTimeField": info.time_info.end_time_field or None,
                          "timeExtent": [info.time_info.extent_start, info.time_info.extent_end],
@@ -226,3 +227,40 @@ def query_geojson(reply: pb.QueryResponse) -> dict:
                                        if f.rings else None)}
                          for f in reply.features for attributes in [_attributes(f, reply.fields)]],
             **({"exceededTransferLimit": True} if reply.exceeded_transfer_limit else {})}
+
+
+def _dimension_value(value: float, dimension: str):
+    """A dimension value on the wire: StdTime as integer epoch milliseconds, others as the numbers they are."""
+    return int(value) if dimension == "StdTime" else value
+
+
+def multidimensional_info_doc(reply: pb.MultidimensionalInfo) -> dict:
+    """``/multidimensionalInfo`` (docs/protocol.md §4): StdTime values and extents in epoch milliseconds."""
+    variables = []
+    for variable in reply.variables:
+        dimensions = []
+        for d in variable.dimensions:
+            doc = {"name": d.name, "description": d.description, "unit": d.unit, "field": d.field,
+                   "extent": [_dimension_value(v, d.name) for v in d.extent], "hasRanges": d.has_ranges,
+                   "hasRegularIntervals": d.has_regular_intervals}
+            if d.HasField("interval"):
+                doc["interval"] = int(d.interval) if d.interval_unit else d.interval  # a count of time units
+                doc["intervalUnit"] = d.interval_unit
+            if d.values_returned:
+                doc["values"] = [_dimension_value(v, d.name) for v in d.values]
+            dimensions.append(doc)
+        doc = {"name": variable.name, "description": variable.description, "unit": variable.unit,
+               "dimensions": dimensions}
+        if variable.statistics:
+            doc["statistics"] = [{"min": s.min, "max": s.max, "mean": s.mean, "standardDeviation":
+                                  s.standard_deviation} for s in variable.statistics]
+        variables.append(doc)
+    return {"multidimensionalInfo": {"variables": variables}}
+
+
+def slices_doc(reply: pb.SlicesResponse) -> dict:
+    """``/slices``: each slice's id and the multidimensionalDefinition that selects it."""
+    return {"slices": [{"sliceId": s.slice_id, "multidimensionalDefinition": [
+        {"variableName": d.variable_name, "dimensionName": d.dimension_name,
+         "values": [_dimension_value(v, d.dimension_name) for v in json_format.MessageToDict(d.values)],
+         "isSlice": d.is_slice} for d in s.multidimensional_definition]} for s in reply.slices]}

@@ -273,17 +273,36 @@ def mosaic_rule(text: str) -> pb.MosaicRule:
         if isinstance(vp.get("spatialReference"), dict):
             rule.viewpoint.spatial_reference.CopyFrom(_sr_object(vp["spatialReference"],
                                                                  "mosaicRule.viewpoint.spatialReference"))
-    for dim in obj.get("multidimensionalDefinition") or []:
-        if not isinstance(dim, dict):
-            raise invalid("mosaicRule.multidimensionalDefinition entries must be objects.")
-        f = rule.multidimensional_definition.add(variable_name=str(dim.get("variableName", "")),
-                                                 dimension_name=str(dim.get("dimensionName", "")))
-        json_format.ParseDict(dim.get("values", []), f.values)
-        if dim.get("isSlice") is not None:
-            f.is_slice = bool(dim["isSlice"])
+    _dimension_filters(obj.get("multidimensionalDefinition") or [], "mosaicRule.multidimensionalDefinition",
+                       rule.multidimensional_definition)
     if isinstance(obj.get("itemRenderingRule"), dict):
         rule.item_rendering_rule.update(obj["itemRenderingRule"])
     return rule
+
+
+def _dimension_filters(entries, name: str, into) -> None:
+    """A multidimensionalDefinition's entries (JSON) added to the repeated DimensionFilter ``into``."""
+    if not isinstance(entries, list):
+        raise invalid(f"{name} must be a list of objects.", parameter=_parameter(name))
+    for dim in entries:
+        if not isinstance(dim, dict):
+            raise invalid(f"{name} entries must be objects.", parameter=_parameter(name))
+        values = dim.get("values", [])
+        if not isinstance(values, list):
+            raise invalid(f"{name} values must be a list.", parameter=_parameter(name))
+        entry = into.add(variable_name=str(dim.get("variableName") or ""),
+                         dimension_name=str(dim.get("dimensionName") or ""))
+        try:
+            json_format.ParseDict(values, entry.values)
+        except (json_format.ParseError, ValueError, TypeError) as exc:
+            raise invalid(f"{name} values cannot be represented: {exc}", parameter=_parameter(name)) from None
+        if dim.get("isSlice") is not None:
+            entry.is_slice = bool(dim["isSlice"])
+
+
+def dimension_filters(text: str, into, name: str = "multidimensionalDefinition") -> None:
+    """The multidimensionalDefinition parameter of /slices and /query."""
+    _dimension_filters(_json(text, name), name, into)
 
 
 def band_ids(text: str) -> list[int]:
@@ -479,4 +498,6 @@ def query_request(service: str, params: Params) -> pb.QueryRequest:
     for name, field in (("resultOffset", "result_offset"), ("resultRecordCount", "result_record_count")):
         if (v := params.get(name)) is not None:
             setattr(req, field, _int32(v, name, bits=64))
+    if (v := params.get("multidimensionalDefinition")) is not None:
+        dimension_filters(v, req.multidimensional_definition)
     return req
