@@ -37,6 +37,7 @@ from affine import Affine
 from pyproj import CRS
 
 from imgsvc import pixel_types, sr
+from imgsvc._kernels import mosaic as _mosaic
 from imgsvc._kernels import pixeltype as _pixeltype
 from imgsvc._kernels import stretch as _stretch
 from imgsvc._kernels import warp as _warp
@@ -133,6 +134,26 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
     return out, out_valid.view(bool)
 
 
+def pixel_centres(transform: Affine, crs: CRS, shape: tuple[int, int], target_crs: CRS,
+                  max_error: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, cols) x and y in ``target_crs`` of the pixel centres of a grid (``transform`` in ``crs``), from
+    the same approximate transformer as :func:`reproject`: within ``max_error`` of the exact transform, measured in
+    the grid's pixels as they measure in ``target_crs`` (its extent there over its size); NaN where a centre cannot
+    be projected."""
+    rows, cols = _check_shape(shape)
+    if crs != target_crs:
+        corners = np.array([0.0, cols, 0.0, cols]), np.array([0.0, 0.0, rows, rows])
+        xs, ys = sr.transform_points(crs, target_crs, *(transform * corners))
+        finite = np.isfinite(xs) & np.isfinite(ys)
+        span = max(np.ptp(xs[finite]) / cols, np.ptp(ys[finite]) / rows) if finite.sum() > 1 else 0.0
+        unit = span if math.isfinite(span) and span > 0 else 1.0
+    else:
+        unit = 1.0
+    exact = _ExactMap(Affine.scale(unit), target_crs, transform, crs)
+    x, y = _lattice_coordinates(_coordinate_lattice(exact, rows, cols, 0.5, max_error), rows, cols)
+    return x * unit, y * unit
+
+
 def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> np.ndarray:
     """Convert processed pixels to an ArcGIS ``pixelType`` (docs/protocol.md §1.1).
 
@@ -180,6 +201,84 @@ def stretch_levels(values: np.ndarray, lo: float, hi: float, low: float, span: f
         out += low
     out[np.isnan(out)] = 0
     return out.reshape(values.shape)
+
+
+# ---- mosaic operators -----------------------------------------------------------------------------------------------
+# Each joins one item's resampled pixels to the result so far, in place.  ``data`` (bands, rows, cols) and ``valid``
+# (rows, cols, bool) are the result: C-contiguous and writable (the caller owns them); the item is converted to the
+# result's type when it differs, as numpy's assignment would.
+
+
+def mosaic_first(data: np.ndarray, valid: np.ndarray, item: np.ndarray, item_valid: np.ndarray) -> int:
+    """MT_FIRST: fill the pixels without data from the item; returns how many still have none."""
+    return _mosaic.fill_first(*_operands(data, valid, item, item_valid))
+
+
+def mosaic_last(data: np.ndarray, valid: np.ndarray, item: np.ndarray, item_valid: np.ndarray) -> None:
+    """MT_LAST: the item's pixels replace the result's wherever it has data."""
+    _mosaic.fill_last(*_operands(data, valid, item, item_valid))
+
+
+def mosaic_extreme(data: np.ndarray, valid: np.ndarray, item: np.ndarray, item_valid: np.ndarray,
+                   largest: bool) -> None:
+    """MT_MIN / MT_MAX, band by band."""
+    _mosaic.keep_extreme(*_operands(data, valid, item, item_valid), bool(largest))
+
+
+def mosaic_accumulate(total: np.ndarray, weight_sum: np.ndarray, item: np.ndarray, item_valid: np.ndarray,
+                      weights: np.ndarray | None = None) -> None:
+    """MT_MEAN / MT_SUM / MT_BLEND: ``total`` (float64, bands × rows × cols) += item × weight and ``weight_sum``
+    (float64, rows × cols) += weight over the item's valid pixels; the weight is 1, or ``weights`` (rows × cols)."""
+    if total.dtype != np.float64 or weight_sum.dtype != np.float64:
+        raise TypeError("total and weight_sum must be float64.")
+    _check_result(total, weight_sum)
+    item = _check_source(item, name="item")
+    item_valid = _check_item_valid(item, item_valid, total.shape)
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        if weights.shape != weight_sum.shape:
+            raise ValueError("weights must be a (rows, cols) array matching the result.")
+    _mosaic.accumulate(total, weight_sum, item, item_valid, weights, 1.0)
+
+
+def blend_weights(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], least: float) -> np.ndarray:
+    """MT_BLEND's weights: each pixel centre's (``x``, ``y``, rows × cols) distance to the nearest edge of ``bounds``
+    (xmin, ymin, xmax, ymax), at least ``least``."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError("x and y must be (rows, cols) arrays of one shape.")
+    out = np.empty(x.shape, np.float64)
+    _mosaic.blend_weights(x, y, *(float(v) for v in bounds), float(least), out)
+    return out
+
+
+def _check_result(data: np.ndarray, valid: np.ndarray) -> None:
+    if data.ndim != 3 or not data.flags.c_contiguous or not data.flags.writeable:
+        raise ValueError("the result must be a writable C-contiguous (bands, rows, cols) array.")
+    if valid.shape != data.shape[1:] or not valid.flags.c_contiguous or not valid.flags.writeable:
+        raise ValueError("the result's validity must be a writable C-contiguous (rows, cols) array matching it.")
+
+
+def _check_item_valid(item: np.ndarray, item_valid: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if item.shape != shape:
+        raise ValueError(f"the item's shape {item.shape} is not the result's {shape}.")
+    item_valid = np.asarray(item_valid)
+    if item_valid.shape != shape[1:] or item_valid.dtype != np.bool_:
+        raise ValueError("item_valid must be a bool (rows, cols) array matching the item.")
+    return np.ascontiguousarray(item_valid).view(np.uint8)
+
+
+def _operands(data, valid, item, item_valid):
+    """The arguments of the fill/extreme kernels, checked: the item in the result's type, the masks as bytes."""
+    _check_result(data, valid)
+    if valid.dtype != np.bool_:
+        raise ValueError("valid must be a bool array.")
+    data = _check_source(data, name="data")
+    item = _check_source(item, name="item")
+    if item.dtype != data.dtype:
+        item = item.astype(data.dtype)
+    return data, valid.view(np.uint8), item, _check_item_valid(item, item_valid, data.shape)
 
 
 def _target(pixel: pixel_types.PixelType) -> tuple[np.dtype, float, float]:

@@ -178,10 +178,10 @@ class PixelSelection(abc.ABC):
             # The first item is taken as it is: no copy for the common one-item request.
             self.data, self.valid = data, valid
             return
-        self.combine(data, valid)
+        self.combine(data, valid, item)
 
     @abc.abstractmethod
-    def combine(self, data: np.ndarray, valid: np.ndarray) -> None:
+    def combine(self, data: np.ndarray, valid: np.ndarray, item: RasterItem | None) -> None:
         """Join a later item's pixels to the result so far (each strategy's own rule)."""
 
     def result(self, bands: int, shape: tuple[int, int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -190,47 +190,50 @@ class PixelSelection(abc.ABC):
         return self.data, self.valid
 
     def _writable(self) -> None:
-        if not self.data.flags.writeable or not self.valid.flags.writeable:
-            self.data, self.valid = self.data.copy(), self.valid.copy()
+        """Own the result before changing it in place: the first item is kept as it came (the kernels need it
+        writable and C-contiguous, which a reader's array need not be)."""
+        if not (self.data.flags.writeable and self.data.flags.c_contiguous):
+            self.data = np.array(self.data, order="C")
+        if not (self.valid.flags.writeable and self.valid.flags.c_contiguous):
+            self.valid = np.array(self.valid, order="C")
 
 
 class FirstSelection(PixelSelection):
     """MT_FIRST: the top item with data wins; done once every pixel is filled."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty: int | None = None  # pixels still without data
+
     @property
     def is_done(self) -> bool:
-        return self.valid is not None and bool(self.valid.all())
+        if self.empty is None and self.valid is not None:
+            self.empty = int(self.valid.size - np.count_nonzero(self.valid))
+        return self.empty == 0
 
-    def combine(self, data, valid) -> None:
-        take = valid & ~self.valid
+    def combine(self, data, valid, item) -> None:
         self._writable()
-        self.data[:, take] = data[:, take]
-        self.valid |= take
+        self.empty = kernels.mosaic_first(self.data, self.valid, data, valid)
 
 
 class LastSelection(PixelSelection):
     """MT_LAST: the bottom item with data wins."""
 
-    def combine(self, data, valid) -> None:
+    def combine(self, data, valid, item) -> None:
         self._writable()
-        self.data[:, valid] = data[:, valid]
-        self.valid |= valid
+        kernels.mosaic_last(self.data, self.valid, data, valid)
 
 
 class ExtremeSelection(PixelSelection):
     """MT_MIN / MT_MAX: the smallest / largest value among the items with data, band by band."""
 
-    def __init__(self, pick) -> None:
+    def __init__(self, largest: bool) -> None:
         super().__init__()
-        self.pick = pick
+        self.largest = largest
 
-    def combine(self, data, valid) -> None:
+    def combine(self, data, valid, item) -> None:
         self._writable()
-        both = valid & self.valid
-        only_new = valid & ~self.valid
-        self.data[:, both] = self.pick(self.data[:, both], data[:, both])
-        self.data[:, only_new] = data[:, only_new]
-        self.valid |= valid
+        kernels.mosaic_extreme(self.data, self.valid, data, valid, self.largest)
 
 
 class AccumulatingSelection(PixelSelection):
@@ -248,15 +251,14 @@ class AccumulatingSelection(PixelSelection):
             self.total = np.zeros(data.shape, np.float64)
             self.count = np.zeros(valid.shape, np.float64)
             self.dtype = data.dtype
-        self.combine(data, np.where(valid, self.weight(item, valid.shape), 0.0))
+        self.combine(data, valid, item)
 
-    def weight(self, item: RasterItem | None, shape: tuple[int, int]) -> np.ndarray | float:
-        """Each valid pixel's weight in the accumulation: 1 for Mean and Sum."""
-        return 1.0
+    def combine(self, data, valid, item) -> None:
+        kernels.mosaic_accumulate(self.total, self.count, data, valid, self.weights(item, valid.shape))
 
-    def combine(self, data, weight) -> None:
-        self.total += np.where(weight > 0, data, 0) * weight  # what an invalid pixel holds never counts
-        self.count += weight
+    def weights(self, item: RasterItem | None, shape: tuple[int, int]) -> np.ndarray | None:
+        """Each pixel's weight in the accumulation (None: 1 everywhere, for Mean and Sum)."""
+        return None
 
     def result(self, bands, shape, dtype):
         if self.total is None:
@@ -276,11 +278,9 @@ class BlendSelection(AccumulatingSelection):
         self.x, self.y = centres  # the read grid's pixel centres in the service SR, (rows, cols)
         self.crs_wkt = crs_wkt
 
-    def weight(self, item, shape):
-        xmin, ymin, xmax, ymax = item_bounds_in(item, self.crs_wkt)
-        inside = np.minimum(np.minimum(self.x - xmin, xmax - self.x), np.minimum(self.y - ymin, ymax - self.y))
+    def weights(self, item, shape):
         # A pixel on an item's very edge still counts a little when no other item covers it.
-        return np.maximum(inside, BLEND_MIN_WEIGHT)
+        return kernels.blend_weights(self.x, self.y, item_bounds_in(item, self.crs_wkt), BLEND_MIN_WEIGHT)
 
 
 # The weight of a pixel on (or, by rounding, just outside) an item's edge: tiny, but not nothing.
@@ -294,10 +294,8 @@ def pixel_selection(operation: MosaicOperation, centres: tuple[np.ndarray, np.nd
         return FirstSelection()
     if operation is MosaicOperation.LAST:
         return LastSelection()
-    if operation is MosaicOperation.MIN:
-        return ExtremeSelection(np.minimum)
-    if operation is MosaicOperation.MAX:
-        return ExtremeSelection(np.maximum)
+    if operation in (MosaicOperation.MIN, MosaicOperation.MAX):
+        return ExtremeSelection(largest=operation is MosaicOperation.MAX)
     if operation in (MosaicOperation.MEAN, MosaicOperation.SUM):
         return AccumulatingSelection(mean=operation is MosaicOperation.MEAN)
     if operation is MosaicOperation.BLEND:

@@ -12,7 +12,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from imgsvc import mosaic, sr
+from imgsvc import kernels, mosaic, sr
 from imgsvc.catalog import RasterItem, ServiceRecord
 from imgsvc.errors import invalid
 from imgsvc.functions import IDENTITY, Chain
@@ -279,14 +279,8 @@ def output_pixel_size(grid: OutputGrid, service_crs: CRS) -> float | None:
 
 
 def grid_centres(grid: OutputGrid, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
-    """The grid's pixel centres, (rows, cols) each, in ``crs``."""
-    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
-    a = grid.transform
-    xs, ys = a.a * cols + a.b * rows + a.c, a.d * cols + a.e * rows + a.f
-    if crs == grid.crs:
-        return xs, ys
-    tx, ty = sr.transform_points(grid.crs, crs, xs.ravel(), ys.ravel())
-    return tx.reshape(xs.shape), ty.reshape(ys.shape)
+    """The grid's pixel centres, (rows, cols) each, in ``crs`` (within 1/100 of a pixel)."""
+    return kernels.pixel_centres(grid.transform, grid.crs, (grid.height, grid.width), crs)
 
 
 def viewpoint_in(viewpoint, service_crs: CRS) -> tuple[float, float] | None:

@@ -184,7 +184,8 @@ class SourceWindow:
 
 # Open datasets each worker thread keeps between requests: GDAL's block cache belongs to an open dataset, so keeping
 # it open lets tiles shared by neighbouring, overlapping and repeated requests (a map being panned) be decoded once.
-OPEN_DATASETS_PER_THREAD = 16
+# Enough for a mosaic request's items (maxMosaicImageCount is 20 by default, 50 is common) at one or two levels.
+OPEN_DATASETS_PER_THREAD = 64
 _thread = threading.local()
 
 
