@@ -232,13 +232,30 @@ def mosaic_accumulate(total: np.ndarray, weight_sum: np.ndarray, item: np.ndarra
     if total.dtype != np.float64 or weight_sum.dtype != np.float64:
         raise TypeError("total and weight_sum must be float64.")
     _check_result(total, weight_sum)
-    item = _check_source(item, name="item")
+    item = _check_source(item, name="item")  # any pixel type: the kernel reads it as float64
     item_valid = _check_item_valid(item, item_valid, total.shape)
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
         if weights.shape != weight_sum.shape:
             raise ValueError("weights must be a (rows, cols) array matching the result.")
     _mosaic.accumulate(total, weight_sum, item, item_valid, weights, 1.0)
+
+
+def mosaic_deepest(best: np.ndarray, best_depth: np.ndarray, runner: np.ndarray, runner_depth: np.ndarray,
+                   item: np.ndarray, item_valid: np.ndarray, item_depth: np.ndarray) -> None:
+    """Seamline: keep, per pixel, the two items with data the pixel lies deepest inside (``best``/``runner`` in the
+    result's type, their depths float64 with -inf for none); ``item_depth`` (rows × cols) is the item's."""
+    _check_result(best, best_depth, runner_depth)
+    _check_result(runner)
+    if runner.shape != best.shape or runner.dtype != best.dtype:
+        raise ValueError("runner must be an array like best.")
+    if best_depth.dtype != np.float64 or runner_depth.dtype != np.float64:
+        raise TypeError("the depths must be float64.")
+    best, item, item_valid = _result_and_item(best, item, item_valid)
+    item_depth = np.ascontiguousarray(item_depth, dtype=np.float64)
+    if item_depth.shape != best_depth.shape:
+        raise ValueError("item_depth must be a (rows, cols) array matching the result.")
+    _mosaic.keep_deepest(best, best_depth, runner, runner_depth, item, item_valid, item_depth)
 
 
 def blend_weights(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], least: float) -> np.ndarray:
@@ -253,11 +270,13 @@ def blend_weights(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, floa
     return out
 
 
-def _check_result(data: np.ndarray, valid: np.ndarray) -> None:
+def _check_result(data: np.ndarray, *per_pixel: np.ndarray) -> None:
+    """The result (bands, rows, cols) and its per-pixel arrays (rows, cols) are writable and C-contiguous."""
     if data.ndim != 3 or not data.flags.c_contiguous or not data.flags.writeable:
         raise ValueError("the result must be a writable C-contiguous (bands, rows, cols) array.")
-    if valid.shape != data.shape[1:] or not valid.flags.c_contiguous or not valid.flags.writeable:
-        raise ValueError("the result's validity must be a writable C-contiguous (rows, cols) array matching it.")
+    for array in per_pixel:
+        if array.shape != data.shape[1:] or not array.flags.c_contiguous or not array.flags.writeable:
+            raise ValueError("the result's per-pixel arrays must be writable C-contiguous (rows, cols) arrays.")
 
 
 def _check_item_valid(item: np.ndarray, item_valid: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -269,16 +288,22 @@ def _check_item_valid(item: np.ndarray, item_valid: np.ndarray, shape: tuple[int
     return np.ascontiguousarray(item_valid).view(np.uint8)
 
 
-def _operands(data, valid, item, item_valid):
-    """The arguments of the fill/extreme kernels, checked: the item in the result's type, the masks as bytes."""
-    _check_result(data, valid)
-    if valid.dtype != np.bool_:
-        raise ValueError("valid must be a bool array.")
+def _result_and_item(data: np.ndarray, item: np.ndarray, item_valid: np.ndarray):
+    """The result, the item in the result's type and the item's mask as bytes, checked."""
     data = _check_source(data, name="data")
     item = _check_source(item, name="item")
     if item.dtype != data.dtype:
         item = item.astype(data.dtype)
-    return data, valid.view(np.uint8), item, _check_item_valid(item, item_valid, data.shape)
+    return data, item, _check_item_valid(item, item_valid, data.shape)
+
+
+def _operands(data, valid, item, item_valid):
+    """The arguments of the fill/extreme kernels: the result, its mask as bytes, the item and its mask."""
+    _check_result(data, valid)
+    if valid.dtype != np.bool_:
+        raise ValueError("valid must be a bool array.")
+    data, item, item_valid = _result_and_item(data, item, item_valid)
+    return data, valid.view(np.uint8), item, item_valid
 
 
 def _target(pixel: pixel_types.PixelType) -> tuple[np.dtype, float, float]:

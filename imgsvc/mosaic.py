@@ -22,7 +22,7 @@ from imgsvc.catalog import RasterItem
 from imgsvc.catalog.attributes import parse_date
 from imgsvc.catalog.describe import item_bounds_in
 from imgsvc.catalog.records import Field, FieldType
-from imgsvc.errors import invalid, unsupported
+from imgsvc.errors import invalid
 from imgsvc.multidimensional import DimensionFilter
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
@@ -68,18 +68,11 @@ class MosaicRule:
     # Which slices of a multidimensional service (imgsvc.multidimensional); () = none named.
     multidimensional_definition: tuple[DimensionFilter, ...] = ()
     item_rendering_rule: dict | None = None  # applied to each item before the operation (a renderingRule's JSON)
+    blend_width: float = 0.0  # Seamline: the feathering's width across each seamline, service SR units
 
     def __post_init__(self) -> None:
-        validate(self)
-
-# Methods whose order needs what the catalog does not hold yet (seamline polygons).
-NOT_BUILT_METHODS = {MosaicMethod.SEAMLINE}
-
-
-def validate(rule: MosaicRule) -> None:
-    """Refuse, by name, the parts of a rule whose processing is not built; everything else is honoured."""
-    if rule.method in NOT_BUILT_METHODS:
-        raise unsupported(f"mosaicRule mosaicMethod {rule.method.value!r} is not supported yet.",
+        if not (math.isfinite(self.blend_width) and self.blend_width >= 0):
+            raise invalid(f"mosaicRule blendWidth must be a distance of 0 or more, got {self.blend_width}.",
                           parameter="mosaicRule")
 
 
@@ -104,7 +97,7 @@ def order_items(rule: MosaicRule, candidates: Sequence[RasterItem], view_centre:
         # Only the locked items, in the order given.
         by_id = {item.object_id: item for item in items}
         items = [by_id[i] for i in dict.fromkeys(rule.lock_raster_ids or ()) if i in by_id]
-    elif method in (MosaicMethod.CENTER, MosaicMethod.NADIR):
+    elif method in (MosaicMethod.CENTER, MosaicMethod.NADIR, MosaicMethod.SEAMLINE):
         # Nadir: the items carry no nadir point (no sensor model), so their centre stands for it.
         items.sort(key=lambda item: _distance(item, view_centre))
     elif method is MosaicMethod.NORTHWEST:
@@ -115,6 +108,10 @@ def order_items(rule: MosaicRule, candidates: Sequence[RasterItem], view_centre:
         items.sort(key=lambda item: _distance(item, viewpoint))
     elif method is MosaicMethod.ATTRIBUTE:
         items.sort(key=_attribute_order(rule, fields))
+    if method is MosaicMethod.SEAMLINE:
+        # The seamlines decide where each item shows: the cap keeps the items nearest the view, fed in OBJECTID
+        # order so that a tie in depth goes the same way in every tile (docs/decisions.md Q11).
+        return tuple(sorted(items[:limit], key=lambda item: item.object_id))
     if not rule.ascending and method is not MosaicMethod.LOCK_RASTER:
         items.reverse()
     return tuple(items[:limit])
@@ -283,13 +280,53 @@ class BlendSelection(AccumulatingSelection):
         return kernels.blend_weights(self.x, self.y, item_bounds_in(item, self.crs_wkt), BLEND_MIN_WEIGHT)
 
 
+class SeamlineSelection(PixelSelection):
+    """esriMosaicSeamline: seamlines computed from the items' bounds, down the middle of each overlap: a pixel shows
+    the item with data there that it lies deepest inside (its distance, in the service SR, to the nearest edge of
+    the item's bounds; ties to the item fed first), feathered across the seamline over ``blend_width``: the
+    runner-up, w = 1 - (depth of the deepest - its depth) / blend_width, is blended in as (v1 + w v2) / (1 + w),
+    half and half on the seamline itself (docs/decisions.md Q11)."""
+
+    def __init__(self, centres: tuple[np.ndarray, np.ndarray], crs_wkt: str, blend_width: float) -> None:
+        super().__init__()
+        self.x, self.y = centres
+        self.crs_wkt = crs_wkt
+        self.blend_width = blend_width
+
+    def feed(self, data, valid, item=None) -> None:
+        if self.data is None:
+            self.data, self.runner = np.zeros_like(data, order="C"), np.zeros_like(data, order="C")
+            self.depth = np.full(valid.shape, -np.inf)
+            self.runner_depth = np.full(valid.shape, -np.inf)
+        self.combine(data, valid, item)
+
+    def combine(self, data, valid, item) -> None:
+        depth = kernels.blend_weights(self.x, self.y, item_bounds_in(item, self.crs_wkt), -math.inf)
+        kernels.mosaic_deepest(self.data, self.depth, self.runner, self.runner_depth, data, valid, depth)
+
+    def result(self, bands, shape, dtype):
+        if self.data is None:
+            return super().result(bands, shape, dtype)
+        valid = self.depth > -np.inf
+        if self.blend_width <= 0:
+            return self.data, valid
+        with np.errstate(invalid="ignore"):  # -inf - -inf where no item or one item has data
+            weight = np.clip(1.0 - (self.depth - self.runner_depth) / self.blend_width, 0.0, 1.0)
+        weight[~(self.runner_depth > -np.inf)] = 0.0
+        values = (self.data + weight * self.runner) / (1.0 + weight)
+        return kernels.convert_pixel_type(values, valid, NAME_OF_DTYPE[self.data.dtype.name]), valid
+
+
 # The weight of a pixel on (or, by rounding, just outside) an item's edge: tiny, but not nothing.
 BLEND_MIN_WEIGHT = 1e-9
 
 
 def pixel_selection(operation: MosaicOperation, centres: tuple[np.ndarray, np.ndarray] | None = None,
-                    crs_wkt: str | None = None) -> PixelSelection:
-    """A fresh strategy for one request (Blend needs the read grid's pixel centres in the service SR)."""
+                    crs_wkt: str | None = None, seamline_blend_width: float | None = None) -> PixelSelection:
+    """A fresh strategy for one request: Seamline's when ``seamline_blend_width`` is given, else the operation's
+    (Blend and Seamline need the read grid's pixel centres in the service SR)."""
+    if seamline_blend_width is not None:
+        return SeamlineSelection(centres, crs_wkt, seamline_blend_width)
     if operation is MosaicOperation.FIRST:
         return FirstSelection()
     if operation is MosaicOperation.LAST:

@@ -80,6 +80,8 @@ class ExportPlan:
     item_reads: tuple[tuple[int, tuple[ItemRead, ...]], ...] = ()
     # The mosaic rule's itemRenderingRule: applied to each item, resampled, before the operation combines them.
     item_chain: Chain = IDENTITY
+    # Seamline: the feathering width across the seamlines (service SR units); None for the other methods.
+    seamline_blend_width: float | None = None
 
     @property
     def buffer(self) -> int:
@@ -316,5 +318,7 @@ def make_plan(params: ExportParams, service: ServiceRecord, grid: OutputGrid, ca
     reads = tuple(read for item in items for read in item_reads(item, read_grid, resampling))
     return ExportPlan(service=service, grid=grid, read_grid=read_grid, reads=reads, bands=bands,
                       output_bands=output_bands, resampling=resampling, operation=rule.operation, chain=chain,
+                      seamline_blend_width=(rule.blend_width if rule.method is mosaic.MosaicMethod.SEAMLINE
+                                            else None),
                       item_reads=tuple((item.object_id, item_reads(item, read_grid, resampling))
                                        for item in referenced), item_chain=item_chain)

@@ -53,7 +53,7 @@ MAX_RECORD_COUNT = 1000
 CURRENT_VERSION = 11.3  # advertised so clients send lercVersion=2 and adjustAspectRatio (docs/protocol.md §3.2)
 FULL_VERSION = "11.3.0"
 # The mosaic methods the mosaic stage builds (docs/protocol.md §5.1), in the root's short names.
-ALLOWED_MOSAIC_METHODS = ",".join(m.value for m in mosaic.MosaicMethod if m not in mosaic.NOT_BUILT_METHODS)
+ALLOWED_MOSAIC_METHODS = ",".join(m.value for m in mosaic.MosaicMethod)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR,
     """Read each planned window and resample it onto the read grid (then the itemRenderingRule), feeding the
     mosaic's pixel selection in compositing order; reading stops as soon as no later item can change the result.
     ``distributions``: the service's, when the item chain reads histograms."""
-    return _composite(plan, plan.reads, plan.operation, transform_error, distributions)
+    return _composite(plan, plan.reads, plan.operation, transform_error, distributions, plan.seamline_blend_width)
 
 
 def render_items(plan: ExportPlan, transform_error: float,
@@ -76,12 +76,14 @@ def render_items(plan: ExportPlan, transform_error: float,
 
 
 def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation, transform_error: float,
-               distributions: tuple[BandDistribution, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+               distributions: tuple[BandDistribution, ...] | None,
+               seamline_blend_width: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     grid = plan.read_grid
     centres = None
-    if operation is mosaic.MosaicOperation.BLEND:  # Blend weighs items by where each pixel lies in them
+    if operation is mosaic.MosaicOperation.BLEND or seamline_blend_width is not None:
+        # Blend and Seamline weigh items by where each pixel lies in them
         centres = grid_centres(grid, sr.crs_from_wkt(plan.service.description.crs_wkt))
-    selection = mosaic.pixel_selection(operation, centres, plan.service.description.crs_wkt)
+    selection = mosaic.pixel_selection(operation, centres, plan.service.description.crs_wkt, seamline_blend_width)
     source = _bands_info(plan.service, plan.bands, distributions)
     for read in reads:
         if selection.is_done:

@@ -128,8 +128,8 @@ def test_a_grpc_identify_request_becomes_the_core_s_parameters():
     (pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2), pixel_size=pb.Point(x=-1, y=1)),
      ErrorKind.INVALID_ARGUMENT, "pixelSize"),
     (pb.IdentifyRequest(service="dem", geometry=pb.Point(x=1, y=2),
-                        mosaic_rule=pb.MosaicRule(mosaic_method=pb.ESRI_MOSAIC_SEAMLINE)),
-     ErrorKind.UNIMPLEMENTED, "mosaicRule"),
+                        mosaic_rule=pb.MosaicRule(mosaic_method=pb.ESRI_MOSAIC_SEAMLINE, blend_width=-1)),
+     ErrorKind.INVALID_ARGUMENT, "blendWidth"),
 ])
 def test_the_core_checks_identify_parameters(request_, kind, fragment):
     with pytest.raises(ImgsvcError) as info:

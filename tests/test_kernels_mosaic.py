@@ -181,6 +181,11 @@ def test_concurrent_composites_give_the_same_bytes_as_one_thread(operation):
             selection.feed(data.copy(), valid.copy(), _Item())
         return selection.result(SHAPE[0], SHAPE[1:], stack[0][0].dtype)
 
+    assert_threads_agree(run, stacks)
+
+
+def assert_threads_agree(run, stacks) -> None:
+    """``run`` over the stacks from 4 threads at once gives the bytes it gives in one thread."""
     alone = [run(stack) for stack in stacks]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(run, stacks * 3))
@@ -207,3 +212,39 @@ class _Item:
 def test_bad_operands_are_errors_before_the_loop(call):
     with pytest.raises((ValueError, TypeError)):
         call()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_deepest_keeps_the_two_deepest_items_with_data_for_every_pixel_type(dtype):
+    stack = items(dtype, 5, seed=11)
+    rng = np.random.default_rng(12)
+    depths = [np.round(rng.uniform(-5, 50, SHAPE[1:])) for _ in stack]  # rounded: ties happen
+    best, runner = np.zeros(SHAPE, dtype), np.zeros(SHAPE, dtype)
+    best_depth, runner_depth = np.full(SHAPE[1:], -np.inf), np.full(SHAPE[1:], -np.inf)
+    for (data, valid), depth in zip(stack, depths):
+        kernels.mosaic_deepest(best, best_depth, runner, runner_depth, data, valid, depth)
+    ranked = np.where(np.array([v for _, v in stack]), np.array(depths), -np.inf)
+    # A stable sort on -depth: equal depths keep the feeding order, so the first fed is the deeper one.
+    order = np.argsort(-ranked, axis=0, kind="stable")
+    values = np.array([d for d, _ in stack])
+    for rank, (kept, kept_depth) in enumerate(((best, best_depth), (runner, runner_depth))):
+        index = order[rank]
+        np.testing.assert_array_equal(kept_depth, np.take_along_axis(ranked, index[None], 0)[0])
+        has = kept_depth > -np.inf
+        expected = np.take_along_axis(values, index[None, None].repeat(SHAPE[0], 1), 0)[0]
+        np.testing.assert_array_equal(kept[:, has], expected[:, has])
+
+
+def test_concurrent_seamline_composites_give_the_same_bytes_as_one_thread():
+    stacks = [items(dtype, seed=seed) for seed in range(4) for dtype in ("u2", "f8")]
+    centres = np.meshgrid(np.arange(SHAPE[2]) + 0.5, np.arange(SHAPE[1]) + 0.5)
+
+    def run(stack):
+        selection = pixel_selection(MosaicOperation.FIRST, centres, "EPSG:32611", seamline_blend_width=9.0)
+        for index, (data, valid) in enumerate(stack):
+            item = _Item()
+            item.bounds = (5.0 * index, 3.0 * index, 50.0 + 5 * index, 40.0 + 3 * index)
+            selection.feed(data.copy(), valid.copy(), item)
+        return selection.result(SHAPE[0], SHAPE[1:], stack[0][0].dtype)
+
+    assert_threads_agree(run, stacks)

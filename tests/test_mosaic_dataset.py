@@ -145,6 +145,47 @@ def test_blend_weighs_each_item_by_how_far_inside_it_the_pixel_lies(core):
     np.testing.assert_array_equal(left, image[:, :100])
 
 
+def seamline_expected(blend_width_px: float) -> np.ndarray:
+    """The Seamline composite of the default export computed here: each pixel from the scene it lies deepest
+    inside (ties to the lower OBJECTID), feathered with the runner-up over ``blend_width_px`` pixels."""
+    rows, cols = np.mgrid[0:140, 0:200] + 0.5
+    order = [0, 1, 2]
+    depths = [np.minimum(np.minimum(cols - SCENES[i][2], SCENES[i][2] + 100 - cols),
+                         np.minimum(rows - SCENES[i][3], SCENES[i][3] + 100 - rows)) for i in order]
+    values = [SCENES[i][1] for i in order]
+    stack = np.where(np.array(depths) > 0, np.array(depths), -np.inf)
+    best = np.argmax(stack, axis=0)  # the first of equal depths: the earlier in the order
+    best_depth = np.take_along_axis(stack, best[None], 0)[0]
+    runner_stack = stack.copy()
+    np.put_along_axis(runner_stack, best[None], -np.inf, 0)
+    runner = np.argmax(runner_stack, axis=0)
+    runner_depth = np.take_along_axis(runner_stack, runner[None], 0)[0]
+    v1, v2 = np.array(values)[best], np.array(values)[runner]
+    if blend_width_px == 0:
+        return np.where(best_depth > -np.inf, v1, 0)
+    with np.errstate(invalid="ignore"):
+        w = np.where(runner_depth > -np.inf, np.clip(1 - (best_depth - runner_depth) / blend_width_px, 0, 1), 0)
+    return np.where(best_depth > -np.inf, np.floor((v1 + w * v2) / (1 + w) + 0.5), 0)
+
+
+@pytest.mark.parametrize("blend_width_px", [0, 12])
+def test_seamline_cuts_down_the_middle_of_each_overlap_and_feathers_across(core, blend_width_px):
+    rule = {"mosaicMethod": "esriMosaicSeamline", "blendWidth": blend_width_px * RES}
+    image, valid = export(core, mosaicRule=json.dumps(rule))
+    expected = seamline_expected(blend_width_px)
+    assert (valid == (expected > 0)).all()
+    # Exact away from the feathering; within one level inside it (a depth computed in metres, not pixels, may round
+    # a .5 the other way).
+    assert np.abs(image.astype(int) - expected).max() <= (1 if blend_width_px else 0)
+    assert values_at(image, valid, ONLY_A, ONLY_C) == [10, 30]
+    if blend_width_px:
+        assert set(np.unique(image[valid])) - {10, 20, 30}  # blended values exist
+    # Tiles agree: seamlines come from the items' geometry, not from the request.
+    left, _ = export(core, bbox=f"{X0},{Y0 - RES * 140},{X0 + RES * 100},{Y0}", size="100,140",
+                     mosaicRule=json.dumps(rule))
+    assert np.abs(left.astype(int) - image[:, :100]).max() <= (1 if blend_width_px else 0)
+
+
 def test_center_orders_by_distance_to_the_view_centre(core):
     # A view centred on scene_c's centre: c is on top wherever it has data.
     bbox = f"{X0 + RES * 80},{Y0 - RES * 140},{X0 + RES * 180},{Y0 - RES * 40}"
@@ -330,7 +371,7 @@ def test_query_through_the_gateway_answers_arcgis_json_and_geojson(catalog_file,
         # The map page offers the mosaic methods and a date slider over the items' times.
         page = httpx.get(f"{url}/arcgis/rest/services/mos/ImageServer/map").text
         config = json.loads(re.search(r"const CONFIG = (\{.*\});", page).group(1))
-        assert config["mosaicMethods"] == ["None", "Center", "Nadir", "NorthWest"]
+        assert config["mosaicMethods"] == ["None", "Center", "Nadir", "NorthWest", "Seamline"]
         assert config["timeExtent"] == [1559347200000, 1622548800000] and "setTimeRange" in page
 
 

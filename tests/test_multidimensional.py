@@ -19,6 +19,7 @@ from imgsvc import demo
 from imgsvc.catalog import Catalog
 from imgsvc.catalog.dimensions import dimension_field, dimension_value, time_value
 from imgsvc.cli import main
+from imgsvc.client import ImageClient
 from imgsvc.errors import ImgsvcError
 from imgsvc.grpc.requests import export_params
 from imgsvc.rest.query import Params, export_request
@@ -92,8 +93,7 @@ def export(core, service="climate", **query):
     query = {"format": "tiff", "bbox": BBOX, "size": f"{WIDTH},{HEIGHT}", "interpolation": "RSP_NearestNeighbor",
              **query}
     result = core.export_image(export_params(export_request(service, Params(query.items()))))
-    with MemoryFile(result.encoded.data) as mem, mem.open() as tif:
-        return np.ma.masked_array(tif.read(1), tif.read_masks(1) == 0)
+    return tiff_values(result.encoded.data)
 
 
 def assert_same(image: np.ma.MaskedArray, expected: np.ma.MaskedArray) -> None:
@@ -277,13 +277,28 @@ def test_a_zarr_store_is_served_slice_by_slice(tmp_path):
 # --- through the doors ---
 
 
-def test_the_gateway_and_grpc_describe_and_serve_the_cube(catalog_file, folder, tmp_path):
+def month_of(chosen) -> int:
+    """The 0-based month index of a 2024 slice."""
+    return next(m for m in range(12) if dict(chosen.values)["StdTime"] == month_ms(m + 1))
+
+
+def depth_of(chosen) -> int:
+    return list(demo.CLIMATE_DEPTHS_M).index(-dict(chosen.values)["StdZ"])
+
+
+def tiff_values(data: bytes) -> np.ma.MaskedArray:
+    with MemoryFile(data) as mem, mem.open() as tif:
+        return np.ma.masked_array(tif.read(1), tif.read_masks(1) == 0)
+
+
+def test_the_gateway_and_grpc_describe_and_serve_the_cube(core, catalog_file, folder, tmp_path):
     from imgsvc.v1 import image_service_pb2 as pb
     from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
     import grpc
 
     from tests.conftest import _Serve
 
+    core_slices = core.slices("climate")
     serve = _Serve(catalog_file, tmp_path)
     with serve as url:
         base = f"{url}/arcgis/rest/services/climate/ImageServer"
@@ -324,6 +339,17 @@ def test_the_gateway_and_grpc_describe_and_serve_the_cube(catalog_file, folder, 
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         error = httpx.get(f"{base}/exportImage", params={"bbox": BBOX, "sliceId": "999", "f": "json"}).json()
         assert error["error"]["code"] == 400 and "sliceId" in error["error"]["details"][0]
+
+        # Every slice, through both doors, equals the array written to the file.
+        with ImageClient(serve.grpc_target) as client:
+            for chosen in core_slices:
+                index = (month_of(chosen), *([] if chosen.variable == "air_temperature" else [depth_of(chosen)]))
+                expected = netcdf_values(folder / "climate_2024.nc", chosen.variable, *index)
+                query = {"bbox": BBOX, "size": f"{WIDTH},{HEIGHT}", "format": "tiff", "sliceId": chosen.slice_id,
+                         "interpolation": "RSP_NearestNeighbor"}
+                rest = httpx.get(f"{base}/exportImage", params={**query, "f": "image"})
+                assert_same(tiff_values(rest.content), expected)
+                assert_same(tiff_values(client.export_image("climate", **query).data), expected)
 
         channel = grpc.insecure_channel(serve.grpc_target)
         stub = pb_grpc.ImageServiceStub(channel)

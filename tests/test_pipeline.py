@@ -168,10 +168,9 @@ def test_fids_and_lock_raster_ids_select_items(core):
 
 
 @pytest.mark.parametrize("rule, fragment", [
-    ('{"mosaicMethod":"esriMosaicSeamline"}', "Seamline"),
     ('{"multidimensionalDefinition":[{"variableName":"t"}]}', "multidimensionalDefinition"),
 ])
-def test_rules_not_built_yet_are_refused_by_name(core, rule, fragment):
+def test_rules_a_plain_service_cannot_honour_are_refused_by_name(core, rule, fragment):
     with pytest.raises(ImgsvcError) as info:
         export(core, "whole", mosaicRule=rule)
     assert info.value.kind is ErrorKind.UNIMPLEMENTED and fragment in info.value.text

@@ -82,7 +82,6 @@ def test_malformed_input_is_an_invalid_argument_naming_the_parameter(query, frag
 
 
 @pytest.mark.parametrize("query, name", [
-    ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline"}'}, "mosaicRule"),
     ({"pixelType": "C64"}, "C64"),
 ])
 def test_parameters_not_built_yet_are_refused_by_name(query, name):
@@ -102,6 +101,8 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
     ({"renderingRule": "[1]"}, "renderingRule"),
     ({"mosaicRule": '{"viewpoint": {"x": 1, "y": 2, "spatialReference": {}}}'}, "mosaicRule"),
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicRandom"}'}, "mosaicRule"),
+    ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline", "blendWidth": -3}'}, "mosaicRule"),
+    ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline", "blendWidth": "wide"}'}, "mosaicRule"),
     ({"sliceId": "-1"}, "sliceId"),
 ])
 def test_refusals_name_the_top_level_parameter(query, parameter):

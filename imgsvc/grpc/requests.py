@@ -63,7 +63,8 @@ def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
         viewpoint=((msg.viewpoint.x, msg.viewpoint.y, _crs_or_none(msg.viewpoint.spatial_reference))
                    if msg.HasField("viewpoint") else None),
         multidimensional_definition=dimension_filters(msg.multidimensional_definition),
-        item_rendering_rule=_json_object(msg, "item_rendering_rule"))
+        item_rendering_rule=_json_object(msg, "item_rendering_rule"),
+        blend_width=msg.blend_width if msg.HasField("blend_width") else 0.0)
 
 
 def export_params(req: pb.ExportImageRequest) -> params.ExportParams:

@@ -59,7 +59,7 @@ SUMMARY_FIELDS = ("name", "description", "copyrightText", "serviceDataType", "ba
                   "maxValues", "meanValues", "stdvValues", "capabilities", "maxImageWidth", "maxImageHeight",
                   "defaultResamplingMethod", "currentVersion")
 # The mosaic methods the map page offers: those that need nothing more than their name.
-MAP_MOSAIC_METHODS = ("None", "Center", "NorthWest", "Nadir")
+MAP_MOSAIC_METHODS = ("None", "Center", "NorthWest", "Nadir", "Seamline")
 VENDOR = {"leaflet_js": "vendor/leaflet-1.9.4/leaflet.js", "leaflet_css": "vendor/leaflet-1.9.4/leaflet.css",
           "esri_leaflet_js": "vendor/esri-leaflet-3.0.19/esri-leaflet.js"}
 INTERPOLATION_OF_DEFAULT = {m.default_name: m.interpolation for m in RESAMPLING_METHODS}

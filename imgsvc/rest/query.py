@@ -277,6 +277,8 @@ def mosaic_rule(text: str) -> pb.MosaicRule:
                        rule.multidimensional_definition)
     if isinstance(obj.get("itemRenderingRule"), dict):
         rule.item_rendering_rule.update(obj["itemRenderingRule"])
+    if obj.get("blendWidth") is not None:
+        rule.blend_width = _number(str(obj["blendWidth"]), "mosaicRule.blendWidth")
     return rule
 
 
