@@ -188,6 +188,8 @@ def _x_period(crs: CRS) -> float | None:
     method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
     if not any(word in method for word in ("mercator", "equirectangular", "cylindrical", "plate carree", "miller")):
         return None
+    if "transverse" in method or "oblique" in method:  # UTM and its kin: the cylinder is not along the equator
+        return None
     geographic = crs.geodetic_crs
     east, _ = transformer(geographic, crs).transform(180.0, 0.0)
     west, _ = transformer(geographic, crs).transform(-180.0, 0.0)

@@ -237,6 +237,17 @@ def test_random_requests_never_crash_and_nearest_picks_source_values(core, dem_v
     assert np.isin(data[0][valid], dem_values).all()
 
 
+@pytest.mark.parametrize("src, dst, bounds", [
+    (32610, 32611, (917844.0, 4073414.9, 923244.0, 4078814.9)),  # the next UTM zone over
+    (32611, 3413, (380000.0, 4050800.0, 401600.0, 4070000.0)),
+    (32611, 3857, (380000.0, 4050800.0, 401600.0, 4070000.0)),
+])
+def test_bounds_in_another_projection_are_the_densified_envelope(src, dst, bounds):
+    expected = Transformer.from_crs(src, dst, always_xy=True).transform_bounds(*bounds, densify_pts=21)
+    got = srmod.transform_bounds(srmod.crs_from_wkid(src), srmod.crs_from_wkid(dst), bounds)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
 def test_transform_error_is_a_server_setting(core):
     # Over the pole the mapping is far from affine, so the bound decides how many exact transforms are made.
     query = dict(bbox="-3000000,-3000000,3000000,3000000", bboxSR="3413", imageSR="3413", size="300,300",
