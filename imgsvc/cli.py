@@ -87,6 +87,13 @@ def add_demo_templates(catalog: Catalog, templates: dict[str, list[FunctionTempl
             catalog.put_template(service, template)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -286,7 +293,12 @@ def cmd_serve(args) -> int:
     server = None
     grpc_target = args.grpc_target
     if not args.gateway_only:
-        service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error)
+        from imgsvc.budget import MemoryBudget
+
+        service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error,
+                               max_request_bytes=args.max_request_mb * 2**20,
+                               memory=MemoryBudget(args.memory_budget_mb * 2**20),
+                               request_timeout=args.request_timeout)
         server, port = create_server(service, args.grpc)
         server.start()
         grpc_target = f"{_host_port(args.grpc)[0]}:{port}"
@@ -340,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "transforms, slower on large extents)")
     serve.add_argument("--http-error-status", action="store_true",
                        help="answer errors with 4xx/5xx HTTP statuses instead of ArcGIS's HTTP 200")
+    serve.add_argument("--max-request-mb", type=_positive_int, default=1024,
+                       help="memory one export may need; larger ones are refused as over the size limit")
+    serve.add_argument("--memory-budget-mb", type=_positive_int, default=4096,
+                       help="memory the exports in flight may hold together; more wait, then are refused as busy")
+    serve.add_argument("--request-timeout", type=float, default=60.0,
+                       help="seconds one export may take, whatever its caller's deadline")
     serve.set_defaults(func=cmd_serve)
 
     add = sub.add_parser("add", parents=[catalog_option], help="register GeoTIFFs/COGs as an image service")

@@ -15,6 +15,9 @@ class ErrorKind(enum.Enum):
     NOT_FOUND = enum.auto()
     UNIMPLEMENTED = enum.auto()
     INTERNAL = enum.auto()
+    RESOURCE_EXHAUSTED = enum.auto()  # the server is busy: the requests in flight hold its memory budget
+    DEADLINE_EXCEEDED = enum.auto()  # the request ran past its deadline (the caller's or the server's ceiling)
+    CANCELLED = enum.auto()  # the caller went away
 
 
 # The envelope code and message ArcGIS Server itself answers with (docs/protocol.md §8); details carry the reason.
@@ -25,6 +28,11 @@ ARCGIS_ANSWERS = {
     ErrorKind.NOT_FOUND: (404, "Service not found."),
     ErrorKind.UNIMPLEMENTED: (400, "Invalid or missing input parameters."),
     ErrorKind.INTERNAL: (500, "Unable to complete operation."),
+    # ArcGIS documents no code for these; the HTTP statuses a proxy or a busy server gives (docs/decisions.md
+    # "Bounded work").
+    ErrorKind.RESOURCE_EXHAUSTED: (503, "Service is busy."),
+    ErrorKind.DEADLINE_EXCEEDED: (504, "The request timed out."),
+    ErrorKind.CANCELLED: (499, "The client closed the request."),
 }
 
 

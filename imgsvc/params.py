@@ -22,6 +22,10 @@ DEFAULT_SIZE = (400, 400)
 # noDataInterpretation -> whether a pixel is masked only when every band matches (else when any does).
 NO_DATA_INTERPRETATIONS = {"esriNoDataMatchAny": False, "esriNoDataMatchAll": True}
 
+# A request may name a band more than once (bandIds=0,0,0 is a gray RGB), but not without end (each is an output
+# plane): more than this is refused before anything is read (docs/decisions.md "Bounded work").
+MAX_BAND_IDS = 64
+
 
 @dataclass(frozen=True)
 class ExportParams:
@@ -108,6 +112,9 @@ def export_params(
 
     if any(b < 0 for b in band_ids):
         raise invalid("bandIds must be non-negative band indexes.")
+    if len(band_ids) > MAX_BAND_IDS:
+        raise invalid(f"bandIds names {len(band_ids)} bands; at most {MAX_BAND_IDS} may be asked for.",
+                      parameter="bandIds")
 
     if quality is not None and not 0 <= quality <= 100:
         raise invalid(f"compressionQuality must be between 0 and 100, got {quality}.")

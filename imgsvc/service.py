@@ -6,6 +6,7 @@ Front doors (gRPC servicer, and through it the REST gateway) call this and only 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -14,7 +15,7 @@ from pyproj import CRS
 
 from imgsvc import catalog_query
 from imgsvc import identify as identify_stage
-from imgsvc import footprints, kernels, mosaic, multidimensional, resources, sr
+from imgsvc import budget, footprints, kernels, mosaic, multidimensional, resources, sr
 from imgsvc.block import BandStats, ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
@@ -61,22 +62,25 @@ def _window(w: PixelWindow):
 
 
 def render(plan: ExportPlan, transform_error: float = kernels.DEFAULT_MAX_ERROR,
-           distributions: tuple[BandDistribution, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           distributions: tuple[BandDistribution, ...] | None = None,
+           deadline: budget.Deadline = budget.NO_DEADLINE) -> tuple[np.ndarray, np.ndarray]:
     """Read each planned window and resample it onto the read grid (then the itemRenderingRule), feeding the
     mosaic's pixel selection in compositing order; reading stops as soon as no later item can change the result.
     ``distributions``: the service's, when the item chain reads histograms."""
-    return _composite(plan, plan.reads, plan.operation, transform_error, distributions, plan.seamline_blend_width)
+    return _composite(plan, plan.reads, plan.operation, transform_error, distributions, deadline,
+                      plan.seamline_blend_width)
 
 
 def render_items(plan: ExportPlan, transform_error: float,
-                 distributions: tuple[BandDistribution, ...] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+                 distributions: tuple[BandDistribution, ...] | None = None,
+                 deadline: budget.Deadline = budget.NO_DEADLINE) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Each catalog item the chain reads alone, rendered on the read grid by itself: OBJECTID -> (data, valid)."""
-    return {object_id: _composite(plan, reads, mosaic.MosaicOperation.FIRST, transform_error, distributions)
+    return {object_id: _composite(plan, reads, mosaic.MosaicOperation.FIRST, transform_error, distributions, deadline)
             for object_id, reads in plan.item_reads}
 
 
 def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation, transform_error: float,
-               distributions: tuple[BandDistribution, ...] | None,
+               distributions: tuple[BandDistribution, ...] | None, deadline: budget.Deadline,
                seamline_blend_width: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     grid = plan.read_grid
     centres = None
@@ -88,6 +92,7 @@ def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation, trans
     for read in reads:
         if selection.is_done:
             break
+        deadline.check()
         src = read_window(read.item, read.overview, _window(read.window), plan.bands)
         src_transform = Affine.translation(read.x_shift, 0.0) @ src.transform
         out, out_valid = kernels.reproject(
@@ -256,12 +261,21 @@ def encode_options(params: ExportParams, service: ServiceRecord) -> EncodeOption
 class ImageService:
     """exportImage, identify and the resources around them, over one catalog."""
 
-    def __init__(self, catalog: Catalog, transform_error: float = kernels.DEFAULT_MAX_ERROR) -> None:
-        """``transform_error``: the approximate transformer's bound, in source pixels (a server setting)."""
+    def __init__(self, catalog: Catalog, transform_error: float = kernels.DEFAULT_MAX_ERROR,
+                 max_request_bytes: int = budget.DEFAULT_REQUEST_BYTES, memory: budget.MemoryBudget | None = None,
+                 request_timeout: float | None = None) -> None:
+        """Server settings: ``transform_error``, the approximate transformer's bound in source pixels;
+        ``max_request_bytes``, the memory one export may need; ``memory``, the budget the exports in flight share;
+        ``request_timeout``, the seconds one export may take whatever its caller's deadline."""
         if not transform_error > 0:
             raise ValueError("transform_error must be a positive number of source pixels")
+        if max_request_bytes <= 0 or (request_timeout is not None and not request_timeout > 0):
+            raise ValueError("max_request_bytes and request_timeout must be positive")
         self.catalog = catalog
         self.transform_error = transform_error
+        self.max_request_bytes = max_request_bytes
+        self.memory = memory
+        self.request_timeout = request_timeout
 
     def service(self, name: str, rendering_rule: dict | None = None) -> ServiceRecord:
         """The service's record; with a rendering rule, described as the rule outputs it (the root resource)."""
@@ -270,10 +284,16 @@ class ImageService:
     def service_names(self) -> list[str]:
         return self.catalog.service_names()
 
-    def export_image(self, params: ExportParams) -> ExportResult:
+    def export_image(self, params: ExportParams, deadline: budget.Deadline = budget.NO_DEADLINE) -> ExportResult:
+        """Plan, then (once the plan's memory fits this request's and the server's budgets) render and encode,
+        stopping at ``deadline`` or the server's ceiling (docs/decisions.md "Bounded work")."""
+        deadline = deadline.capped(self.request_timeout)
         export = self.plan_export(params)
-        block = self.render_block(export)
-        encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
+        needed = budget.check_request_bytes(export.plan, self.max_request_bytes)
+        with self.memory.reserve(needed, deadline) if self.memory else nullcontext():
+            block = self.render_block(export, deadline)
+            deadline.check()
+            encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
         return ExportResult(encoded=encoded, grid=export.plan.grid)
 
     # The stages of export_image, public so that bench/ can time each on its own.
@@ -328,15 +348,17 @@ class ImageService:
                           "have.", parameter="renderingRule")
         return found
 
-    def render_block(self, export: PlannedExport) -> ImageBlock:
-        """Render, apply the functions, then finish: the block the encoder gets."""
+    def render_block(self, export: PlannedExport, deadline: budget.Deadline = budget.NO_DEADLINE) -> ImageBlock:
+        """Render, apply the functions, then finish: the block the encoder gets (checking ``deadline`` before each
+        item is read and each stage)."""
         # Read once per request, and only for a chain that reads them (a stretch by histogram).
         distributions = None
         if export.plan.chain.needs_histograms or export.plan.item_chain.needs_histograms:
             distributions = self.catalog.distributions(export.plan.service.name)
         with sr.datum_transformation_scope(export.params.datum_transformation):
-            data, valid = render(export.plan, self.transform_error, distributions)
-            items = render_items(export.plan, self.transform_error, distributions)
+            data, valid = render(export.plan, self.transform_error, distributions, deadline)
+            items = render_items(export.plan, self.transform_error, distributions, deadline)
+        deadline.check()
         return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:

@@ -6,7 +6,7 @@ import logging
 
 import grpc
 
-from imgsvc import resources, rich_status
+from imgsvc import budget, resources, rich_status
 from imgsvc.errors import ErrorKind, ImgsvcError, internal
 from imgsvc.grpc import convert, requests
 from imgsvc.service import ImageService
@@ -21,6 +21,9 @@ STATUS_OF_KIND = {
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
 }
 
 
@@ -48,7 +51,13 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
 
     @_guarded
     def ExportImage(self, request: pb.ExportImageRequest, context) -> pb.ExportImageResponse:
-        return convert.export_response(self.service.export_image(requests.export_params(request)))
+        return convert.export_response(self.service.export_image(requests.export_params(request),
+                                                                 self.deadline(context)))
+
+    @staticmethod
+    def deadline(context) -> budget.Deadline:
+        """The caller's deadline; the work also stops as soon as the caller is gone."""
+        return budget.Deadline(context.time_remaining(), gone=lambda: not context.is_active())
 
     @_guarded
     def GetServiceInfo(self, request: pb.GetServiceInfoRequest, context) -> pb.ServiceInfo:
