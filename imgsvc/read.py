@@ -4,6 +4,7 @@ Paths handed to GDAL here only ever come from the catalog (written by the CLI), 
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
@@ -35,6 +36,8 @@ GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
+
+log = logging.getLogger(__name__)
 
 
 def describe_raster(path: str | Path) -> RasterItem:
@@ -234,10 +237,19 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
                 valid = src.dataset_mask(window=window) > 0
             transform = src.window_transform(window)
     except (RasterioError, OSError) as exc:
-        raise ImgsvcError(ErrorKind.INTERNAL, f"Reading the source raster failed: {exc}") from exc
+        log.error("reading %s failed: %s", item.dataset or item.path, exc)
+        raise SourceUnreadable() from exc
     if data.dtype.kind == "f":
         valid &= ~np.isnan(data).any(axis=0)
     return SourceWindow(data=data, valid=valid, transform=transform)
+
+
+class SourceUnreadable(ImgsvcError):
+    """A registered raster is missing, truncated or corrupt: a fault of the service, not of the request.  Its text
+    names no path (the log has it, docs/decisions.md "Faults")."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorKind.INTERNAL, "A source raster of the service could not be read; see the server log.")
 
 
 def _differs(data: np.ndarray, nodata: float) -> np.ndarray:

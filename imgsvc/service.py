@@ -6,7 +6,8 @@ Front doors (gRPC servicer, and through it the REST gateway) call this and only 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,7 +30,7 @@ from imgsvc.distributions import distributions_of
 from imgsvc.params import ExportParams, export_params
 from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, grid_centres, make_plan, output_grid,
                          output_pixel_size, search_bounds, viewpoint_in)
-from imgsvc.read import read_window
+from imgsvc.read import SourceUnreadable, read_window
 
 # docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
 DEFAULT_LERC_VERSION = 2
@@ -276,6 +277,10 @@ class ImageService:
         self.max_request_bytes = max_request_bytes
         self.memory = memory
         self.request_timeout = request_timeout
+        # Services whose rasters failed to read (docs/decisions.md "Faults"), and who hears of a change: the gRPC
+        # server's health (service name, serving?).
+        self.unhealthy: set[str] = set()
+        self.health_listener: Callable[[str, bool], None] | None = None
 
     def service(self, name: str, rendering_rule: dict | None = None) -> ServiceRecord:
         """The service's record; with a rendering rule, described as the rule outputs it (the root resource)."""
@@ -355,11 +360,31 @@ class ImageService:
         distributions = None
         if export.plan.chain.needs_histograms or export.plan.item_chain.needs_histograms:
             distributions = self.catalog.distributions(export.plan.service.name)
-        with sr.datum_transformation_scope(export.params.datum_transformation):
+        with self.source_health(export.plan.service.name), \
+                sr.datum_transformation_scope(export.params.datum_transformation):
             data, valid = render(export.plan, self.transform_error, distributions, deadline)
             items = render_items(export.plan, self.transform_error, distributions, deadline)
         deadline.check()
         return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
+
+    @contextmanager
+    def source_health(self, name: str):
+        """Reading service ``name``'s rasters: a raster that cannot be read marks the service unhealthy, the next
+        read that works marks it healthy again."""
+        try:
+            yield
+        except SourceUnreadable:
+            self._set_health(name, False)
+            raise
+        if name in self.unhealthy:
+            self._set_health(name, True)
+
+    def _set_health(self, name: str, healthy: bool) -> None:
+        if healthy == (name not in self.unhealthy):
+            return
+        (self.unhealthy.discard if healthy else self.unhealthy.add)(name)
+        if self.health_listener is not None:
+            self.health_listener(name, healthy)
 
     def identify(self, params: identify_stage.IdentifyParams) -> identify_stage.IdentifyResult:
         """The values under a point: the service's pixels, or the rule's output there (a one-pixel export on the
@@ -381,7 +406,8 @@ class ImageService:
         ordered = mosaic.order_items(rule, candidates, (x, y), service.description.extent,
                                      service.settings.max_mosaic_image_count, service.fields,
                                      viewpoint_in(rule.viewpoint, service_crs))
-        answer = identify_stage.identify(service, ordered, params.x, params.y, point_crs)
+        with self.source_health(service.name):
+            answer = identify_stage.identify(service, ordered, params.x, params.y, point_crs)
         if not (chain.is_identity and item_chain(rule, service).is_identity):
             extent, (width, height) = service.description.extent, service.description.pixel_size
             x0 = extent[0] + math.floor((x - extent[0]) / width) * width

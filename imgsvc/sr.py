@@ -11,6 +11,7 @@ import json
 import math
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,6 +157,9 @@ def _chosen_transformer(src: CRS, dst: CRS, choice: DatumTransformation) -> Tran
 
 
 _local = threading.local()
+# Transformers each thread keeps, least recently used dropped first: requests may name any number of spatial
+# references (2 000 distinct imageSR WKTs once grew an unbounded cache by 270 MB).
+TRANSFORMERS_PER_THREAD = 64
 
 
 def transformer(src: CRS, dst: CRS) -> Transformer:
@@ -166,7 +170,7 @@ def transformer(src: CRS, dst: CRS) -> Transformer:
     """
     cache = getattr(_local, "cache", None)
     if cache is None:
-        cache = _local.cache = {}
+        cache = _local.cache = OrderedDict()
     choice = _DATUM_TRANSFORMATION.get()
     if choice is not None and _same_datum(src, dst):
         choice = None
@@ -178,6 +182,10 @@ def transformer(src: CRS, dst: CRS) -> Transformer:
         else:
             tr = _chosen_transformer(src, dst, choice)
         cache[key] = tr
+        if len(cache) > TRANSFORMERS_PER_THREAD:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
     return tr
 
 

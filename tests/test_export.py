@@ -248,6 +248,15 @@ def test_bounds_in_another_projection_are_the_densified_envelope(src, dst, bound
     assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_each_thread_keeps_a_bounded_number_of_transformers():
+    wgs84 = srmod.crs_from_wkid(4326)
+    zones = [srmod.crs_from_wkid(code) for code in (*range(32601, 32661), *range(32701, 32741))]
+    for zone in zones:
+        srmod.transformer(wgs84, zone)
+    assert len(srmod._local.cache) == srmod.TRANSFORMERS_PER_THREAD
+    assert srmod.transformer(wgs84, zones[-1]) is srmod.transformer(wgs84, zones[-1])  # the recent ones stay
+
+
 def test_transform_error_is_a_server_setting(core):
     # Over the pole the mapping is far from affine, so the bound decides how many exact transforms are made.
     query = dict(bbox="-3000000,-3000000,3000000,3000000", bboxSR="3413", imageSR="3413", size="300,300",

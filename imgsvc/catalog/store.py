@@ -219,14 +219,26 @@ class Catalog:
                                    f"imgsvc's {SCHEMA_VERSION}; run `imgsvc --catalog {self.path} migrate` first")
 
     def _connect(self) -> sqlite3.Connection:
+        """This thread's connection.  A server's (read-only) one follows the file: replaced or rewritten on disk (a
+        new inode, size or mtime), it is reopened; gone, the last one goes on serving what it read
+        (docs/decisions.md "Faults")."""
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self.readonly:
+        if self.readonly:
+            try:
+                stat = os.stat(self.path)
+                signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                signature = getattr(self._local, "signature", None)
+            if conn is not None and signature != self._local.signature:
+                conn.close()
+                conn = None
+            if conn is None:
                 conn = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, check_same_thread=False)
-            else:
-                conn = sqlite3.connect(self.path, check_same_thread=False)
-                conn.execute("PRAGMA foreign_keys = ON")
-            self._local.conn = conn
+                self._local.signature = signature
+        elif conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+        self._local.conn = conn
         return conn
 
     def _upgrade(self, conn: sqlite3.Connection) -> None:

@@ -31,6 +31,12 @@ def create_server(service: ImageService, address: str = "127.0.0.1:0",
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    # Each image service's own health, "imgsvc.v1.ImageService/NAME": NOT_SERVING while its rasters fail to read.
+    for name in service.service_names():
+        health_servicer.set(f"{SERVICE_NAME}/{name}", health_pb2.HealthCheckResponse.SERVING)
+    service.health_listener = lambda name, healthy: health_servicer.set(
+        f"{SERVICE_NAME}/{name}",
+        health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(address)
