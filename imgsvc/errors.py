@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 
+from imgsvc import request_id
+
 
 class ErrorKind(enum.Enum):
     """What went wrong, as a front door needs to know it.  Each kind is named after the gRPC status it travels as."""
@@ -18,6 +20,7 @@ class ErrorKind(enum.Enum):
     RESOURCE_EXHAUSTED = enum.auto()  # the server is busy: the requests in flight hold its memory budget
     DEADLINE_EXCEEDED = enum.auto()  # the request ran past its deadline (the caller's or the server's ceiling)
     CANCELLED = enum.auto()  # the caller went away
+    UNAUTHENTICATED = enum.auto()  # access control: no token, or one the server does not know
 
 
 # The envelope code and message ArcGIS Server itself answers with (docs/protocol.md §8); details carry the reason.
@@ -33,6 +36,9 @@ ARCGIS_ANSWERS = {
     ErrorKind.RESOURCE_EXHAUSTED: (503, "Service is busy."),
     ErrorKind.DEADLINE_EXCEEDED: (504, "The request timed out."),
     ErrorKind.CANCELLED: (499, "The client closed the request."),
+    # ArcGIS's token answers (docs/protocol.md §8): 499 when none is given, 498 (invalid_token) for one it refuses;
+    # esri-leaflet and the ArcGIS JS identity manager key their sign-in on these two codes.
+    ErrorKind.UNAUTHENTICATED: (499, "Token Required"),
 }
 
 
@@ -71,7 +77,13 @@ def unsupported(*details: str, parameter: str | None = None) -> ImgsvcError:
     return ImgsvcError(ErrorKind.UNIMPLEMENTED, *details, parameter=parameter)
 
 
+def invalid_token() -> ImgsvcError:
+    return ImgsvcError(ErrorKind.UNAUTHENTICATED, code=498, message="Invalid Token")
+
+
 def internal() -> ImgsvcError:
-    """What a caller is told of a bug: that it happened, not the exception, whose text can hold paths and internals
-    (the door logs it whole)."""
-    return ImgsvcError(ErrorKind.INTERNAL, "An internal error occurred; see the server log.")
+    """What a caller is told of a bug or a failure of the server's own: that it happened and under which request id
+    the log tells the rest, not the exception, whose text can hold paths and internals (the door logs it whole)."""
+    rid = request_id.current()
+    where = f"the server log, request id {rid}" if rid else "the server log"
+    return ImgsvcError(ErrorKind.INTERNAL, f"An internal error occurred; see {where}.")

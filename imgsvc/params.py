@@ -56,14 +56,28 @@ class ExportParams:
     slice_id: int | None = None  # a multidimensional service's slice (docs/protocol.md sliceId)
 
 
-def _bbox(values: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+# No coordinate system on Earth (or any planet) reaches 1e12 of its units; past that a bbox is a probe, and its
+# arithmetic (width, pixel size) overflows to infinity.
+MAX_COORDINATE = 1e12
+# The smallest pixel a bbox may ask for, relative to the size of its coordinates: past about 1e-12 of them, float64
+# cannot tell one pixel's edge from the next (and 1e-300 wide boxes underflow the grid arithmetic).
+MIN_RELATIVE_PIXEL = 1e-12
+
+
+def _bbox(values: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float]:
     if not all(math.isfinite(v) for v in values):
         raise invalid("bbox values must be finite numbers.", parameter="bbox")
+    if any(abs(v) > MAX_COORDINATE for v in values):
+        raise invalid(f"bbox coordinates must lie within +-{MAX_COORDINATE:g}.", parameter="bbox")
     xmin, ymin, xmax, ymax = values
     xmin, xmax = sorted((xmin, xmax))
     ymin, ymax = sorted((ymin, ymax))  # esri-leaflet sends ymax before ymin (docs/protocol.md §12.3)
     if xmin == xmax or ymin == ymax:
         raise invalid("bbox must have a non-zero width and height.", parameter="bbox")
+    scale = max(1.0, *(abs(v) for v in values))
+    if (xmax - xmin) / size[0] < MIN_RELATIVE_PIXEL * scale or (ymax - ymin) / size[1] < MIN_RELATIVE_PIXEL * scale:
+        raise invalid("bbox is too small for its size: its pixels would be narrower than coordinates can tell "
+                      "apart.", parameter="bbox")
     return xmin, ymin, xmax, ymax
 
 
@@ -92,13 +106,12 @@ def export_params(
         raise invalid("service is required.")
     if slice_id is not None and slice_id < 0:
         raise invalid(f"sliceId must be a slice's id from /slices (0 or more), got {slice_id}.", parameter="sliceId")
-    if bbox is not None:
-        bbox = _bbox(bbox)
-
     if size is None:
         size = DEFAULT_SIZE
     elif size[0] <= 0 or size[1] <= 0:
         raise invalid(f"size must be two positive integers, got {size[0]},{size[1]}.", parameter="size")
+    if bbox is not None:
+        bbox = _bbox(bbox, size)
 
     pixel_type = pixel_types.pixel_type(pixel_type or pixel_types.UNKNOWN).name
 

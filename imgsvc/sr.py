@@ -9,18 +9,41 @@ import contextvars
 import functools
 import json
 import math
+import re
 import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from pyproj import CRS, Transformer
+from pyproj import CRS, Transformer, network
 from pyproj.crs import CoordinateOperation
 from pyproj.exceptions import CRSError, ProjError
 from pyproj.transformer import TransformerGroup
 
 from imgsvc.errors import invalid
+
+# PROJ may download grids it lacks from a CDN when networking is on: a request must never make the server fetch.
+network.set_network_enabled(False)
+
+# How PROJ strings, WKT and ESRI WKT name a file PROJ would open (docs/decisions.md "Hardening"): the PROJ keys that
+# take a grid, model or init file, WKT2's PARAMETERFILE, WKT1's PROJ4 extensions and an ESRI dataset given as a path.
+# A request names grids by the transformation's code or its known name; PROJ then finds them among its installed ones.
+_FILE_REFERENCE = re.compile(
+    r"\b(?:init|grids|nadgrids|geoidgrids|hgrids|vgrids|xy_grids|z_grids|file|model)\s*="
+    r"|\bPARAMETERFILE\b|\bPROJ4(?:_GRIDS)?\b|\bEXTENSION\s*\["
+    r"|\bDataset_(?:[/\\~]|[^\"\]]*\.\.)", re.IGNORECASE)
+
+
+def refuse_file_references(text: str, parameter: str) -> None:
+    """Refuse a spatial reference or transformation text that could make PROJ open a file (a path, a grid or init
+    file, PROJJSON, whose parameters can name files too), before PROJ sees it."""
+    if text.lstrip().startswith("{"):
+        raise invalid(f"{parameter} must be a wkid or WKT; PROJJSON is not taken.", parameter=parameter)
+    if _FILE_REFERENCE.search(text):
+        raise invalid(f"{parameter} names a file (a grid, init or parameter file): name a transformation by its "
+                      "wkid or a spatial reference by wkid or WKT instead.", parameter=parameter)
+
 
 # Esri keeps old ids alive: 102100/102113 are Web Mercator (docs/protocol.md §1.6).
 _WKID_ALIASES = {102100: 3857, 102113: 3857, 900913: 3857, 104199: 4326}
@@ -44,16 +67,19 @@ def crs_from_wkid(wkid: int) -> CRS:
 def crs_from_wkt(wkt: str) -> CRS:
     try:
         return CRS.from_wkt(wkt)
-    except CRSError as exc:
-        raise invalid(f"Invalid spatial reference WKT: {exc}") from exc
+    except CRSError as exc:  # PROJ's text can name its own files: the request is told what, not PROJ's words
+        raise invalid("Invalid spatial reference WKT.") from exc
 
 
-def crs_from_parts(wkid: int | None = None, latest_wkid: int | None = None, wkt: str | None = None) -> CRS:
-    """The CRS an ArcGIS SR object names; latestWkid wins over wkid, and either over wkt."""
+def crs_from_parts(wkid: int | None = None, latest_wkid: int | None = None, wkt: str | None = None,
+                   parameter: str = "spatialReference") -> CRS:
+    """The CRS an ArcGIS SR object names; latestWkid wins over wkid, and either over wkt.  ``parameter`` is the
+    request's name for it, which a refusal names."""
     for code in (latest_wkid, wkid):
         if code:
             return crs_from_wkid(int(code))
     if wkt:
+        refuse_file_references(wkt, parameter)
         return crs_from_wkt(wkt)
     raise invalid("A spatial reference needs a wkid, latestWkid or wkt.")
 
@@ -66,7 +92,7 @@ def parse_sr(text: str, name: str) -> CRS:
             obj = json.loads(text)
             if not isinstance(obj, dict):
                 raise ValueError
-            return crs_from_parts(obj.get("wkid"), obj.get("latestWkid"), obj.get("wkt") or obj.get("wkt2"))
+            return crs_from_parts(obj.get("wkid"), obj.get("latestWkid"), obj.get("wkt") or obj.get("wkt2"), name)
         return crs_from_wkid(int(float(text)) if text.replace(".", "", 1).isdigit() else int(text))
     except (ValueError, TypeError) as exc:
         raise invalid(f"Invalid {name}: {text!r}.") from exc
@@ -107,11 +133,13 @@ def _operation_name(wkid: int | None, wkt: str | None) -> str:
                 return CoordinateOperation.from_authority(authority, wkid).name
             except (CRSError, ProjError):
                 continue
-        raise invalid(f"Unknown datumTransformation wkid {wkid}.")
+        raise invalid(f"Unknown datumTransformation wkid {wkid}.", parameter="datumTransformation")
+    refuse_file_references(wkt, "datumTransformation")
     try:
         return CoordinateOperation.from_string(wkt).name
     except (CRSError, ProjError) as exc:
-        raise invalid(f"datumTransformation WKT is not a transformation PROJ knows: {exc}") from exc
+        raise invalid("datumTransformation WKT is not a transformation PROJ knows.",
+                      parameter="datumTransformation") from exc
 
 
 def datum_transformation(steps: list[tuple[int | None, str | None]]) -> DatumTransformation:
@@ -257,7 +285,7 @@ def transform_bounds(src: CRS, dst: CRS, bounds: tuple[float, float, float, floa
                 xs = np.unwrap(xs, period=period)  # walk the ring continuously across the antimeridian
             out = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
     except ProjError as exc:
-        raise invalid(f"The bbox cannot be projected into the requested spatial reference: {exc}") from exc
+        raise invalid("The bbox cannot be projected into the requested spatial reference.") from exc
     if not all(math.isfinite(v) for v in out):
         raise invalid("The bbox cannot be projected into the requested spatial reference.")
     return out

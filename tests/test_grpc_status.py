@@ -76,14 +76,16 @@ def test_a_grpc_client_reads_the_arcgis_error_from_the_standard_status(stub, htt
 
 
 def test_a_detail_echoing_a_long_input_is_cut_so_the_status_fits_the_trailers(stub, http):
-    wkt = "PROJCS[" + "x" * 20000
-    got_status, text, info, _ = failure(stub.ExportImage, export(image_sr=pb.SpatialReference(wkt=wkt)))
-    assert got_status == grpc.StatusCode.INVALID_ARGUMENT
+    rule = {"rasterFunction": "x" * 20000}
+    request = export()
+    request.rendering_rule.update(rule)
+    got_status, text, info, _ = failure(stub.ExportImage, request)
+    assert got_status == grpc.StatusCode.UNIMPLEMENTED  # a function that is not built; ArcGIS's code 400
     details = json.loads(info.metadata["details"])
     assert len(details) == 1 and details[0].endswith("\u2026") and len(details[0].encode()) <= 1000
     assert text == " ".join([INVALID, *details])
     reply = http.post(EXPORT.format("dem"), data={"bbox": ",".join(map(str, DEM_3857)), "bboxSR": "3857",
-                                                   "imageSR": json.dumps({"wkt": wkt}), "f": "json"})
+                                                   "renderingRule": json.dumps(rule), "f": "json"})
     assert reply.json() == {"error": {"code": 400, "message": INVALID, "details": details}}
 
 
@@ -96,12 +98,16 @@ def test_a_bug_is_internal_and_tells_nothing_of_the_exception_but_logs_it(stub, 
     with caplog.at_level(logging.ERROR):
         got_status, text, info, violations = failure(stub.ListServices, pb.ListServicesRequest())
     assert got_status == grpc.StatusCode.INTERNAL and info.reason == "INTERNAL" and not violations
-    detail = "An internal error occurred; see the server log."
+    detail = "An internal error occurred; see the server log, request id {}."
+    rid = json.loads(info.metadata["details"])[0].rsplit(" ", 1)[1].rstrip(".")
     assert dict(info.metadata) == {"code": "500", "message": "Unable to complete operation.",
-                                   "details": json.dumps([detail])}
+                                   "details": json.dumps([detail.format(rid)])}
     assert "secret" not in text and "RuntimeError" not in text
     assert "/srv/secret/catalog.sqlite is locked" in caplog.text
 
     reply = http_4xx.get("/arcgis/rest/services", params={"f": "json"})
     assert reply.status_code == 500
-    assert reply.json() == {"error": {"code": 500, "message": "Unable to complete operation.", "details": [detail]}}
+    rid = reply.headers["x-request-id"]
+    assert reply.json() == {"error": {"code": 500, "message": "Unable to complete operation.",
+                                      "details": [detail.format(rid)]}}
+    assert f"request id {rid}" in caplog.text  # the gRPC service logged the failure under the gateway's id

@@ -170,7 +170,10 @@ def test_a_gateway_bug_is_a_500_envelope_that_tells_nothing_of_the_exception(htt
 
     monkeypatch.setattr(arcgis_json, "root_doc", broken)
     with caplog.at_level("ERROR"):
-        error = assert_envelope(http_4xx.get(SERVICE.format("dem"), params={"f": "json"}), 500, status=500)
+        reply = http_4xx.get(SERVICE.format("dem"), params={"f": "json"})
+        error = assert_envelope(reply, 500, status=500)
+    rid = reply.headers["x-request-id"]
     assert error == {"code": 500, "message": "Unable to complete operation.",
-                     "details": ["An internal error occurred; see the server log."]}
+                     "details": [f"An internal error occurred; see the server log, request id {rid}."]}
+    assert f"request id {rid}" in caplog.text
     assert "/srv/secret/root.json" in caplog.text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 from pyproj import CRS
 
-from imgsvc import catalog_query, identify, mosaic, multidimensional, params, sr
+from imgsvc import catalog_query, documents, identify, mosaic, multidimensional, params, sr
 from imgsvc.errors import invalid
 from imgsvc.grpc import enums
 from imgsvc.v1 import image_service_pb2 as pb
@@ -19,18 +19,27 @@ def _optional(msg, field: str):
     return getattr(msg, field) if msg.HasField(field) else None
 
 
-def _json_object(msg, field: str) -> dict | None:
-    return MessageToDict(getattr(msg, field)) if msg.HasField(field) else None
+def _document(value, parameter: str):
+    """A Struct, Value or ListValue as plain JSON, within the bounds of ``imgsvc.documents`` (a Struct can carry a
+    NaN that JSON cannot)."""
+    try:
+        return documents.check(MessageToDict(value), parameter)
+    except ValueError:
+        raise invalid(f"{parameter} holds NaN or Infinity, which JSON numbers cannot be.", parameter=parameter) from None
 
 
-def _crs_or_none(msg: pb.SpatialReference) -> CRS | None:
+def _json_object(msg, field: str, parameter: str) -> dict | None:
+    return _document(getattr(msg, field), parameter) if msg.HasField(field) else None
+
+
+def _crs_or_none(msg: pb.SpatialReference, parameter: str = "spatialReference") -> CRS | None:
     """The CRS a spatial reference names, or None when it names none."""
     parts = (_optional(msg, "wkid"), _optional(msg, "latest_wkid"), _optional(msg, "wkt"))
-    return None if parts == (None, None, None) else sr.crs_from_parts(*parts)
+    return None if parts == (None, None, None) else sr.crs_from_parts(*parts, parameter=parameter)
 
 
 def _crs(msg: pb.SpatialReference, name: str) -> CRS:
-    crs = _crs_or_none(msg)
+    crs = _crs_or_none(msg, name.split(" ", 1)[0])
     if crs is None:
         raise invalid(f"{name} is empty: give a wkid, latestWkid or wkt.")
     return crs
@@ -59,11 +68,11 @@ def _mosaic_rule(msg: pb.MosaicRule) -> mosaic.MosaicRule:
         method=method, operation=operation, ascending=msg.ascending if msg.HasField("ascending") else True,
         where=_optional(msg, "where"), fids=tuple(msg.fids) if msg.fids else None,
         lock_raster_ids=tuple(msg.lock_raster_ids), sort_field=_optional(msg, "sort_field"),
-        sort_value=MessageToDict(msg.sort_value) if msg.HasField("sort_value") else None,
+        sort_value=_document(msg.sort_value, "mosaicRule") if msg.HasField("sort_value") else None,
         viewpoint=((msg.viewpoint.x, msg.viewpoint.y, _crs_or_none(msg.viewpoint.spatial_reference))
                    if msg.HasField("viewpoint") else None),
         multidimensional_definition=dimension_filters(msg.multidimensional_definition),
-        item_rendering_rule=_json_object(msg, "item_rendering_rule"),
+        item_rendering_rule=_json_object(msg, "item_rendering_rule", "mosaicRule"),
         blend_width=msg.blend_width if msg.HasField("blend_width") else 0.0)
 
 
@@ -96,7 +105,7 @@ def export_params(req: pb.ExportImageRequest) -> params.ExportParams:
         kmz=req.output_form == pb.OUTPUT_FORM_KMZ,
         datum_transformation=_datum_steps(datum) if req.HasField("datum_transformation") else None,
         mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else None,
-        rendering_rule=_json_object(req, "rendering_rule"),
+        rendering_rule=_json_object(req, "rendering_rule", "renderingRule"),
         slice_id=_optional(req, "slice_id"),
         time=_time(req.time) if req.HasField("time") else None,
     )
@@ -117,7 +126,7 @@ def identify_params(req: pb.IdentifyRequest) -> identify.IdentifyParams:
         _crs_or_none(geometry.spatial_reference),
         geometry_type=enums.GEOMETRY_TYPE_NAMES.get(req.geometry_type),
         mosaic_rule=_mosaic_rule(req.mosaic_rule) if req.HasField("mosaic_rule") else None,
-        rendering_rule=_json_object(req, "rendering_rule"),
+        rendering_rule=_json_object(req, "rendering_rule", "renderingRule"),
         pixel_size=(req.pixel_size.x, req.pixel_size.y) if req.HasField("pixel_size") else None,
         time=_time(req.time) if req.HasField("time") else None,
         return_catalog_items=_optional(req, "return_catalog_items"),
@@ -156,10 +165,11 @@ def dimension_filters(entries) -> tuple[multidimensional.DimensionFilter, ...]:
     """A multidimensionalDefinition's entries; values stay as sent (numbers, [low, high] pairs, ISO dates)."""
     return tuple(multidimensional.DimensionFilter(
         variable=entry.variable_name, dimension=entry.dimension_name,
-        values=tuple(tuple(v) if isinstance(v, list) else v for v in MessageToDict(entry.values)),
+        values=tuple(tuple(v) if isinstance(v, list) else v
+                     for v in _document(entry.values, "multidimensionalDefinition")),
         is_slice=entry.is_slice if entry.HasField("is_slice") else True) for entry in entries)
 
 
 def rendering_rule(req) -> dict | None:
     """A resource request's renderingRule as the JSON object it was, or None (the core resolves it)."""
-    return _json_object(req, "rendering_rule")
+    return _json_object(req, "rendering_rule", "renderingRule")

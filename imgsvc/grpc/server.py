@@ -8,8 +8,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from imgsvc.grpc.interceptors import ImageServiceInterceptor
 from imgsvc.grpc.servicer import ImageServiceServicer
 from imgsvc.service import ImageService
+from imgsvc.tokens import Tokens
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
@@ -18,16 +20,21 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a 4100x4100 F64 multi-band TIFF is well
 
 
 def create_server(service: ImageService, address: str = "127.0.0.1:0",
-                  max_workers: int | None = None) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to ``address``; returns it with the bound port."""
+                  max_workers: int | None = None, *, tokens: Tokens | None = None,
+                  credentials: grpc.ServerCredentials | None = None,
+                  health_servicer: health.HealthServicer | None = None) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) server bound to ``address``; returns it with the bound port.  ``tokens``
+    turns access control on, ``credentials`` TLS; the caller that drains the server passes its ``health_servicer``
+    (its every service SERVING here) to turn it NOT_SERVING."""
     workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgsvc-grpc"),
         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        interceptors=[ImageServiceInterceptor(tokens)],
     )
     pb_grpc.add_ImageServiceServicer_to_server(ImageServiceServicer(service), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -39,7 +46,7 @@ def create_server(service: ImageService, address: str = "127.0.0.1:0",
         health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
     return server, port

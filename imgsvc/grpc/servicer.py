@@ -6,7 +6,7 @@ import logging
 
 import grpc
 
-from imgsvc import budget, resources, rich_status
+from imgsvc import budget, request_id, resources, rich_status
 from imgsvc.errors import ErrorKind, ImgsvcError, internal
 from imgsvc.grpc import convert, requests
 from imgsvc.service import ImageService
@@ -24,10 +24,11 @@ STATUS_OF_KIND = {
     ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
 }
 
 
-def _abort(context: grpc.ServicerContext, error: ImgsvcError):
+def abort(context: grpc.ServicerContext, error: ImgsvcError):
     context.abort_with_status(rich_status.to_status(error, STATUS_OF_KIND[error.kind]))
 
 
@@ -36,10 +37,13 @@ def _guarded(method):
         try:
             return method(self, request, context)
         except ImgsvcError as error:
-            _abort(context, error)
+            if error.kind is ErrorKind.INTERNAL:  # a failure of the server's own: its text (paths...) stays in the log
+                log.error("failure in %s, request id %s: %s", method.__name__, request_id.current(), error.text)
+                error = internal()
+            abort(context, error)
         except Exception:  # never let a bug take a worker down or leak a traceback (or paths) to the caller
-            log.exception("unexpected failure in %s", method.__name__)
-            _abort(context, internal())
+            log.exception("unexpected failure in %s, request id %s", method.__name__, request_id.current())
+            abort(context, internal())
 
     wrapper.__name__ = method.__name__
     return wrapper

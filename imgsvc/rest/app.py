@@ -33,12 +33,14 @@ from starlette.staticfiles import StaticFiles
 
 from imgsvc.encode import MEDIA_TYPES
 from imgsvc.encode.types import OCTET_STREAM
+from imgsvc import metrics, request_id
 from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid
-from imgsvc.rest import arcgis_json, pages
+from imgsvc.rest import arcgis_json, middleware, pages
 from imgsvc.rest.outputs import OutputStore
 from imgsvc.rest.query import (RESPONSE_FORMS, Params, band_ids, dimension_filters, export_request,
                                identify_request, query_request, struct)
 from imgsvc.rich_status import from_status
+from imgsvc.tokens import Tokens, bearer
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
@@ -52,6 +54,9 @@ SERVICES_PREFIX = "/arcgis/rest/services"
 STATIC_PREFIX = "/arcgis/rest/static"
 STATIC_DIR = Path(__file__).parent / "static"
 RESOURCE_FORMS = ("html", "json", "pjson")
+# The Host names a request may build its links (href, pages) from, besides the listen address's: a Host header
+# outside the list (a proxy's, an attacker's) is never echoed into an answer.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ class GatewaySettings:
     errors_with_http_200: bool = True
     # No request waits longer than this on the gRPC service.
     rpc_timeout_seconds: float = 120.0
+    # The scheme://host[:port][/prefix] clients reach the gateway by: links are built from it when given...
+    public_url: str | None = None
+    # ...else from the request's Host when it names one of these (compared without the port).
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
+    tokens: Tokens | None = None  # access control: off when None
+    cors_origins: tuple[str, ...] = ("*",)
+    # The PEM certificate(s) the gRPC server's TLS certificate is checked against; None calls it in plain text.
+    grpc_root_certificates: bytes | None = None
 
 
 def _finite(doc):
@@ -85,7 +98,7 @@ def guarded(handler):
         except ImgsvcError as error:
             return self.error(error, self.query_params(request))
         except Exception:
-            log.exception("unexpected failure answering %s", request.url.path)
+            log.exception("unexpected failure answering %s, request id %s", request.url.path, request_id.current())
             return self.error(internal(), self.query_params(request))
     return wrapper
 
@@ -146,7 +159,19 @@ class Gateway:
             except (MultiPartException, FormParserError, ValueError) as exc:
                 raise invalid(f"The request body is not a valid form: {exc}") from None
             items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-        return Params(items)
+        params = Params(items)
+        self.authorize(request, params)
+        return params
+
+    def authorize(self, request: Request, params: Params) -> None:
+        """With access control on, the request's token (``token`` parameter, or an ``X-Esri-Authorization`` or
+        ``Authorization`` bearer header) must be one of the server's; it is passed on to the gRPC service."""
+        token = (params.get("token") or bearer(request.headers.get("x-esri-authorization"))
+                 or bearer(request.headers.get("authorization")))
+        if (record := middleware.current()) is not None:
+            record.token = token
+        if self.settings.tokens is not None:
+            self.settings.tokens.check(token)
 
     def json(self, doc: dict, params: Params, status: int = 200) -> Response:
         pretty = (params.get("f") or "").lower() == "pjson"
@@ -160,13 +185,24 @@ class Gateway:
         return Response(body, status_code=status, media_type="application/json")
 
     def error(self, error: ImgsvcError, params: Params) -> Response:
+        if error.kind is ErrorKind.INTERNAL:  # a failure of the server's own: its text (paths...) stays in the log
+            generic = internal()
+            if error.details != generic.details:
+                log.error("failure answered as 500, request id %s: %s", request_id.current(), error.text)
+            error = generic
+        if (record := middleware.current()) is not None:
+            record.error = error
         status = 200 if self.settings.errors_with_http_200 else http_status(error.code)
         return self.json({"error": error_doc(error)}, params, status)
 
     async def rpc(self, method: str, message):
         """Call the gRPC service; a failure raises the ImgsvcError that its rich status carries, as the service
         raised it (ArcGIS code, message and details from its ErrorInfo)."""
-        call = getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds)
+        record = middleware.current()
+        metadata = [(request_id.HEADER, record.request_id)] if record is not None else []
+        if record is not None and record.token:
+            metadata.append(("authorization", f"Bearer {record.token}"))
+        call = getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds, metadata=metadata)
         try:
             return await call
         except grpc.aio.AioRpcError as exc:
@@ -180,7 +216,15 @@ class Gateway:
             return self.error(error, params)
 
     def base_url(self, request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+        """Where links in answers point: the configured public URL, else the request's own base when its Host is
+        an allowed one, else the address the gateway listens on."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        if request.url.hostname in self.settings.allowed_hosts:
+            return str(request.base_url).rstrip("/")
+        host, port = request.scope["server"]
+        host = f"[{host}]" if ":" in host else host
+        return f"{request.url.scheme}://{host}:{port}{request.scope.get('root_path', '')}"
 
     def service_url(self, request: Request, name: str) -> str:
         return f"{self.base_url(request)}{SERVICES_PREFIX}/{name}/ImageServer"
@@ -218,7 +262,7 @@ class Gateway:
         return await self.answer(
             params, self.form(params, ("json", "pjson", "html")), "ListServices", pb.ListServicesRequest(),
             lambda reply: {"currentVersion": reply.current_version, "fullVersion": reply.full_version,
-                           "authInfo": {"isTokenBasedSecurity": False}},
+                           "authInfo": {"isTokenBasedSecurity": self.settings.tokens is not None}},
             pages.info_page)
 
     @guarded
@@ -244,7 +288,16 @@ class Gateway:
         return await handler(request, name, params)
 
     @guarded
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus's text format; behind a token like every resource when access control is on (Prometheus
+        sends one as ``Authorization: Bearer``)."""
+        self.authorize(request, self.query_params(request))
+        body, media_type = metrics.exposition()
+        return Response(body, media_type=media_type)
+
+    @guarded
     async def output_file(self, request: Request) -> Response:
+        self.authorize(request, self.query_params(request))
         path = self.outputs.path(request.path_params["folder"], request.path_params["name"])
         if path is None:
             raise ImgsvcError(ErrorKind.NOT_FOUND, "The output file does not exist or has expired.",
@@ -402,8 +455,12 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        self.channel = grpc.aio.insecure_channel(
-            self.settings.grpc_target, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
+        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+        if self.settings.grpc_root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.settings.grpc_root_certificates)
+            self.channel = grpc.aio.secure_channel(self.settings.grpc_target, credentials, options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
         self.stub = pb_grpc.ImageServiceStub(self.channel)
         expiry = asyncio.create_task(self._expire_outputs())
         try:
@@ -441,12 +498,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route(service, gateway.service_resource, methods=both),
         Route(service + "/{resource:path}", gateway.service_resource, methods=both),
         Route("/arcgis/rest/directories/arcgisoutput/{folder}/{name}", gateway.output_file, methods=["GET"]),
+        Route("/metrics", gateway.metrics, methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/{path:path}", gateway.not_found, methods=both),
     ]
-    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
-                             allow_headers=["*"])]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=gateway.lifespan,
+    stack = [Middleware(middleware.RequestContext),
+             Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                        allow_headers=["*"], expose_headers=[request_id.HEADER])]
+    app = Starlette(routes=routes, middleware=stack, lifespan=gateway.lifespan,
                     exception_handlers={HTTPException: gateway.http_exception})
     app.state.gateway = gateway
     return app

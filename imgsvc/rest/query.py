@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from google.protobuf import json_format, struct_pb2
 
-from imgsvc import mosaic
+from imgsvc import documents, mosaic
 from imgsvc.encode import FORMATS as OUTPUT_FORMATS
 from imgsvc.encode.geotiff import COMPRESSION_ALIASES
 from imgsvc.errors import invalid, unsupported
@@ -63,11 +63,17 @@ def _parameter(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def _json(text: str, name: str):
+    """The parameter's JSON document, within the bounds of ``imgsvc.documents``."""
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        document = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise invalid(f"{name} is not valid JSON: {exc}", parameter=_parameter(name)) from None
+    return documents.check(document, _parameter(name))
 
 
 def _number(text: str, name: str) -> float:
@@ -208,34 +214,10 @@ def datum_transformation(text: str) -> pb.DatumTransformation:
     raise invalid("datumTransformation needs a wkid, wkt or geoTransforms.")
 
 
-# The deepest JSON object a request may carry as a protobuf Struct: the gRPC service's decoder refuses messages
-# nested much deeper (a Struct level costs it two), and the deepest rendering rule the core accepts (16 nested
-# functions) is 31 levels.
-MAX_JSON_DEPTH = 32
-
-
-def _depth(value) -> int:
-    """How deeply ``value`` nests objects and arrays (iterative: a hostile document cannot exhaust the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if level + 1 > MAX_JSON_DEPTH:
-                    return level + 1
-                stack.append((child, level + 1))
-        deepest = max(deepest, level)
-    return deepest
-
-
 def struct(text: str, name: str) -> struct_pb2.Struct:
     obj = _json(text, name)
     if not isinstance(obj, dict):
         raise invalid(f"{name} must be a JSON object.", parameter=_parameter(name))
-    if _depth(obj) > MAX_JSON_DEPTH:
-        raise invalid(f"{name} nests objects and arrays more than {MAX_JSON_DEPTH} levels deep.",
-                      parameter=_parameter(name))
     msg = struct_pb2.Struct()
     try:
         msg.update(obj)
@@ -247,7 +229,7 @@ def struct(text: str, name: str) -> struct_pb2.Struct:
 def mosaic_rule(text: str) -> pb.MosaicRule:
     obj = _json(text, "mosaicRule")
     if not isinstance(obj, dict):
-        raise invalid("mosaicRule must be a JSON object.")
+        raise invalid("mosaicRule must be a JSON object.", parameter="mosaicRule")
     rule = pb.MosaicRule()
     if obj.get("mosaicMethod"):
         rule.mosaic_method = _enum(MOSAIC_METHODS, str(obj["mosaicMethod"]), "mosaicRule.mosaicMethod")

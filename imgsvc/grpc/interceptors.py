@@ -1,0 +1,80 @@
+"""What happens around every ImageService call, whatever the method: the request id, the access log line and the
+metrics, the token check when access control is on, and a request the decoder cannot read answered as bad input.
+
+Health checking and reflection pass untouched: a load balancer or a person probing the server needs no token.
+"""
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from imgsvc import access_log, documents, metrics, request_id
+from imgsvc.errors import ImgsvcError, invalid
+from imgsvc.grpc.servicer import abort
+from imgsvc.tokens import Tokens, bearer
+from imgsvc.v1 import image_service_pb2 as pb
+
+_PREFIX = f"/{pb.DESCRIPTOR.services_by_name['ImageService'].full_name}/"
+
+
+class _Undecodable:
+    """What the tolerant decoder hands on instead of raising: gRPC would answer INTERNAL "Exception deserializing
+    request!" for what is the caller's mistake (above all a JSON document nested past the decoder's depth)."""
+
+
+def _tolerant(deserialize):
+    def decode(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError and the C decoder's own errors alike
+            return _Undecodable()
+    return decode
+
+
+class ImageServiceInterceptor(grpc.ServerInterceptor):
+    def __init__(self, tokens: Tokens | None = None) -> None:
+        self.tokens = tokens
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or not handler_call_details.method.startswith(_PREFIX):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer),
+                                unary_unary=self._around(handler_call_details.method, metadata, handler.unary_unary))
+
+    def _around(self, path: str, metadata: dict, behaviour):
+        method = path.removeprefix(_PREFIX)
+
+        def call(request, context: grpc.ServicerContext):
+            started = time.perf_counter()
+            size = 0
+            with request_id.scope(request_id.accept(metadata.get(request_id.HEADER))) as rid:
+                context.send_initial_metadata(((request_id.HEADER, rid),))
+                in_flight = metrics.GRPC_IN_FLIGHT.labels(method)
+                in_flight.inc()
+                try:
+                    if self.tokens is not None:
+                        try:
+                            self.tokens.check(bearer(metadata.get("authorization")))
+                        except ImgsvcError as error:
+                            abort(context, error)
+                    if isinstance(request, _Undecodable):
+                        abort(context, invalid(
+                            f"The request cannot be decoded as a {method} request: it is malformed or nests "
+                            f"deeper than the service reads (JSON documents at most {documents.MAX_DEPTH} levels)."))
+                    reply = behaviour(request, context)
+                    size = reply.ByteSize()
+                    return reply
+                finally:
+                    in_flight.dec()
+                    code = (context.code() or grpc.StatusCode.OK).name
+                    seconds = time.perf_counter() - started
+                    metrics.GRPC_REQUESTS.labels(method, code).inc()
+                    metrics.GRPC_SECONDS.labels(method).observe(seconds)
+                    metrics.GRPC_BYTES.labels(method).inc(size)
+                    if code != "OK":
+                        metrics.ERRORS.labels("grpc", code).inc()
+                    access_log.write("grpc", "POST", path, code, seconds, size, rid)
+        return call
