@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import glob
 import logging
+import signal
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 from imgsvc.catalog import Catalog, FunctionTemplate, ServiceSettings, default_catalog_path
@@ -282,14 +286,46 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _read_tls(args) -> tuple[bytes, bytes] | None:
+    """The PEM certificate (chain) and key of --tls-cert/--tls-key, or None when TLS is off."""
+    if not (args.tls_cert or args.tls_key):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise invalid("--tls-cert and --tls-key go together.")
+    try:
+        return Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()
+    except OSError as exc:
+        raise invalid(f"Cannot read {exc.filename}: {exc.strerror}.") from None
+
+
+@contextlib.contextmanager
+def _on_termination(handler):
+    """SIGTERM and SIGINT call ``handler`` (in the main thread) while inside; the previous handlers come back after."""
+    previous = {sig: signal.signal(sig, lambda *_: handler()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def cmd_serve(args) -> int:
+    """Serve until SIGTERM or SIGINT, then drain (docs/decisions.md "Hardening"): health NOT_SERVING at once, the
+    REST listener closed and its requests finished, then the gRPC listener closed and its calls finished, all
+    within --drain-seconds; exit status 0."""
+    import grpc
     import uvicorn
+    from grpc_health.v1 import health
 
     from imgsvc.grpc import create_server
-    from imgsvc.rest.app import GatewaySettings, create_app
+    from imgsvc.rest.app import LOOPBACK_HOSTS, GatewaySettings, create_app
     from imgsvc.service import ImageService
+    from imgsvc.tokens import Tokens
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tokens = Tokens.read(args.tokens) if args.tokens else None
+    tls = _read_tls(args)
+    health_servicer = health.HealthServicer()
     server = None
     grpc_target = args.grpc_target
     if not args.gateway_only:
@@ -299,33 +335,75 @@ def cmd_serve(args) -> int:
                                max_request_bytes=args.max_request_mb * 2**20,
                                memory=MemoryBudget(args.memory_budget_mb * 2**20),
                                request_timeout=args.request_timeout)
-        server, port = create_server(service, args.grpc)
+        credentials = grpc.ssl_server_credentials([(tls[1], tls[0])]) if tls else None
+        server, port = create_server(service, args.grpc, tokens=tokens, credentials=credentials,
+                                     health_servicer=health_servicer)
         server.start()
         grpc_target = f"{_host_port(args.grpc)[0]}:{port}"
         print(f"imgsvc gRPC   listening on {grpc_target}", flush=True)
+    signalled: list[float] = []
+
+    def stop_serving() -> None:
+        if not signalled:
+            signalled.append(time.monotonic())
+            health_servicer.enter_graceful_shutdown()  # every service NOT_SERVING, and no later change
+
     if args.grpc_only:
-        server.wait_for_termination()
+        stopping = threading.Event()
+
+        def stop() -> None:
+            stop_serving()
+            stopping.set()
+
+        with _on_termination(stop):
+            stopping.wait()
+        server.stop(grace=args.drain_seconds).wait()
         return 0
     host, port = _host_port(args.http)
-    app = create_app(GatewaySettings(grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
-                                     output_ttl_seconds=args.output_ttl,
-                                     errors_with_http_200=not args.http_error_status))
+    app = create_app(GatewaySettings(
+        grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
+        output_ttl_seconds=args.output_ttl, errors_with_http_200=not args.http_error_status,
+        public_url=args.public_url, tokens=tokens, cors_origins=tuple(args.cors_origins),
+        allowed_hosts=LOOPBACK_HOSTS | {host} | set(args.allowed_hosts or ()),
+        grpc_root_certificates=tls[0] if tls and not args.gateway_only else None))
     # Bind first, so the address printed is the one the OS gave (port 0 picks a free port).
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    base = f"http://{host}:{sock.getsockname()[1]}"
+    base = f"{'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}"
     print(f"imgsvc REST   listening on {base}/arcgis/rest/services", flush=True)
     names = Catalog(args.catalog, readonly=True).service_names() if not args.gateway_only else []
     if names:
         print(f"open in a browser: {base}/arcgis/rest/services/{names[0]}/ImageServer", flush=True)
         print(f"map (Leaflet):     {base}/arcgis/rest/services/{names[0]}/ImageServer/map", flush=True)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=args.drain_seconds,
+                            ssl_certfile=args.tls_cert if tls else None, ssl_keyfile=args.tls_key if tls else None)
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        _draining_gateway(config, stop_serving).run(sockets=[sock])
     finally:
-        if server is not None:
-            server.stop(grace=2)
+        if server is not None:  # the gateway has drained: the gRPC calls in flight get what is left of the time
+            spent = time.monotonic() - signalled[0] if signalled else 0.0
+            server.stop(grace=max(0.0, args.drain_seconds - spent)).wait()
     return 0
+
+
+def _draining_gateway(config, on_signal):
+    """uvicorn's server, made to drain as imgsvc does: the signal first calls ``on_signal`` (health NOT_SERVING),
+    and the process exits 0 once drained (uvicorn re-raises the signal after its shutdown: the process would die by
+    it)."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            on_signal()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with _on_termination(lambda: self.handle_exit(signal.SIGTERM, None)):
+                yield
+
+    return DrainingServer(config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,6 +436,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory the exports in flight may hold together; more wait, then are refused as busy")
     serve.add_argument("--request-timeout", type=float, default=60.0,
                        help="seconds one export may take, whatever its caller's deadline")
+    serve.add_argument("--public-url", metavar="URL",
+                       help="the URL clients reach the gateway by (behind a proxy): links in answers start with it")
+    serve.add_argument("--allowed-hosts", nargs="+", metavar="HOST",
+                       help="Host header names links may be built from, besides the loopback names and the --http "
+                            "host (without --public-url)")
+    serve.add_argument("--tokens", metavar="FILE",
+                       help="turn access control on: every resource but health needs one of the file's tokens "
+                            "(one per line, # comments)")
+    serve.add_argument("--cors-origins", nargs="+", default=["*"], metavar="ORIGIN",
+                       help="origins browsers may call the gateway from (default: any)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (chain) for both the gRPC and HTTP ports")
+    serve.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
+    serve.add_argument("--drain-seconds", type=float, default=30.0,
+                       help="on SIGTERM, how long requests in flight get to finish before the process exits")
     serve.set_defaults(func=cmd_serve)
 
     add = sub.add_parser("add", parents=[catalog_option], help="register GeoTIFFs/COGs as an image service")
