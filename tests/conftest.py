@@ -90,29 +90,38 @@ class _Gateway:
         self.thread.join(timeout=10)
 
 
+def start_serve(args: list[str], lines: list[str] | None = None) -> tuple[subprocess.Popen, str | None, str]:
+    """`imgsvc ARGS` (a serve command) in its own process: the process, its gRPC target (None when it serves no
+    gRPC) and its gateway's URL, read from what it prints.  What it prints goes on into ``lines``, so that a full
+    pipe never blocks the server."""
+    lines = [] if lines is None else lines
+    process = subprocess.Popen([sys.executable, "-m", "imgsvc", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    grpc_target = url = None
+    for line in process.stdout:
+        lines.append(line)
+        if match := re.search(r"gRPC\s+listening on (\S+)", line):
+            grpc_target = match.group(1)
+        if match := re.search(r"REST\s+listening on (https?://\S+)/arcgis/rest/services", line):
+            url = match.group(1)
+            break
+    if url is None:
+        raise RuntimeError("imgsvc serve did not start:\n" + "".join(lines))
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
+    return process, grpc_target, url
+
+
 class _Serve:
     """`imgsvc serve` itself, in its own process, on ports the OS picks; the URL is read from what it prints."""
 
     def __init__(self, catalog: Path, output: Path) -> None:
-        self.args = [sys.executable, "-m", "imgsvc", "--catalog", str(catalog), "serve", "--grpc", "127.0.0.1:0",
-                     "--http", "127.0.0.1:0", "--output-dir", str(output)]
+        self.args = ["--catalog", str(catalog), "serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                     "--output-dir", str(output)]
         self.lines: list[str] = []
         self.grpc_target: str | None = None
 
     def __enter__(self) -> str:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        url = None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if match := re.search(r"gRPC\s+listening on (\S+)", line):
-                self.grpc_target = match.group(1)
-            if match := re.search(r"REST\s+listening on (http://\S+)/arcgis/rest/services", line):
-                url = match.group(1)
-                break
-        if url is None:
-            raise RuntimeError("imgsvc serve did not start:\n" + "".join(self.lines))
-        # Keep reading what it prints (logs of handled errors), so a full pipe never blocks the server.
-        threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
+        self.process, self.grpc_target, url = start_serve(self.args, self.lines)
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
 
@@ -16,30 +15,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgsvc.rest.query import Params, export_request
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+from tests.conftest import start_serve
 
 # A slow request on the test rasters (a 2000x1500 slope of the 4-band service) keeps work in flight at the signal.
 SLOW = {"size": "2000,1500", "format": "tiff", "pixelType": "F32",
         "renderingRule": '{"rasterFunction": "Slope", "rasterFunctionArguments": {"ZFactor": 1}}'}
 
 
-def serve(*args: str) -> tuple[subprocess.Popen, str, str]:
-    process = subprocess.Popen([sys.executable, "-m", "imgsvc", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    grpc_target = url = None
-    for line in process.stdout:
-        if match := re.search(r"gRPC\s+listening on (\S+)", line):
-            grpc_target = match.group(1)
-        if match := re.search(r"REST\s+listening on (http://\S+)/arcgis", line):
-            url = match.group(1)
-            break
-    assert grpc_target and url, "imgsvc serve did not start"
-    threading.Thread(target=lambda: process.stdout.read(), daemon=True).start()  # keep its pipe flowing
-    return process, grpc_target, url
-
-
 def test_sigterm_drains_in_flight_work_reports_not_serving_at_once_and_exits_0(catalog_path, tmp_path):
-    process, grpc_target, url = serve("--catalog", str(catalog_path), "serve", "--grpc", "127.0.0.1:0",
-                                      "--http", "127.0.0.1:0", "--output-dir", str(tmp_path), "--drain-seconds", "60")
+    process, grpc_target, url = start_serve(["--catalog", str(catalog_path), "serve", "--grpc", "127.0.0.1:0",
+                                             "--http", "127.0.0.1:0", "--output-dir", str(tmp_path),
+                                             "--drain-seconds", "60"])
     try:
         channel = grpc.insecure_channel(grpc_target, options=[("grpc.max_receive_message_length", 256 << 20)])
         health = health_pb2_grpc.HealthStub(channel)

@@ -1,0 +1,232 @@
+"""Access control, CORS, TLS and the links in answers (issue 13): tokens checked on every resource of both doors,
+health open; href from the public URL or an allowed Host only."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+import time
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from imgsvc.rich_status import from_status
+from imgsvc.tokens import Tokens
+from imgsvc.v1 import image_service_pb2 as pb
+from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+from tests.conftest import _Gateway, start_serve
+
+TOKEN = "s3cret-token"
+SERVICE = "/arcgis/rest/services/dem/ImageServer"
+EXPORT = {"bbox": "384000,4055000,396000,4064000", "size": "32,24", "format": "png"}
+# Every REST resource but static files (the map page's scripts); each answers something other than a token refusal
+# when given the token (an error of its own included: the token is checked first).
+RESOURCES = ["/arcgis/rest/info", "/arcgis/rest/services", SERVICE, f"{SERVICE}/exportImage", f"{SERVICE}/identify",
+             f"{SERVICE}/query", f"{SERVICE}/keyProperties", f"{SERVICE}/rasterFunctionInfos", f"{SERVICE}/statistics",
+             f"{SERVICE}/histograms", f"{SERVICE}/legend", f"{SERVICE}/multidimensionalInfo", f"{SERVICE}/slices",
+             f"{SERVICE}/info", f"{SERVICE}/info/iteminfo", f"{SERVICE}/info/metadata", f"{SERVICE}/map", "/metrics"]
+# Every ImageService method with a request it can answer.
+METHODS = {"ExportImage": pb.ExportImageRequest(service="dem"), "GetServiceInfo": pb.GetServiceInfoRequest(service="dem"),
+           "ListServices": pb.ListServicesRequest(),
+           "Identify": pb.IdentifyRequest(service="dem", geometry=pb.Point(x=390000, y=4060000)),
+           "GetKeyProperties": pb.KeyPropertiesRequest(service="dem"),
+           "GetRasterFunctionInfos": pb.RasterFunctionInfosRequest(service="dem"),
+           "GetStatistics": pb.StatisticsRequest(service="dem"), "GetHistograms": pb.HistogramsRequest(service="dem"),
+           "GetLegend": pb.LegendRequest(service="dem"), "GetItemInfo": pb.ItemInfoRequest(service="dem"),
+           "Query": pb.QueryRequest(service="dem"),
+           "GetMultidimensionalInfo": pb.MultidimensionalInfoRequest(service="dem"),
+           "GetSlices": pb.SlicesRequest(service="dem")}
+
+
+@pytest.fixture(scope="module")
+def protected(image_service, tmp_path_factory):
+    """A gRPC server and a gateway with access control on, in this process; the gRPC target and a client."""
+    from imgsvc.grpc import create_server
+    from imgsvc.rest.app import GatewaySettings, create_app
+
+    tokens = Tokens(frozenset({TOKEN, "another"}))
+    server, port = create_server(image_service, "127.0.0.1:0", tokens=tokens)
+    server.start()
+    app = create_app(GatewaySettings(grpc_target=f"127.0.0.1:{port}", tokens=tokens,
+                                     output_dir=tmp_path_factory.mktemp("protected"),
+                                     cors_origins=("https://maps.example.org",)))
+    with _Gateway(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield f"127.0.0.1:{port}", client
+    server.stop(grace=None)
+
+
+def error_code(reply: httpx.Response) -> int | None:
+    try:
+        doc = reply.json()
+    except ValueError:
+        return None
+    return doc.get("error", {}).get("code") if isinstance(doc, dict) else None
+
+
+def test_the_token_file_takes_one_token_a_line_and_comments(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text("# the operators' tokens\n\n  alpha  \nbeta # not a comment\n")
+    tokens = Tokens.read(path)
+    tokens.check("alpha")
+    tokens.check("beta # not a comment")
+    with pytest.raises(Exception, match="Invalid Token"):
+        tokens.check("# the operators' tokens")
+
+
+@pytest.mark.parametrize("path", RESOURCES)
+def test_every_rest_resource_refuses_without_a_token_and_answers_with_one(protected, path):
+    _, http = protected
+    query = {"f": "json"} if path != "/metrics" else {}
+    missing = http.get(path, params=query)
+    assert error_code(missing) == 499 and missing.json()["error"]["message"] == "Token Required"
+    wrong = http.get(path, params={**query, "token": "guess"})
+    assert error_code(wrong) == 498 and wrong.json()["error"]["message"] == "Invalid Token"
+    for answered in (http.get(path, params={**query, "token": TOKEN}),
+                     http.post(path, data={**query, "token": "another"}) if path != "/metrics" else
+                     http.get(path, headers={"Authorization": f"Bearer {TOKEN}"}),
+                     http.get(path, params=query, headers={"X-Esri-Authorization": f"Bearer {TOKEN}"})):
+        assert answered.status_code == 200 and error_code(answered) not in (498, 499), answered.text[:300]
+
+
+def test_an_output_file_needs_the_token_as_the_export_did(protected):
+    _, http = protected
+    doc = http.get(f"{SERVICE}/exportImage", params={**EXPORT, "f": "json", "token": TOKEN}).json()
+    href = doc["href"]
+    assert error_code(http.get(href)) == 499
+    image = http.get(href, params={"token": TOKEN})
+    assert image.headers["content-type"] == "image/png"
+
+
+def test_the_info_resource_says_tokens_are_on(protected):
+    _, http = protected
+    info = http.get("/arcgis/rest/info", params={"f": "json", "token": TOKEN}).json()
+    assert info["authInfo"]["isTokenBasedSecurity"] is True
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_grpc_method_refuses_without_a_token_and_answers_with_one(protected, method):
+    target, _ = protected
+    with grpc.insecure_channel(target) as channel:
+        call = getattr(pb_grpc.ImageServiceStub(channel), method)
+        for metadata, code, message in ((None, 499, "Token Required"),
+                                        ((("authorization", "Bearer guess"),), 498, "Invalid Token"),
+                                        ((("authorization", "Basic " + TOKEN),), 499, "Token Required")):
+            with pytest.raises(grpc.RpcError) as failure:
+                call(METHODS[method], metadata=metadata)
+            assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert failure.value.details().startswith(message)
+            error = from_status(rpc_status.from_call(failure.value), failure.value.code(), failure.value.details())
+            assert (error.code, error.message) == (code, message)
+        try:
+            call(METHODS[method], metadata=(("authorization", f"Bearer {TOKEN}"),))
+        except grpc.RpcError as error:  # an answer of the method's own (dem has no slices), not a refusal
+            assert error.code() != grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_health_needs_no_token(protected):
+    target, _ = protected
+    with grpc.insecure_channel(target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_cors_answers_the_configured_origins_only(protected):
+    _, http = protected
+    preflight = {"Access-Control-Request-Method": "GET"}
+    allowed = http.options("/arcgis/rest/services", headers={"Origin": "https://maps.example.org", **preflight})
+    assert allowed.headers["access-control-allow-origin"] == "https://maps.example.org"
+    refused = http.options("/arcgis/rest/services", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in refused.headers
+
+
+# ---- links --------------------------------------------------------------------------------------------------------
+
+def test_a_host_outside_the_allow_list_never_appears_in_an_answer(http, gateway_url):
+    for path, query in ((f"{SERVICE}/exportImage", {**EXPORT, "f": "json"}), (SERVICE, {"f": "html"}),
+                        (f"{SERVICE}/map", {}), ("/arcgis/rest/services", {"f": "html"}),
+                        (f"{SERVICE}/exportImage", {**EXPORT, "f": "html"})):
+        reply = http.get(path, params=query, headers={"Host": "evil.example"})
+        assert reply.status_code == 200 and "evil.example" not in reply.text, path
+    href = http.get(f"{SERVICE}/exportImage", params={**EXPORT, "f": "json"}, headers={"Host": "evil.example"})
+    assert href.json()["href"].startswith(f"{gateway_url}/arcgis/rest/directories/arcgisoutput/")
+
+
+def test_an_allowed_host_builds_the_links(http, gateway_url):
+    port = gateway_url.rsplit(":", 1)[1]
+    doc = http.get(f"{SERVICE}/exportImage", params={**EXPORT, "f": "json"}, headers={"Host": f"localhost:{port}"})
+    assert doc.json()["href"].startswith(f"http://localhost:{port}/arcgis/rest/directories/arcgisoutput/")
+
+
+def test_the_public_url_builds_the_links_whatever_the_host(grpc_server, tmp_path):
+    from imgsvc.rest.app import GatewaySettings, create_app
+
+    app = create_app(GatewaySettings(grpc_target=grpc_server, output_dir=tmp_path,
+                                     public_url="https://images.example.org/gis/"))
+    with _Gateway(app) as url:
+        doc = httpx.get(f"{url}{SERVICE}/exportImage", params={**EXPORT, "f": "json"},
+                        headers={"Host": "evil.example"}).json()
+    assert doc["href"].startswith("https://images.example.org/gis/arcgis/rest/directories/arcgisoutput/")
+
+
+# ---- TLS ----------------------------------------------------------------------------------------------------------
+
+def self_signed(directory) -> tuple:
+    """A certificate for localhost and 127.0.0.1 and its key, written as PEM files by the test itself."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_on_both_doors(catalog_path, tmp_path):
+    cert, key = self_signed(tmp_path)
+    process, target, url = start_serve(["--catalog", str(catalog_path), "serve", "--grpc", "127.0.0.1:0", "--http",
+                                        "127.0.0.1:0", "--output-dir", str(tmp_path / "out"), "--tls-cert", str(cert),
+                                        "--tls-key", str(key)])
+    try:
+        assert url.startswith("https://")
+        with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=cert), timeout=60) as https:
+            for _ in range(100):
+                try:
+                    image = https.get(f"{SERVICE}/exportImage", params={**EXPORT, "f": "image"})
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.05)
+            assert image.headers["content-type"] == "image/png"  # the gateway reached gRPC over TLS too
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https://", "http://") + "/arcgis/rest/info", timeout=5)
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(target, credentials) as channel:
+            names = pb_grpc.ImageServiceStub(channel).ListServices(pb.ListServicesRequest(), timeout=10)
+        assert {s.name for s in names.services} == {"dem", "ms"}
+        with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):
+            pb_grpc.ImageServiceStub(channel).ListServices(pb.ListServicesRequest(), timeout=5)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+def test_the_serve_options_refuse_half_a_tls_pair(tmp_path):
+    from imgsvc.cli import main
+
+    assert main(["--catalog", str(tmp_path / "c.sqlite"), "serve", "--tls-cert", str(tmp_path / "x.pem")]) == 2
