@@ -7,6 +7,8 @@ import contextvars
 import time
 from dataclasses import dataclass
 
+from starlette.datastructures import QueryParams
+
 from imgsvc import access_log, metrics, request_id
 from imgsvc.errors import ImgsvcError
 
@@ -86,8 +88,7 @@ class RequestContext:
 
     @staticmethod
     def _count(scope, record: RequestRecord, answer: dict, seconds: float) -> None:
-        query = dict(pair.split("=", 1) for pair in scope["query_string"].decode("latin-1").split("&") if "=" in pair)
-        form = next((v.lower() for k, v in query.items() if k.lower() == "f"), "")
+        form = next((v.lower() for k, v in QueryParams(scope["query_string"]).multi_items() if k.lower() == "f"), "")
         form = form if form in FORMS else "other" if form else "default"
         op = operation(scope["path"])
         # The status of an error answered with HTTP 200 (ArcGIS's way) is its envelope code.
