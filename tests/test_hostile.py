@@ -9,14 +9,23 @@ import sys
 import threading
 
 import grpc
+import httpx
 import pyproj
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from imgsvc import documents
+from imgsvc.catalog import Catalog, ServiceSettings
+from imgsvc.cli import register
+from imgsvc.grpc import create_server
+from imgsvc.rest.app import GatewaySettings, create_app
 from imgsvc.rest.query import Params, export_request
+from imgsvc.service import ImageService
 from imgsvc.v1 import image_service_pb2 as pb
+from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+from tests import rasters
+from tests.conftest import _Gateway
 
 EXPORT = "/arcgis/rest/services/dem/ImageServer/exportImage"
 DEM_3857 = "-13167000,4388000,-13151000,4400000"
@@ -201,3 +210,35 @@ def test_nan_in_a_grpc_struct_is_invalid_naming_the_parameter(stub, field):
                                   "-13167000,4388000,-13167000.000000001,4388000.000000001"])
 def test_a_degenerate_or_enormous_bbox_is_refused_naming_it(http, stub, bbox):
     assert_refused(http, stub, {**BASE, "bbox": bbox}, "bbox")
+
+
+# ---- no path in any answer ----------------------------------------------------------------------------------------
+
+def test_a_broken_raster_answers_a_500_naming_the_request_id_never_its_path(tmp_path, caplog):
+    """A raster truncated after registration fails in GDAL with a message naming the file: both doors answer the
+    generic 500 with the request id, and the log has the rest."""
+    secret = tmp_path / "secret-folder"
+    secret.mkdir()
+    raster = rasters.dem(secret / "broken.tif")
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    register(catalog, "broken", raster, ServiceSettings())
+    raster.write_bytes(raster.read_bytes()[:20_000])  # the header and directories survive, the tiles do not
+    server, port = create_server(ImageService(Catalog(tmp_path / "catalog.sqlite", readonly=True)), "127.0.0.1:0")
+    server.start()
+    try:
+        query = {"bbox": "384000,4055000,396000,4064000", "size": "64,48", "format": "tiff", "f": "json"}
+        app = create_app(GatewaySettings(grpc_target=f"127.0.0.1:{port}", output_dir=tmp_path / "out"))
+        with caplog.at_level("ERROR"), _Gateway(app) as url:
+            reply = httpx.post(f"{url}/arcgis/rest/services/broken/ImageServer/exportImage", data=query,
+                               headers={"X-Request-Id": "broken-1"})
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as failure:
+                pb_grpc.ImageServiceStub(channel).ExportImage(export_request("broken", Params(query.items())),
+                                                              metadata=(("x-request-id", "broken-2"),))
+    finally:
+        server.stop(grace=None)
+    assert reply.json() == {"error": {"code": 500, "message": "Unable to complete operation.", "details": [
+        "An internal error occurred; see the server log, request id broken-1."]}}
+    assert failure.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret-folder" not in failure.value.details() and "request id broken-2" in failure.value.details()
+    assert "secret-folder" not in str(rpc_status.from_call(failure.value))
+    assert "secret-folder" in caplog.text and "broken-1" in caplog.text
