@@ -206,6 +206,13 @@ def test_nan_in_a_grpc_struct_is_invalid_naming_the_parameter(stub, field):
     assert violated_field(failure.value) == {"rendering_rule": "renderingRule", "mosaic_rule": "mosaicRule"}[field]
 
 
+def test_a_kernel_summing_past_float64_is_refused_naming_it(http, stub):
+    rule = {"rasterFunction": "Convolution", "rasterFunctionArguments": {"Type": -1, "Rows": 3, "Columns": 3,
+                                                                         "Kernel": [1e308] * 9}}
+    error = assert_refused(http, stub, {**BASE, "renderingRule": json.dumps(rule)}, "renderingRule")
+    assert "Kernel" in error["details"][0]
+
+
 @pytest.mark.parametrize("bbox", ["0,0,1e-300,1e-300", "-1e308,-1e308,1e308,1e308", "0,0,1e308,1",
                                   "-13167000,4388000,-13167000.000000001,4388000.000000001"])
 def test_a_degenerate_or_enormous_bbox_is_refused_naming_it(http, stub, bbox):

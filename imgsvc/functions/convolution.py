@@ -86,7 +86,10 @@ class Convolution(RasterFunction):
             if len(values) != rows * columns:
                 raise self.bad("Kernel", f"must hold Rows x Columns = {rows * columns} numbers (row-major), got "
                                          f"{len(values)}")
-            self.kernel = normalised(np.array(values, dtype=np.float64).reshape(rows, columns))
+            try:
+                self.kernel = normalised(np.array(values, dtype=np.float64).reshape(rows, columns))
+            except OverflowError:  # a sum past float64's range: a probe, not a kernel
+                raise self.bad("Kernel", "sums beyond the range of 64-bit floats") from None
         elif self.type in PREDEFINED_KERNELS:
             values = PREDEFINED_KERNELS[self.type][1]
             side = math.isqrt(len(values))
