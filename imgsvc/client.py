@@ -51,8 +51,13 @@ class Unavailable(ServiceError):
     """The service could not be reached or did not answer in time."""
 
 
+class Unauthenticated(ImgsvcError):
+    """The server wants a token (ArcGIS code 499) or refused the one given (498)."""
+
+
 CLASS_OF_KIND = {ErrorKind.INVALID_ARGUMENT: InvalidArgument, ErrorKind.NOT_FOUND: NotFound,
-                 ErrorKind.UNIMPLEMENTED: Unsupported, ErrorKind.INTERNAL: ServiceError}
+                 ErrorKind.UNIMPLEMENTED: Unsupported, ErrorKind.INTERNAL: ServiceError,
+                 ErrorKind.UNAUTHENTICATED: Unauthenticated}
 # The statuses of a call that never reached the service, or was not answered in time.
 UNAVAILABLE_STATUSES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -122,12 +127,19 @@ def _extent(env: pb.Envelope) -> Extent:
 
 
 class ImageClient:
-    """A channel to an imgsvc gRPC server (``host:port``).  Use as a context manager, or call ``close()``."""
+    """A channel to an imgsvc gRPC server (``host:port``).  Use as a context manager, or call ``close()``.
 
-    def __init__(self, target: str, timeout: float = 120.0, channel: grpc.Channel | None = None) -> None:
+    ``token`` is sent with every call when the server controls access (``serve --tokens``); ``root_certificates``
+    (PEM) calls a server serving TLS, checking its certificate against them."""
+
+    def __init__(self, target: str, timeout: float = 120.0, channel: grpc.Channel | None = None,
+                 token: str | None = None, root_certificates: bytes | None = None) -> None:
         self.timeout = timeout
-        self.channel = channel or grpc.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        if channel is None and root_certificates is not None:
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options=options)
+        self.channel = channel or grpc.insecure_channel(target, options=options)
         self.stub = pb_grpc.ImageServiceStub(self.channel)
 
     def __enter__(self) -> ImageClient:
@@ -141,7 +153,7 @@ class ImageClient:
 
     def _call(self, method: str, message):
         try:
-            return getattr(self.stub, method)(message, timeout=self.timeout)
+            return getattr(self.stub, method)(message, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
