@@ -30,7 +30,8 @@ RESOURCES = ["/arcgis/rest/info", "/arcgis/rest/services", SERVICE, f"{SERVICE}/
              f"{SERVICE}/histograms", f"{SERVICE}/legend", f"{SERVICE}/multidimensionalInfo", f"{SERVICE}/slices",
              f"{SERVICE}/info", f"{SERVICE}/info/iteminfo", f"{SERVICE}/info/metadata", f"{SERVICE}/map", "/metrics"]
 # Every ImageService method with a request it can answer.
-METHODS = {"ExportImage": pb.ExportImageRequest(service="dem"), "GetServiceInfo": pb.GetServiceInfoRequest(service="dem"),
+METHODS = {"ExportImage": pb.ExportImageRequest(service="dem"),
+           "GetServiceInfo": pb.GetServiceInfoRequest(service="dem"),
            "ListServices": pb.ListServicesRequest(),
            "Identify": pb.IdentifyRequest(service="dem", geometry=pb.Point(x=390000, y=4060000)),
            "GetKeyProperties": pb.KeyPropertiesRequest(service="dem"),

@@ -15,7 +15,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from imgsvc import documents
+from imgsvc import documents, sr
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.cli import register
 from imgsvc.grpc import create_server
@@ -86,9 +86,7 @@ def test_a_spatial_reference_or_transformation_naming_a_file_is_refused_naming_t
 
 
 def test_proj_networking_is_off():
-    import imgsvc.sr  # noqa: F401 - importing it is what turns networking off
-
-    assert not pyproj.network.is_network_enabled()
+    assert not sr.network.is_network_enabled()  # imgsvc.sr turned PROJ's networking off when imported
 
 
 def test_a_named_pipe_in_a_grid_key_is_never_opened(http, stub, tmp_path):
@@ -197,7 +195,8 @@ def test_nan_in_a_grpc_struct_is_invalid_naming_the_parameter(stub, field):
     """A Struct can carry a NaN number that JSON cannot: "Fail to serialize NaN for Value.number_value" was a 500."""
     request = export_request("dem", Params(BASE.items()))
     if field == "rendering_rule":
-        request.rendering_rule.update({"rasterFunction": "Stretch", "rasterFunctionArguments": {"Gamma": [float("nan")]}})
+        request.rendering_rule.update({"rasterFunction": "Stretch",
+                                       "rasterFunctionArguments": {"Gamma": [float("nan")]}})
     else:
         request.mosaic_rule.item_rendering_rule.update({"rasterFunction": "None", "x": float("nan")})
     with pytest.raises(grpc.RpcError) as failure:

@@ -25,7 +25,8 @@ def _document(value, parameter: str):
     try:
         return documents.check(MessageToDict(value), parameter)
     except ValueError:
-        raise invalid(f"{parameter} holds NaN or Infinity, which JSON numbers cannot be.", parameter=parameter) from None
+        raise invalid(f"{parameter} holds NaN or Infinity, which JSON numbers cannot be.",
+                      parameter=parameter) from None
 
 
 def _json_object(msg, field: str, parameter: str) -> dict | None:
