@@ -31,9 +31,9 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from imgsvc import metrics, request_id
 from imgsvc.encode import MEDIA_TYPES
 from imgsvc.encode.types import OCTET_STREAM
-from imgsvc import metrics, request_id
 from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid
 from imgsvc.rest import arcgis_json, middleware, pages
 from imgsvc.rest.outputs import OutputStore
@@ -288,7 +288,7 @@ class Gateway:
         return await handler(request, name, params)
 
     @guarded
-    async def metrics(self, request: Request) -> Response:
+    async def prometheus_metrics(self, request: Request) -> Response:
         """Prometheus's text format; behind a token like every resource when access control is on (Prometheus
         sends one as ``Authorization: Bearer``)."""
         self.authorize(request, self.query_params(request))
@@ -498,7 +498,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         Route(service, gateway.service_resource, methods=both),
         Route(service + "/{resource:path}", gateway.service_resource, methods=both),
         Route("/arcgis/rest/directories/arcgisoutput/{folder}/{name}", gateway.output_file, methods=["GET"]),
-        Route("/metrics", gateway.metrics, methods=["GET"]),
+        Route("/metrics", gateway.prometheus_metrics, methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/{path:path}", gateway.not_found, methods=both),
     ]
