@@ -28,12 +28,17 @@ json_values = st.recursive(
 ).map(lambda v: json.dumps(v))
 junk = st.text(max_size=40)
 any_value = st.one_of(csv, json_values, junk, number_text)
+# Text that once reached a file or a 500 (issue 13): grids named by path, nesting past the limit, degenerate boxes.
+hostile = st.sampled_from(['{"wkt": "+proj=hgridshift +grids=/etc/passwd"}', '{"wkt": "+init=/etc/passwd:x"}',
+                           '{"a": ' * 40 + "1" + "}" * 40, '{"rasterFunction": "None", "x": NaN}',
+                           "0,0,1e-300,1e-300", "-1e308,-1e308,1e308,1e308"])
 sr_value = st.one_of(st.sampled_from(["3857", "102100", "4326", "32611", "0", "-1", "999999", '{"wkid": 3857}',
-                                      '{"wkt": "nonsense"}', '{"latestWkid": 4326}']), any_value)
+                                      '{"wkt": "nonsense"}', '{"latestWkid": 4326}']), any_value, hostile)
 size_value = st.one_of(st.tuples(st.integers(-2, 64), st.integers(-2, 64)).map(lambda t: f"{t[0]},{t[1]}"), junk)
 bbox_value = st.one_of(st.sampled_from(["-13167000,4388000,-13151000,4400000", "380000,4050000,400000,4070000",
                                         "-180,-90,180,90", "0,0,0,0"]),
-                       st.tuples(finite, finite, finite, finite).map(lambda t: ",".join(map(repr, t))), any_value)
+                       st.tuples(finite, finite, finite, finite).map(lambda t: ",".join(map(repr, t))), any_value,
+                       hostile)
 enum_value = st.one_of(st.sampled_from(["jpgpng", "png", "png8", "png24", "png32", "jpg", "bmp", "gif", "tiff",
                                         "bip", "bsq", "lerc", "U8", "F32", "S16", "C64", "RSP_NearestNeighbor",
                                         "RSP_CubicConvolution", "esriNoDataMatchAll", "LZ77", "JPEG"]), junk)
@@ -45,8 +50,8 @@ EXPORT_PARAMS = st.fixed_dictionaries(
               "format": enum_value, "pixelType": enum_value, "interpolation": enum_value,
               "noData": csv, "noDataInterpretation": enum_value, "compression": enum_value,
               "compressionQuality": number_text, "compressionTolerance": number_text, "lercVersion": number_text,
-              "bandIds": csv, "time": csv, "mosaicRule": json_values, "renderingRule": json_values,
-              "datumTransformation": any_value, "sliceId": number_text, "adjustAspectRatio": junk,
+              "bandIds": csv, "time": csv, "mosaicRule": st.one_of(json_values, hostile),
+              "renderingRule": st.one_of(json_values, hostile), "datumTransformation": st.one_of(any_value, hostile), "sliceId": number_text, "adjustAspectRatio": junk,
               "validateExtent": junk, "callback": st.sampled_from(["cb", "a.b[0]", "alert(1)//", ""]),
               "transparent": junk, junk.filter(lambda k: k.lower() not in ("f", "size")): any_value})
 IDENTIFY_PARAMS = st.fixed_dictionaries(
