@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import re
 import ssl
 import time
 
@@ -100,6 +102,13 @@ def test_an_output_file_needs_the_token_as_the_export_did(protected):
     assert error_code(http.get(href)) == 499
     image = http.get(href, params={"token": TOKEN})
     assert image.headers["content-type"] == "image/png"
+
+
+def test_the_map_page_calls_the_service_with_the_token_it_was_opened_with(protected):
+    _, http = protected
+    page = http.get(f"{SERVICE}/map", headers={"X-Esri-Authorization": f"Bearer {TOKEN}"}).text
+    assert json.loads(re.search(r"const CONFIG = (\{.*\});", page).group(1))["token"] == TOKEN
+    assert "options.token = CONFIG.token" in page
 
 
 def test_the_info_resource_says_tokens_are_on(protected):

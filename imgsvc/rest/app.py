@@ -448,8 +448,11 @@ class Gateway:
         item = await self.call("GetItemInfo", pb.ItemInfoRequest(service=name), params)
         if isinstance(item, Response):
             return item
+        record = middleware.current()
+        token = record.token if record is not None and self.settings.tokens is not None else None
         return HTMLResponse(pages.map_page(arcgis_json.root_doc(info), arcgis_json.item_info_doc(item),
-                                           self.service_url(request, name), f"{self.base_url(request)}{STATIC_PREFIX}"))
+                                           self.service_url(request, name), f"{self.base_url(request)}{STATIC_PREFIX}",
+                                           token))
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 

@@ -231,8 +231,9 @@ def band_presets(names: list[str]) -> list[tuple[str, str]]:
     return presets
 
 
-def map_page(root: dict, item_info: dict, url: str, static: str) -> str:
-    """Leaflet + esri-leaflet `L.esri.imageMapLayer` over the service, everything served from the package."""
+def map_page(root: dict, item_info: dict, url: str, static: str, token: str | None = None) -> str:
+    """Leaflet + esri-leaflet `L.esri.imageMapLayer` over the service, everything served from the package; the
+    page's own calls carry ``token`` when the server controls access."""
     name = root["name"]
     (west, south), (east, north) = item_info["extent"]
     config = {
@@ -247,6 +248,7 @@ def map_page(root: dict, item_info: dict, url: str, static: str) -> str:
     # A mosaic dataset's methods (the root's short names, which mosaicRule accepts) and a time-aware service's span.
     config["mosaicMethods"] = [m for m in root["allowedMosaicMethods"].split(",") if m in MAP_MOSAIC_METHODS]
     config["timeExtent"] = (root.get("timeInfo") or {}).get("timeExtent")
+    config["token"] = token
     interpolations = "".join(f"<option>{v}</option>" for v in INTERPOLATION_OF_DEFAULT.values())
     return f"""<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(name)} map</title>
 <link rel='stylesheet' href='{_e(static)}/{VENDOR["leaflet_css"]}'>
@@ -264,6 +266,7 @@ const map = L.map('map');
 map.fitBounds(CONFIG.bounds);
 const options = {{url: CONFIG.url, format: 'jpgpng', interpolation: CONFIG.interpolation}};
 if (CONFIG.initialBands) {{ options.bandIds = CONFIG.initialBands; }}
+if (CONFIG.token) {{ options.token = CONFIG.token; }}
 const layer = L.esri.imageMapLayer(options).addTo(map);
 layer.bindPopup(function (error, results) {{
   if (error) {{ return 'identify failed: ' + error.message; }}
@@ -323,7 +326,7 @@ bands.onchange = function () {{
 }};
 interp.onchange = function () {{ layer.options.interpolation = interp.value; layer._update(); }};
 function showLegend() {{
-  const q = 'f=json' + (bands.value ? '&bandIds=' + encodeURIComponent(bands.value) : '') +
+  const q = 'f=json' + (CONFIG.token ? '&token=' + encodeURIComponent(CONFIG.token) : '') + (bands.value ? '&bandIds=' + encodeURIComponent(bands.value) : '') +
             (rule.value && rule.value !== 'None' ? '&renderingRule=' +
              encodeURIComponent(JSON.stringify({{rasterFunction: rule.value}})) : '');
   fetch(CONFIG.url + '/legend?' + q).then(function (r) {{ return r.json(); }}).then(function (doc) {{
