@@ -300,8 +300,10 @@ def _read_tls(args) -> tuple[bytes, bytes] | None:
 
 @contextlib.contextmanager
 def _on_termination(handler):
-    """SIGTERM and SIGINT call ``handler`` (in the main thread) while inside; the previous handlers come back after."""
-    previous = {sig: signal.signal(sig, lambda *_: handler()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    """SIGTERM and SIGINT call ``handler(signum)`` (in the main thread) while inside; the previous handlers come back
+    after."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: handler(signum)) for sig in signals}
     try:
         yield
     finally:
@@ -351,7 +353,7 @@ def cmd_serve(args) -> int:
     if args.grpc_only:
         stopping = threading.Event()
 
-        def stop() -> None:
+        def stop(_signum: int) -> None:
             stop_serving()
             stopping.set()
 
@@ -400,7 +402,7 @@ def _draining_gateway(config, on_signal):
 
         @contextlib.contextmanager
         def capture_signals(self):
-            with _on_termination(lambda: self.handle_exit(signal.SIGTERM, None)):
+            with _on_termination(lambda signum: self.handle_exit(signum, None)):  # a second Ctrl-C forces the exit
                 yield
 
     return DrainingServer(config)
