@@ -48,21 +48,24 @@ def test_sigterm_drains_in_flight_work_reports_not_serving_at_once_and_exits_0(c
             return stub.ExportImage(export_request("ms", Params(SLOW.items())), timeout=120).image
 
         with futures.ThreadPoolExecutor(8) as pool:
-            # Fewer than the gRPC server's 4 workers, so that a health check finds one free: health's own pool is
-            # issue 13's isolation part, not this test's.
-            in_flight = [pool.submit(call) for call in (rest, direct, rest)]
+            # A health watcher is told of a change as it happens, where a Check call waits for one of the gRPC
+            # server's 4 workers (health's own pool is issue 13's isolation part, not this test's): the watch and
+            # two exports leave one for the Check calls below.
+            watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            in_flight = [pool.submit(call) for call in (rest, direct)]
             time.sleep(0.3)  # the requests have reached the server
             assert not any(f.done() for f in in_flight), "the requests were too quick to be in flight at the signal"
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
-            while True:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-                if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-                    break
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
             not_serving_after = time.monotonic() - signalled
+            watch.cancel()
+            overall = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
             service = health.Check(health_pb2.HealthCheckRequest(service="imgsvc.v1.ImageService"), timeout=5)
             images = [f.result() for f in in_flight]  # every request in flight is answered, none fails
         assert not_serving_after < 0.1
+        assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING
         assert service.status == health_pb2.HealthCheckResponse.NOT_SERVING
         assert all(image[:2] in (b"II", b"MM") for image in images)
         assert process.wait(timeout=60) == 0
