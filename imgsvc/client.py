@@ -55,9 +55,11 @@ class Unauthenticated(ImgsvcError):
     """The server wants a token (ArcGIS code 499) or refused the one given (498)."""
 
 
+# A busy server, a deadline passed and a cancelled call are the service not answering in time (Unavailable).
 CLASS_OF_KIND = {ErrorKind.INVALID_ARGUMENT: InvalidArgument, ErrorKind.NOT_FOUND: NotFound,
                  ErrorKind.UNIMPLEMENTED: Unsupported, ErrorKind.INTERNAL: ServiceError,
-                 ErrorKind.UNAUTHENTICATED: Unauthenticated}
+                 ErrorKind.RESOURCE_EXHAUSTED: Unavailable, ErrorKind.DEADLINE_EXCEEDED: Unavailable,
+                 ErrorKind.CANCELLED: Unavailable, ErrorKind.UNAUTHENTICATED: Unauthenticated}
 # The statuses of a call that never reached the service, or was not answered in time.
 UNAVAILABLE_STATUSES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 

@@ -9,8 +9,8 @@ import pytest
 import rasterio
 from rasterio.io import MemoryFile
 
-from imgsvc.client import (ExportedImage, ImageClient, InvalidArgument, NotFound, ServiceError, Unavailable,
-                           Unsupported)
+from imgsvc.client import (CLASS_OF_KIND, ExportedImage, ImageClient, InvalidArgument, NotFound, ServiceError,
+                           Unavailable, Unsupported)
 from imgsvc.errors import ErrorKind, ImgsvcError
 
 DEM_3857 = (-13167000, 4388000, -13151000, 4400000)
@@ -74,6 +74,10 @@ def test_errors_map_to_the_hierarchy_with_the_arcgis_message(client, call, cls, 
     with pytest.raises(cls) as info:
         call(client)
     assert isinstance(info.value, ImgsvcError) and info.value.kind == kind and info.value.details
+
+
+def test_every_error_kind_has_its_class():
+    assert set(CLASS_OF_KIND) == set(ErrorKind)
 
 
 def test_size_limit_detail_comes_through_verbatim(client):
