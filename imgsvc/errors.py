@@ -81,9 +81,9 @@ def invalid_token() -> ImgsvcError:
     return ImgsvcError(ErrorKind.UNAUTHENTICATED, code=498, message="Invalid Token")
 
 
-def internal() -> ImgsvcError:
+def internal(what: str = "An internal error occurred") -> ImgsvcError:
     """What a caller is told of a bug or a failure of the server's own: that it happened and under which request id
     the log tells the rest, not the exception, whose text can hold paths and internals (the door logs it whole)."""
     rid = request_id.current()
     where = f"the server log, request id {rid}" if rid else "the server log"
-    return ImgsvcError(ErrorKind.INTERNAL, f"An internal error occurred; see {where}.")
+    return ImgsvcError(ErrorKind.INTERNAL, f"{what}; see {where}.")

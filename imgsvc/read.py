@@ -24,7 +24,7 @@ from imgsvc.block import BandStats, holds
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.catalog.dimensions import CubeVariable
 from imgsvc.distributions import distributions_of
-from imgsvc.errors import ImgsvcError, ErrorKind, invalid
+from imgsvc.errors import ImgsvcError, internal, invalid
 from imgsvc.footprints import Footprint, outline, rectangle
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
@@ -249,7 +249,8 @@ class SourceUnreadable(ImgsvcError):
     names no path (the log has it, docs/decisions.md "Faults")."""
 
     def __init__(self) -> None:
-        super().__init__(ErrorKind.INTERNAL, "A source raster of the service could not be read; see the server log.")
+        told = internal("A source raster of the service could not be read")
+        super().__init__(told.kind, *told.details)
 
 
 def _differs(data: np.ndarray, nodata: float) -> np.ndarray:
