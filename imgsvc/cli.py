@@ -332,11 +332,13 @@ def cmd_serve(args) -> int:
     grpc_target = args.grpc_target
     if not args.gateway_only:
         from imgsvc.budget import MemoryBudget
+        from imgsvc.response_cache import ResponseCache
 
         service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error,
                                max_request_bytes=args.max_request_mb * 2**20,
                                memory=MemoryBudget(args.memory_budget_mb * 2**20),
-                               request_timeout=args.request_timeout)
+                               request_timeout=args.request_timeout,
+                               cache=ResponseCache(args.cache_mb * 2**20) if args.cache_mb else None)
         credentials = grpc.ssl_server_credentials([(tls[1], tls[0])]) if tls else None
         server, port = create_server(service, args.grpc, tokens=tokens, credentials=credentials,
                                      health_servicer=health_servicer)
@@ -438,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory the exports in flight may hold together; more wait, then are refused as busy")
     serve.add_argument("--request-timeout", type=float, default=60.0,
                        help="seconds one export may take, whatever its caller's deadline")
+    serve.add_argument("--cache-mb", type=int, default=256,
+                       help="memory for the answers to identical export requests (0: no cache)")
     serve.add_argument("--public-url", metavar="URL",
                        help="the URL clients reach the gateway by (behind a proxy): links in answers start with it")
     serve.add_argument("--allowed-hosts", nargs="+", metavar="HOST",

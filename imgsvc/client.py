@@ -128,20 +128,68 @@ def _extent(env: pb.Envelope) -> Extent:
     return Extent(env.xmin, env.ymin, env.xmax, env.ymax, sr)
 
 
+# What a caller running thousands of requests a minute needs from its channel (docs/decisions.md "Client
+# channels"): keepalive pings while a call is open, so a dead peer is noticed, and gRPC's own retry of a call that
+# never reached the service (UNAVAILABLE: a replica restarting, a connection refused), with backoff.  A call the
+# service answered, even with an error, is never retried.
+RETRY_SERVICE_CONFIG = {"methodConfig": [{
+    "name": [{"service": "imgsvc.v1.ImageService"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]},
+}]}
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000),
+                   ("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(RETRY_SERVICE_CONFIG)))
+
+
+EXPORT_PARAMETERS = ("bbox", "bboxSR", "size", "imageSR", "time", "format", "pixelType", "noData",
+                     "noDataInterpretation", "interpolation", "compression", "compressionQuality",
+                     "compressionTolerance", "lercVersion", "bandIds", "mosaicRule", "renderingRule", "sliceId",
+                     "adjustAspectRatio", "validateExtent", "datumTransformation", "f")
+IDENTIFY_PARAMETERS = ("geometryType", "mosaicRule", "renderingRule", "pixelSize", "time")
+
+
+def _known(arguments: dict, names: tuple[str, ...], operation: str) -> None:
+    """A misspelt keyword is the caller's bug, not a parameter for the service to ignore."""
+    unknown = sorted(set(arguments) - set(names))
+    if unknown:
+        raise TypeError(f"{operation}() got unexpected keyword arguments {unknown}; it takes {', '.join(names)}")
+
+
+def export_message(service: str, **arguments) -> pb.ExportImageRequest:
+    """exportImage's request from the ArcGIS parameters (``f="kmz"`` asks for the KMZ overlay)."""
+    _known(arguments, EXPORT_PARAMETERS, "export_image")
+    arguments.setdefault("f", "image")
+    return _parsed(export_request, service, _params(**arguments))
+
+
+def exported(reply: pb.ExportImageResponse) -> ExportedImage:
+    return ExportedImage(data=reply.image, content_type=reply.content_type, extension=reply.extension,
+                         width=reply.width, height=reply.height, extent=_extent(reply.extent))
+
+
+def identify_message(service: str, geometry, **arguments) -> pb.IdentifyRequest:
+    _known(arguments, IDENTIFY_PARAMETERS, "identify")
+    return _parsed(identify_request, service, _params(geometry=geometry, **arguments))
+
+
 class ImageClient:
     """A channel to an imgsvc gRPC server (``host:port``).  Use as a context manager, or call ``close()``.
 
     ``token`` is sent with every call when the server controls access (``serve --tokens``); ``root_certificates``
-    (PEM) calls a server serving TLS, checking its certificate against them."""
+    (PEM) calls a server serving TLS, checking its certificate against them.  :class:`AsyncImageClient` is the
+    same for asyncio."""
 
-    def __init__(self, target: str, timeout: float = 120.0, channel: grpc.Channel | None = None,
-                 token: str | None = None, root_certificates: bytes | None = None) -> None:
+    grpc_module = grpc
+
+    def __init__(self, target: str, timeout: float = 120.0, channel=None, token: str | None = None,
+                 root_certificates: bytes | None = None) -> None:
         self.timeout = timeout
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if channel is None and root_certificates is not None:
-            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options=options)
-        self.channel = channel or grpc.insecure_channel(target, options=options)
+            channel = self.grpc_module.secure_channel(target, grpc.ssl_channel_credentials(root_certificates),
+                                                      options=CHANNEL_OPTIONS)
+        self.channel = channel or self.grpc_module.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.ImageServiceStub(self.channel)
 
     def __enter__(self) -> ImageClient:
@@ -159,29 +207,15 @@ class ImageClient:
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
-    def export_image(self, service: str, *, bbox=None, bboxSR=None, size=None, imageSR=None, time=None,  # noqa: N803
-                     format=None, pixelType=None, noData=None, noDataInterpretation=None, interpolation=None,  # noqa: A002
-                     compression=None, compressionQuality=None, compressionTolerance=None, lercVersion=None,
-                     bandIds=None, mosaicRule=None, renderingRule=None, sliceId=None, adjustAspectRatio=None,
-                     validateExtent=None, datumTransformation=None, f: str = "image") -> ExportedImage:
-        """exportImage with the ArcGIS parameters (docs/protocol.md §1.1); ``f="kmz"`` asks for the KMZ overlay."""
-        params = _params(bbox=bbox, bboxSR=bboxSR, size=size, imageSR=imageSR, time=time, format=format,
-                         pixelType=pixelType, noData=noData, noDataInterpretation=noDataInterpretation,
-                         interpolation=interpolation, compression=compression, compressionQuality=compressionQuality,
-                         compressionTolerance=compressionTolerance, lercVersion=lercVersion, bandIds=bandIds,
-                         mosaicRule=mosaicRule, renderingRule=renderingRule, sliceId=sliceId,
-                         adjustAspectRatio=adjustAspectRatio, validateExtent=validateExtent,
-                         datumTransformation=datumTransformation, f=f)
-        reply = self._call("ExportImage", _parsed(export_request, service, params))
-        return ExportedImage(data=reply.image, content_type=reply.content_type, extension=reply.extension,
-                             width=reply.width, height=reply.height, extent=_extent(reply.extent))
+    def export_image(self, service: str, **arguments) -> ExportedImage:
+        """exportImage with the ArcGIS parameters (``EXPORT_PARAMETERS``, docs/protocol.md §1.1) as keywords;
+        ``f="kmz"`` asks for the KMZ overlay."""
+        return exported(self._call("ExportImage", export_message(service, **arguments)))
 
-    def identify(self, service: str, geometry, *, geometryType=None, mosaicRule=None,  # noqa: N803
-                 renderingRule=None, pixelSize=None, time=None) -> pb.IdentifyResponse:
-        """The pixel under ``geometry`` (a point dict, or an (x, y) pair in the service SR)."""
-        params = _params(geometry=geometry, geometryType=geometryType, mosaicRule=mosaicRule,
-                         renderingRule=renderingRule, pixelSize=pixelSize, time=time)
-        return self._call("Identify", _parsed(identify_request, service, params))
+    def identify(self, service: str, geometry, **arguments) -> pb.IdentifyResponse:
+        """The pixel under ``geometry`` (a point dict, or an (x, y) pair in the service SR), with the
+        ``IDENTIFY_PARAMETERS`` as keywords."""
+        return self._call("Identify", identify_message(service, geometry, **arguments))
 
     def service_info(self, name: str) -> pb.ServiceInfo:
         """The service's root resource as a typed message."""
@@ -189,3 +223,37 @@ class ImageClient:
 
     def list_services(self) -> list[str]:
         return [s.name for s in self._call("ListServices", pb.ListServicesRequest()).services]
+
+
+class AsyncImageClient(ImageClient):
+    """:class:`ImageClient` for asyncio: the same arguments, answers and errors, each method a coroutine.  Use as
+    an async context manager, or await ``close()``."""
+
+    grpc_module = grpc.aio
+
+    async def __aenter__(self) -> AsyncImageClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def _call(self, method: str, message):
+        try:
+            return await getattr(self.stub, method)(message, timeout=self.timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    async def export_image(self, service: str, **arguments) -> ExportedImage:
+        return exported(await self._call("ExportImage", export_message(service, **arguments)))
+
+    async def identify(self, service: str, geometry, **arguments) -> pb.IdentifyResponse:
+        return await self._call("Identify", identify_message(service, geometry, **arguments))
+
+    async def service_info(self, name: str) -> pb.ServiceInfo:
+        return await self._call("GetServiceInfo", pb.GetServiceInfoRequest(service=name))
+
+    async def list_services(self) -> list[str]:
+        return [s.name for s in (await self._call("ListServices", pb.ListServicesRequest())).services]

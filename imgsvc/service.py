@@ -31,6 +31,7 @@ from imgsvc.params import ExportParams, export_params
 from imgsvc.plan import (ExportPlan, OutputGrid, PixelWindow, band_selection, grid_centres, make_plan, output_grid,
                          output_pixel_size, search_bounds, viewpoint_in)
 from imgsvc.read import SourceUnreadable, read_window
+from imgsvc.response_cache import ResponseCache, request_key
 
 # docs/decisions.md Q2: with no lercVersion, answer with the highest version (2), as current servers do.
 DEFAULT_LERC_VERSION = 2
@@ -264,10 +265,11 @@ class ImageService:
 
     def __init__(self, catalog: Catalog, transform_error: float = kernels.DEFAULT_MAX_ERROR,
                  max_request_bytes: int = budget.DEFAULT_REQUEST_BYTES, memory: budget.MemoryBudget | None = None,
-                 request_timeout: float | None = None) -> None:
+                 request_timeout: float | None = None, cache: ResponseCache | None = None) -> None:
         """Server settings: ``transform_error``, the approximate transformer's bound in source pixels;
         ``max_request_bytes``, the memory one export may need; ``memory``, the budget the exports in flight share;
-        ``request_timeout``, the seconds one export may take whatever its caller's deadline."""
+        ``request_timeout``, the seconds one export may take whatever its caller's deadline; ``cache``, where the
+        answers to identical requests are kept (None: none are)."""
         if not transform_error > 0:
             raise ValueError("transform_error must be a positive number of source pixels")
         if max_request_bytes <= 0 or (request_timeout is not None and not request_timeout > 0):
@@ -277,6 +279,7 @@ class ImageService:
         self.max_request_bytes = max_request_bytes
         self.memory = memory
         self.request_timeout = request_timeout
+        self.cache = cache
         # Services whose rasters failed to read (docs/decisions.md "Faults"), and who hears of a change: the gRPC
         # server's health (service name, serving?).
         self.unhealthy: set[str] = set()
@@ -292,6 +295,13 @@ class ImageService:
     def export_image(self, params: ExportParams, deadline: budget.Deadline = budget.NO_DEADLINE) -> ExportResult:
         """Plan, then (once the plan's memory fits this request's and the server's budgets) render and encode,
         stopping at ``deadline`` or the server's ceiling (docs/decisions.md "Bounded work")."""
+        key = None
+        if self.cache is not None:
+            version = self.catalog.version()
+            key = None if version is None else (request_key(params), version)
+            cached = None if key is None else self.cache.get(key)
+            if cached is not None:
+                return cached
         deadline = deadline.capped(self.request_timeout)
         export = self.plan_export(params)
         needed = budget.check_request_bytes(export.plan, self.max_request_bytes)
@@ -299,7 +309,10 @@ class ImageService:
             block = self.render_block(export, deadline)
             deadline.check()
             encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
-        return ExportResult(encoded=encoded, grid=export.plan.grid)
+        result = ExportResult(encoded=encoded, grid=export.plan.grid)
+        if key is not None:
+            self.cache.put(key, result, len(encoded.data))
+        return result
 
     # The stages of export_image, public so that bench/ can time each on its own.
 

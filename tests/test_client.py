@@ -102,3 +102,56 @@ def test_an_unreachable_server_is_unavailable():
     with ImageClient(f"127.0.0.1:{port}", timeout=2) as c, pytest.raises(Unavailable) as info:
         c.list_services()
     assert isinstance(info.value, ServiceError)
+
+
+def test_a_misspelt_parameter_is_a_type_error(client):
+    with pytest.raises(TypeError, match="bbx"):
+        client.export_image("dem", bbx=DEM_3857)
+
+
+def test_the_asyncio_client_gives_the_same_answers_and_errors(grpc_server, client):
+    import asyncio
+
+    from imgsvc.client import AsyncImageClient
+
+    query = dict(bbox=DEM_3857, bboxSR=3857, size=(200, 150), format="png")
+
+    async def main():
+        async with AsyncImageClient(grpc_server) as aclient:
+            images = await asyncio.gather(*(aclient.export_image("dem", **query) for _ in range(12)))
+            with pytest.raises(NotFound):
+                await aclient.service_info("nope")
+            return images, await aclient.list_services()
+
+    images, names = asyncio.run(main())
+    expected = client.export_image("dem", **query)
+    assert all(image == expected for image in images) and names == client.list_services()
+
+
+def test_a_call_that_found_the_service_unavailable_is_retried():
+    """The channel's service config retries UNAVAILABLE: a server refusing twice, then answering."""
+    from concurrent import futures
+
+    import grpc
+
+    from imgsvc.v1 import image_service_pb2 as pb
+    from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
+
+    calls = []
+
+    class Flaky(pb_grpc.ImageServiceServicer):
+        def ListServices(self, request, context):
+            calls.append(1)
+            if len(calls) <= 2:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+            return pb.ListServicesResponse(services=[pb.ServiceSummary(name="up", type="ImageServer")])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_ImageServiceServicer_to_server(Flaky(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with ImageClient(f"127.0.0.1:{port}", timeout=10) as flaky:
+            assert flaky.list_services() == ["up"] and len(calls) == 3
+    finally:
+        server.stop(grace=None)

@@ -218,17 +218,22 @@ class Catalog:
                 raise RuntimeError(f"the catalog at {self.path} has schema version {version}, older than this "
                                    f"imgsvc's {SCHEMA_VERSION}; run `imgsvc --catalog {self.path} migrate` first")
 
+    def version(self) -> tuple[int, int, int] | None:
+        """What changes whenever the catalog does: its file's inode, size and modification time (None when the
+        file is gone)."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
     def _connect(self) -> sqlite3.Connection:
         """This thread's connection.  A server's (read-only) one follows the file: replaced or rewritten on disk (a
         new inode, size or mtime), it is reopened; gone, the last one goes on serving what it read
         (docs/decisions.md "Faults")."""
         conn = getattr(self._local, "conn", None)
         if self.readonly:
-            try:
-                stat = os.stat(self.path)
-                signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            except OSError:
-                signature = getattr(self._local, "signature", None)
+            signature = self.version() or getattr(self._local, "signature", None)
             if conn is not None and signature != self._local.signature:
                 conn.close()
                 conn = None
