@@ -1,4 +1,4 @@
-"""Command line: `imgsvc serve | add | template | list | remove | demo | migrate`."""
+"""Command line: `imgsvc serve | add | template | list | remove | demo | migrate | loadtest`."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +6,8 @@ import contextlib
 import dataclasses
 import glob
 import logging
+import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -314,14 +314,43 @@ def _on_termination(handler):
 def cmd_serve(args) -> int:
     """Serve until SIGTERM or SIGINT, then drain (docs/decisions.md "Hardening"): health NOT_SERVING at once, the
     REST listener closed and its requests finished, then the gRPC listener closed and its calls finished, all
-    within --drain-seconds; exit status 0."""
+    within --drain-seconds; exit status 0.  With --workers N > 1, N such servers share the ports
+    (imgsvc.serving)."""
+    if args.workers < 1:
+        raise invalid("--workers must be at least 1.")
+    if args.workers > 1:
+        from imgsvc.serving import supervise
+
+        return supervise(args)
+    return serve_one(args)
+
+
+def announce(args, grpc_target: str | None, base: str | None) -> None:
+    """Where the server listens, as `make serve` and the tests read it."""
+    if grpc_target is not None:
+        print(f"imgsvc gRPC   listening on {grpc_target}", flush=True)
+    if base is None:
+        return
+    print(f"imgsvc REST   listening on {base}/arcgis/rest/services", flush=True)
+    names = Catalog(args.catalog, readonly=True).service_names() if not args.gateway_only else []
+    if names:
+        print(f"open in a browser: {base}/arcgis/rest/services/{names[0]}/ImageServer", flush=True)
+        print(f"map (Leaflet):     {base}/arcgis/rest/services/{names[0]}/ImageServer/map", flush=True)
+
+
+def serve_one(args, worker=None) -> int:
+    """One server.  ``worker`` (an ``imgsvc.serving.WorkerPorts``): one of --workers N, on the ports the parent
+    holds (SO_REUSEPORT), its gateway calling its own gRPC server on a private port; it prints nothing, says when it
+    listens, and names itself in each HTTP answer."""
     import grpc
     import uvicorn
     from grpc_health.v1 import health
 
     from imgsvc.grpc import create_server
     from imgsvc.rest.app import LOOPBACK_HOSTS, GatewaySettings, create_app
+    from imgsvc.rest.worker import with_worker_header
     from imgsvc.service import ImageService
+    from imgsvc.serving import listening_socket
     from imgsvc.tokens import Tokens
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -340,11 +369,15 @@ def cmd_serve(args) -> int:
                                request_timeout=args.request_timeout,
                                cache=ResponseCache(args.cache_mb * 2**20) if args.cache_mb else None)
         credentials = grpc.ssl_server_credentials([(tls[1], tls[0])]) if tls else None
-        server, port = create_server(service, args.grpc, tokens=tokens, credentials=credentials,
-                                     health_servicer=health_servicer)
+        server, port = create_server(service, worker.grpc if worker else args.grpc, tokens=tokens,
+                                     credentials=credentials, health_servicer=health_servicer)
+        if worker:  # this worker's own port, for its gateway: no REST request crosses to another worker
+            private = f"{_host_port(args.grpc)[0]}:0"
+            port = (server.add_secure_port(private, credentials) if credentials else server.add_insecure_port(private))
         server.start()
         grpc_target = f"{_host_port(args.grpc)[0]}:{port}"
-        print(f"imgsvc gRPC   listening on {grpc_target}", flush=True)
+        if not worker:
+            announce(args, grpc_target, None)
     signalled: list[float] = []
 
     def stop_serving() -> None:
@@ -360,10 +393,12 @@ def cmd_serve(args) -> int:
             stopping.set()
 
         with _on_termination(stop):
+            if worker:
+                worker.ready.put(os.getpid())
             stopping.wait()
         server.stop(grace=args.drain_seconds).wait()
         return 0
-    host, port = _host_port(args.http)
+    host = _host_port(args.http)[0]
     app = create_app(GatewaySettings(
         grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
         output_ttl_seconds=args.output_ttl, errors_with_http_200=not args.http_error_status,
@@ -371,15 +406,12 @@ def cmd_serve(args) -> int:
         allowed_hosts=LOOPBACK_HOSTS | {host} | set(args.allowed_hosts or ()),
         grpc_root_certificates=tls[0] if tls and not args.gateway_only else None))
     # Bind first, so the address printed is the one the OS gave (port 0 picks a free port).
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    base = f"{'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}"
-    print(f"imgsvc REST   listening on {base}/arcgis/rest/services", flush=True)
-    names = Catalog(args.catalog, readonly=True).service_names() if not args.gateway_only else []
-    if names:
-        print(f"open in a browser: {base}/arcgis/rest/services/{names[0]}/ImageServer", flush=True)
-        print(f"map (Leaflet):     {base}/arcgis/rest/services/{names[0]}/ImageServer/map", flush=True)
+    sock = listening_socket(worker.http if worker else args.http, shared=worker is not None)
+    if worker:
+        app = with_worker_header(app, str(os.getpid()))
+        worker.ready.put(os.getpid())
+    else:
+        announce(args, None, f"{'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}")
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=args.drain_seconds,
                             ssl_certfile=args.tls_cert if tls else None, ssl_keyfile=args.tls_key if tls else None)
     try:
@@ -410,6 +442,66 @@ def _draining_gateway(config, on_signal):
     return DrainingServer(config)
 
 
+def _numbers(text: str, count: int, option: str, kind=float) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise invalid(f"{option} {text!r}: expected {count} comma-separated numbers.")
+    return values
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise invalid(f"--param {text!r}: expected NAME=VALUE.")
+    return name, value
+
+
+def cmd_loadtest(args) -> int:
+    from imgsvc.loadtest import report
+    from imgsvc.loadtest.mix import Mix
+    from imgsvc.loadtest.runner import Options, run
+    from imgsvc.loadtest.target import check_allowed, parse_target
+
+    if args.compare:
+        print(report.compare(*args.compare))
+        return 0
+    if args.target is None:
+        raise invalid("loadtest needs a TARGET (or --compare A.json B.json).")
+    target = parse_target(args.target, args.service)
+    check_allowed(target, args.allow_host or [])
+    if args.step and args.p99_target is None:
+        raise invalid("--step needs --p99-target MS.")
+    steps = ()
+    if args.step:
+        first, step, last = _numbers(args.step, 3, "--step")
+        if first <= 0 or step <= 0 or last < first:
+            raise invalid(f"--step {args.step!r}: expected START,STEP,MAX with 0 < START <= MAX and STEP > 0.")
+        steps = tuple(first + step * i for i in range(int((last - first) / step + 1e-9) + 1))
+    mix = Mix(sizes=tuple(_numbers(s, 2, "--size", int) for s in args.size or ["512,512"]),
+              formats=tuple(f for text in args.format or ["png"] for f in text.split(",")),
+              scales=tuple(x for text in args.scale or ["1,2,4,8"]
+                           for x in _numbers(text, text.count(",") + 1, "--scale")),
+              interpolations=tuple(args.interpolation or ()), rendering_rules=tuple(args.rendering_rule or ()),
+              mosaic_rules=tuple(args.mosaic_rule or ()),
+              fixed=tuple(_name_value(p) for p in args.param or ()))
+    summary = run(Options(target=target, mix=mix, seed=args.seed,
+                          requests_file=Path(args.requests_file) if args.requests_file else None,
+                          concurrency=args.concurrency, rate=args.rate, steps=steps, p99_target_ms=args.p99_target,
+                          max_requests=args.requests, duration_s=args.duration, warmup_s=args.warmup,
+                          ramp_s=args.ramp, connections=args.connections, max_in_flight=args.max_in_flight,
+                          timeout_s=args.timeout, server_pids=tuple(args.server_pid or ()),
+                          progress=not args.quiet))
+    print(report.text(summary))
+    if args.json:
+        report.write_json(summary, Path(args.json))
+    if args.html:
+        report.write_html(summary, Path(args.html))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imgsvc import kernels  # here, not at the top: importing imgsvc.cli does not load the compiled kernels
 
@@ -432,12 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transform-error", type=float, default=kernels.DEFAULT_MAX_ERROR,
                        help="bound of the approximate transformer in source pixels (smaller: closer to exact PROJ "
                             "transforms, slower on large extents)")
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="server processes sharing the ports with SO_REUSEPORT, each with its own datasets and "
+                            "caches (default: the machine's cores, %(default)s here)")
     serve.add_argument("--http-error-status", action="store_true",
                        help="answer errors with 4xx/5xx HTTP statuses instead of ArcGIS's HTTP 200")
     serve.add_argument("--max-request-mb", type=_positive_int, default=1024,
                        help="memory one export may need; larger ones are refused as over the size limit")
     serve.add_argument("--memory-budget-mb", type=_positive_int, default=4096,
-                       help="memory the exports in flight may hold together; more wait, then are refused as busy")
+                       help="memory the exports in flight may hold together; more wait, then are refused as busy "
+                            "(shared out among the --workers)")
     serve.add_argument("--request-timeout", type=float, default=60.0,
                        help="seconds one export may take, whatever its caller's deadline")
     serve.add_argument("--cache-mb", type=int, default=256,
@@ -503,6 +599,49 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[catalog_option], help="generate the demo rasters and register them")
     demo.add_argument("--dest", default=str(DEMO_DIR))
     demo.set_defaults(func=cmd_demo)
+
+    load = sub.add_parser("loadtest", help="drive a running server with exportImage requests and report latency",
+                          description="Closed loop (--concurrency), open loop (--rate, latency from each request's "
+                                      "due time) or step mode (--step, --p99-target); see docs/loadtest.md.")
+    load.add_argument("target", nargs="?", help="grpc://HOST:PORT or http://HOST:PORT/arcgis/rest/services/NAME/"
+                                                "ImageServer")
+    load.add_argument("--service", help="the service (required for gRPC; read from a REST URL)")
+    pace = load.add_mutually_exclusive_group()
+    pace.add_argument("--concurrency", type=int, default=1, help="closed loop: this many clients (default 1)")
+    pace.add_argument("--rate", type=float, help="open loop: requests per second")
+    pace.add_argument("--step", metavar="START,STEP,MAX", help="open loop at rising rates, until p99 misses the "
+                                                                "target")
+    load.add_argument("--p99-target", type=float, metavar="MS", help="the p99 latency a --step rate must meet")
+    load.add_argument("--requests", type=int, metavar="N", help="measure this many requests (per step)")
+    load.add_argument("--duration", type=float, metavar="S", help="measure this long (per step; default 10 s "
+                                                                  "unless --requests)")
+    load.add_argument("--warmup", type=float, default=1.0, metavar="S", help="unrecorded seconds at full load")
+    load.add_argument("--ramp", type=float, default=0.0, metavar="S",
+                      help="unrecorded seconds before the warm-up over which the load rises to full")
+    load.add_argument("--size", action="append", metavar="W,H", help="output size (repeatable; default 512,512)")
+    load.add_argument("--format", action="append", metavar="F", help="format(s), comma-separated (default png)")
+    load.add_argument("--scale", action="append", metavar="X[,X...]",
+                      help="output pixel size over the service's (default 1,2,4,8)")
+    load.add_argument("--interpolation", action="append", metavar="RSP_...", help="interpolation (repeatable)")
+    load.add_argument("--rendering-rule", action="append", metavar="JSON", help="renderingRule (repeatable)")
+    load.add_argument("--mosaic-rule", action="append", metavar="JSON", help="mosaicRule (repeatable)")
+    load.add_argument("--param", action="append", metavar="NAME=VALUE", help="sent with every request")
+    load.add_argument("--requests-file", metavar="FILE",
+                      help="send these requests instead: one URL/query string or JSON object a line")
+    load.add_argument("--seed", type=int, default=1, help="seed of the random request mix")
+    load.add_argument("--connections", type=int, help="connections to open (default: the concurrency; 8 in open "
+                                                      "loop)")
+    load.add_argument("--max-in-flight", type=int, default=1024, help="open loop: outstanding requests at most")
+    load.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request timeout")
+    load.add_argument("--server-pid", type=int, action="append", metavar="PID",
+                      help="report this process's CPU and memory (repeatable; default: the local processes "
+                           "listening on the target's port)")
+    load.add_argument("--allow-host", action="append", metavar="HOST", help="allow loading this non-loopback host")
+    load.add_argument("--json", metavar="FILE", help="write the summary as JSON")
+    load.add_argument("--html", metavar="FILE", help="write an HTML report")
+    load.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two runs side by side")
+    load.add_argument("--quiet", action="store_true", help="no progress line")
+    load.set_defaults(func=cmd_loadtest)
     return parser
 
 

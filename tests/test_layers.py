@@ -1,5 +1,5 @@
-"""The generated protobuf code is a transport type: only the doors (the gRPC package, the REST gateway and the
-Python client) may import it; the core works with its own values."""
+"""The generated protobuf code is a transport type: only the doors (the gRPC package, the REST gateway, the
+Python client and the load-test harness's client door) may import it; the core works with its own values."""
 from __future__ import annotations
 
 import ast
@@ -10,7 +10,7 @@ import imgsvc
 
 PACKAGE = Path(imgsvc.__file__).parent
 GENERATED = PACKAGE / "v1"
-DOORS = (PACKAGE / "grpc", PACKAGE / "rest", PACKAGE / "client.py")
+DOORS = (PACKAGE / "grpc", PACKAGE / "rest", PACKAGE / "client.py", PACKAGE / "loadtest" / "doors.py")
 CONTRACT = re.compile(r"image_service_pb2|imgsvc.v1")
 
 
