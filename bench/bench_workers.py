@@ -31,7 +31,7 @@ def served(workers: int, catalog: str):
     with tempfile.TemporaryDirectory() as output:
         process = subprocess.Popen([sys.executable, "-m", "imgsvc", "--catalog", catalog, "serve", "--workers",
                                     str(workers), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--output-dir",
-                                    output], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                    output, "--cache-mb", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         grpc_target = url = None
         for line in process.stdout:
             if match := re.search(r"gRPC\s+listening on (\S+)", line):

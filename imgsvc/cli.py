@@ -537,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--request-timeout", type=float, default=60.0,
                        help="seconds one export may take, whatever its caller's deadline")
     serve.add_argument("--cache-mb", type=int, default=256,
-                       help="memory for the answers to identical export requests (0: no cache)")
+                       help="memory for the answers to identical export requests (0: no cache; shared out among "
+                            "the --workers)")
     serve.add_argument("--public-url", metavar="URL",
                        help="the URL clients reach the gateway by (behind a proxy): links in answers start with it")
     serve.add_argument("--allowed-hosts", nargs="+", metavar="HOST",
