@@ -112,24 +112,30 @@ def _is_zarr_store(path: Path) -> bool:
     return path.is_dir() and (path.suffix.lower() == ".zarr" or any((path / m).exists() for m in ZARR_MARKERS))
 
 
-def raster_paths(paths: list[str]) -> list[Path]:
-    """Files, shell-style globs and folders (their rasters, in name order), each file once, in the order given."""
-    found: list[Path] = []
+def raster_paths(paths: list[str]) -> list[Path | str]:
+    """Files, shell-style globs and folders (their rasters, in name order), and ``s3://`` objects or prefixes (the
+    objects under them, in key order), each once, in the order given."""
+    from imgsvc import storage
+
+    found: list[Path | str] = []
     for text in paths:
         path = Path(text)
-        if path.is_dir() and not _is_zarr_store(path):
+        if storage.is_remote(text):
+            found += storage.list_objects(text)
+        elif path.is_dir() and not _is_zarr_store(path):
             found += sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
         elif any(ch in text for ch in "*?["):
             found += sorted(Path(p) for p in glob.glob(text))
         else:
             found.append(path)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    unique = list(dict.fromkeys(p if isinstance(p, str) else p.resolve() for p in found))
     if not unique:
         raise invalid(f"No raster found in {' '.join(paths)}.")
     return unique
 
 
-def register(catalog: Catalog, name: str, paths: Path | list[Path], settings: ServiceSettings, replace: bool = False,
+def register(catalog: Catalog, name: str, paths: Path | str | list[Path | str], settings: ServiceSettings,
+             replace: bool = False,
              attrs: Path | None = None, append: bool = False, variables: list[str] | None = None) -> None:
     """Describe the rasters and compute their statistics and histograms (the service itself never writes them);
     ``attrs`` is a CSV table of item fields (see ``imgsvc.catalog.attributes``).  netCDF and Zarr files become a
@@ -137,7 +143,7 @@ def register(catalog: Catalog, name: str, paths: Path | list[Path], settings: Se
     from imgsvc.catalog.attributes import attributes_for, check_time_fields, read_attribute_table
     from imgsvc.read import compute_distributions, describe_raster, valid_outline
 
-    paths = [paths] if isinstance(paths, Path) else paths
+    paths = [paths] if isinstance(paths, (Path, str)) else paths
     fields, table = read_attribute_table(attrs) if attrs is not None else ((), None)
     slices = _slices(paths, variables)
     if slices is not None:

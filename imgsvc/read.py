@@ -5,7 +5,6 @@ Paths handed to GDAL here only ever come from the catalog (written by the CLI), 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from imgsvc.catalog.dimensions import CubeVariable
 from imgsvc.distributions import distributions_of
 from imgsvc.errors import ImgsvcError, internal, invalid
 from imgsvc.footprints import Footprint, outline, rectangle
+from imgsvc import storage
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
 # No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders), tiles
@@ -40,11 +40,17 @@ GDAL_OPTIONS = {
 log = logging.getLogger(__name__)
 
 
+def _env() -> rasterio.Env:
+    """The GDAL settings every open runs under (those of object storage read from the environment each time)."""
+    return rasterio.Env(**GDAL_OPTIONS, **storage.gdal_options())
+
+
 def describe_raster(path: str | Path) -> RasterItem:
-    """What the catalog records for a GeoTIFF/COG: grid, bands, nodata, overviews, per-band statistics."""
-    path = Path(path).resolve()
+    """What the catalog records for a GeoTIFF/COG (a local file or an ``s3://`` object): grid, bands, nodata,
+    overviews, per-band statistics."""
+    path = storage.source_path(path)
     try:
-        with rasterio.Env(**GDAL_OPTIONS), rasterio.open(path) as src:
+        with _env(), rasterio.open(path) as src:
             return _describe(src, path)
     except RasterioError as exc:
         raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
@@ -100,9 +106,9 @@ CUBE_DRIVERS = {"netCDF", "Zarr"}
 def is_cube(path: str | Path) -> bool:
     """Whether GDAL reads ``path`` as a netCDF or Zarr file (registered slice by slice)."""
     try:
-        with rasterio.Env(**GDAL_OPTIONS), warnings.catch_warnings():
+        with _env(), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(Path(path).resolve()) as src:
+            with rasterio.open(storage.source_path(path)) as src:
                 return src.driver in CUBE_DRIVERS
     except RasterioError as exc:
         raise invalid(f"Cannot open {path} as a raster: {exc}") from exc
@@ -112,7 +118,7 @@ def describe_cube(path: str | Path) -> list[CubeVariable]:
     """Every georeferenced 2-D-or-more variable of a netCDF or Zarr file (coordinate variables are skipped)."""
     path = Path(path).resolve()
     try:
-        with rasterio.Env(**GDAL_OPTIONS), warnings.catch_warnings():
+        with _env(), warnings.catch_warnings():
             # A netCDF file's own dataset (not its variables) has no georeferencing: nothing to warn about.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
@@ -200,8 +206,7 @@ def _dataset(item: RasterItem, overview: int | None):
     cache = getattr(_thread, "datasets", None)
     if cache is None:
         cache = _thread.datasets = OrderedDict()
-    stat = os.stat(item.path)
-    signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    signature = storage.signature(item.path)
     key = (item.dataset or item.path, overview)
     entry = cache.get(key)
     if entry is not None and entry[1] == signature:
@@ -224,7 +229,7 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     """
     indexes = item.source_indexes(bands)
     try:
-        with rasterio.Env(**GDAL_OPTIONS):
+        with _env():
             src = _dataset(item, overview)
             data = src.read(indexes, window=window)
             if item.mask_kind == "none":
