@@ -154,10 +154,11 @@ def test_open_loop_above_capacity_shows_the_queue_that_closed_loop_hides(slow_gr
     assert overloaded["latency_ms"]["p99"] > 10 * SERVICE_S * 1000
     assert overloaded["throughput_rps"] == pytest.approx(CAPACITY_RPS, rel=0.1)
     underloaded = loadtest(tmp_path, *common, "--rate", str(0.5 * CAPACITY_RPS))
-    assert underloaded["latency_ms"]["p99"] < 1.5 * SERVICE_S * 1000
+    # Bounds a busy machine (other suites on the 2 cores) still meets, far below the overloaded run's 10x.
+    assert underloaded["latency_ms"]["p99"] < 3 * SERVICE_S * 1000
     closed = loadtest(tmp_path, *common, "--concurrency", str(2 * SERVER_WORKERS))
     # Closed loop offers only as much as is answered: twice the workers wait one service time each, never more.
-    assert closed["latency_ms"]["p99"] < 2.5 * SERVICE_S * 1000
+    assert closed["latency_ms"]["p99"] < 5 * SERVICE_S * 1000
 
 
 def test_step_mode_finds_the_highest_rate_under_the_p99_target(slow_grpc, tmp_path):
