@@ -17,8 +17,9 @@ from imgsvc.rest.query import Params, export_request
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 from tests.conftest import start_serve
 
-# A slow request on the test rasters (a 2000x1500 slope of the 4-band service) keeps work in flight at the signal.
-SLOW = {"size": "2000,1500", "format": "tiff", "pixelType": "F32",
+# A slow request on the test rasters (a 4000x3000 slope of the DEM, over a second here) keeps work in flight at the
+# signal (a 2000x1500 one of the 4-band service sometimes finished within the 0.3 s the test waits).
+SLOW = {"size": "4000,3000", "format": "tiff", "pixelType": "F32",
         "renderingRule": '{"rasterFunction": "Slope", "rasterFunctionArguments": {"ZFactor": 1}}'}
 
 
@@ -40,12 +41,12 @@ def test_sigterm_drains_in_flight_work_reports_not_serving_at_once_and_exits_0(c
         assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
 
         def rest() -> bytes:
-            reply = http.get("/arcgis/rest/services/ms/ImageServer/exportImage", params={**SLOW, "f": "image"})
+            reply = http.get("/arcgis/rest/services/dem/ImageServer/exportImage", params={**SLOW, "f": "image"})
             assert reply.status_code == 200 and reply.headers["content-type"] == "image/tiff", reply.text[:300]
             return reply.content
 
         def direct() -> bytes:
-            return stub.ExportImage(export_request("ms", Params(SLOW.items())), timeout=120).image
+            return stub.ExportImage(export_request("dem", Params(SLOW.items())), timeout=120).image
 
         with futures.ThreadPoolExecutor(8) as pool:
             # A health watcher is told of a change as it happens, where a Check call waits for one of the gRPC
