@@ -110,3 +110,41 @@ class MemoryBudget:
             with self._changed:
                 self.in_use -= nbytes
                 self._changed.notify_all()
+
+
+class ExportSlots:
+    """At most ``running`` exports at once, and at most ``waiting`` more waiting for a turn (until their deadline);
+    a request beyond both is refused as busy at once, so a burst cannot queue up unbounded work and the server's
+    threads stay free for metadata and health (docs/decisions.md "Bounded work")."""
+
+    def __init__(self, running: int, waiting: int) -> None:
+        if running <= 0 or waiting < 0:
+            raise ValueError("export slots need 1 or more running and 0 or more waiting")
+        self.running = running
+        self.waiting = waiting
+        self.active = 0
+        self.queued = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def take(self, deadline: Deadline = NO_DEADLINE):
+        with self._changed:
+            if self.active >= self.running:
+                if self.queued >= self.waiting:
+                    raise busy(f"The server is busy: {self.active} exports are running and {self.queued} waiting; "
+                               "try again shortly.")
+                self.queued += 1
+                try:
+                    turn = self._changed.wait_for(lambda: self.active < self.running, timeout=deadline.remaining())
+                finally:
+                    self.queued -= 1
+                if not turn:
+                    deadline.check()
+                    raise busy("The server is busy: no export finished while this one waited.")
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.active -= 1
+                self._changed.notify()

@@ -366,14 +366,15 @@ def serve_one(args, worker=None) -> int:
     server = None
     grpc_target = args.grpc_target
     if not args.gateway_only:
-        from imgsvc.budget import MemoryBudget
+        from imgsvc.budget import ExportSlots, MemoryBudget
         from imgsvc.response_cache import ResponseCache
 
         service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error,
                                max_request_bytes=args.max_request_mb * 2**20,
                                memory=MemoryBudget(args.memory_budget_mb * 2**20),
                                request_timeout=args.request_timeout,
-                               cache=ResponseCache(args.cache_mb * 2**20) if args.cache_mb else None)
+                               cache=ResponseCache(args.cache_mb * 2**20) if args.cache_mb else None,
+                               slots=ExportSlots(args.max_exports, args.export_queue))
         credentials = grpc.ssl_server_credentials([(tls[1], tls[0])]) if tls else None
         server, port = create_server(service, worker.grpc if worker else args.grpc, tokens=tokens,
                                      credentials=credentials, health_servicer=health_servicer)
@@ -542,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(shared out among the --workers)")
     serve.add_argument("--request-timeout", type=float, default=60.0,
                        help="seconds one export may take, whatever its caller's deadline")
+    serve.add_argument("--max-exports", type=_positive_int, default=2 * (os.cpu_count() or 1),
+                       help="exports running at once in each worker (default: twice the cores)")
+    serve.add_argument("--export-queue", type=int, default=32,
+                       help="exports waiting for a turn in each worker; more are refused as busy at once")
     serve.add_argument("--cache-mb", type=int, default=256,
                        help="memory for the answers to identical export requests (0: no cache; shared out among "
                             "the --workers)")

@@ -265,11 +265,13 @@ class ImageService:
 
     def __init__(self, catalog: Catalog, transform_error: float = kernels.DEFAULT_MAX_ERROR,
                  max_request_bytes: int = budget.DEFAULT_REQUEST_BYTES, memory: budget.MemoryBudget | None = None,
-                 request_timeout: float | None = None, cache: ResponseCache | None = None) -> None:
+                 request_timeout: float | None = None, cache: ResponseCache | None = None,
+                 slots: budget.ExportSlots | None = None) -> None:
         """Server settings: ``transform_error``, the approximate transformer's bound in source pixels;
         ``max_request_bytes``, the memory one export may need; ``memory``, the budget the exports in flight share;
         ``request_timeout``, the seconds one export may take whatever its caller's deadline; ``cache``, where the
-        answers to identical requests are kept (None: none are)."""
+        answers to identical requests are kept (None: none are); ``slots``, how many exports run and wait at once
+        (None: no limit)."""
         if not transform_error > 0:
             raise ValueError("transform_error must be a positive number of source pixels")
         if max_request_bytes <= 0 or (request_timeout is not None and not request_timeout > 0):
@@ -280,6 +282,7 @@ class ImageService:
         self.memory = memory
         self.request_timeout = request_timeout
         self.cache = cache
+        self.slots = slots
         # Services whose rasters failed to read (docs/decisions.md "Faults"), and who hears of a change: the gRPC
         # server's health (service name, serving?).
         self.unhealthy: set[str] = set()
@@ -305,7 +308,8 @@ class ImageService:
         deadline = deadline.capped(self.request_timeout)
         export = self.plan_export(params)
         needed = budget.check_request_bytes(export.plan, self.max_request_bytes)
-        with self.memory.reserve(needed, deadline) if self.memory else nullcontext():
+        with self.slots.take(deadline) if self.slots else nullcontext(), \
+                self.memory.reserve(needed, deadline) if self.memory else nullcontext():
             block = self.render_block(export, deadline)
             deadline.check()
             encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)

@@ -191,3 +191,69 @@ def test_a_caller_gone_stops_the_work(catalog_file):
     with pytest.raises(ImgsvcError) as caught:
         core.export_image(request("many", **MANY_MEAN), budget.Deadline(gone=gone.is_set))
     assert caught.value.kind is ErrorKind.CANCELLED and time.monotonic() - started < 1.5
+
+
+def test_export_slots_run_some_queue_some_and_refuse_the_rest():
+    slots = budget.ExportSlots(running=1, waiting=1)
+    release = threading.Event()
+    order = []
+
+    def export(name):
+        with slots.take(budget.Deadline(5)):
+            order.append(name)
+            release.wait(5)
+
+    first = threading.Thread(target=export, args=("first",))
+    first.start()
+    while slots.active < 1:
+        time.sleep(0.01)
+    second = threading.Thread(target=export, args=("second",))
+    second.start()
+    while slots.queued < 1:
+        time.sleep(0.01)
+    with pytest.raises(ImgsvcError) as caught:  # running and waiting are full: refused at once
+        with slots.take(budget.Deadline(5)):
+            pass
+    assert caught.value.kind is ErrorKind.RESOURCE_EXHAUSTED
+    release.set()
+    first.join()
+    second.join()
+    assert order == ["first", "second"] and (slots.active, slots.queued) == (0, 0)
+    with pytest.raises(ImgsvcError) as caught:  # a wait past the deadline is the deadline's
+        with slots.take(), slots.take(budget.Deadline(0.2)):
+            pass
+    assert caught.value.kind is ErrorKind.DEADLINE_EXCEEDED
+
+
+def test_health_and_metadata_answer_while_every_export_slot_is_taken(catalog_file):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from imgsvc.v1 import image_service_pb2 as pb
+
+    core = ImageService(Catalog(catalog_file, readonly=True), slots=budget.ExportSlots(running=2, waiting=4))
+    server, port = create_server(core, "127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.ImageServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
+    try:
+        with core.slots.take(), core.slots.take():  # every running slot taken: exports wait
+            waiting = [stub.ExportImage.future(export_request("dem", Params({"f": "image"}.items())), timeout=30)
+                       for _ in range(4)]
+            deadline = time.monotonic() + 10
+            while core.slots.queued < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert core.slots.queued == 4
+            started = time.monotonic()
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            assert [s.name for s in stub.ListServices(pb.ListServicesRequest(), timeout=2).services]
+            stub.GetServiceInfo(pb.GetServiceInfoRequest(service="dem"), timeout=2)
+            assert time.monotonic() - started < 2
+            with pytest.raises(grpc.RpcError) as caught:  # the queue is full too
+                stub.ExportImage(export_request("dem", Params({"f": "image"}.items())), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert all(call.result().image for call in waiting)  # the waiting ones ran once slots were free
+    finally:
+        channel.close()
+        server.stop(grace=None)

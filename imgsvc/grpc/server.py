@@ -16,6 +16,7 @@ from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
+METADATA_THREADS = 8
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a 4100x4100 F64 multi-band TIFF is well over gRPC's 4 MiB default
 
 
@@ -27,6 +28,9 @@ def create_server(service: ImageService, address: str = "127.0.0.1:0",
     turns access control on, ``credentials`` TLS; the caller that drains the server passes its ``health_servicer``
     (its every service SERVING here) to turn it NOT_SERVING."""
     workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
+    if service.slots is not None and max_workers is None:
+        # Every export that may run or wait holds a thread; these are left over for metadata, identify and health.
+        workers = service.slots.running + service.slots.waiting + METADATA_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgsvc-grpc"),
         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
