@@ -139,7 +139,8 @@ def test_closed_loop_reports_the_known_service_time_and_capacity(slow_target, tm
     latency = run["latency_ms"]
     # Nothing can answer faster than the service time; the client's and the wire's overhead is a few percent of it
     # (more in the tail, where a machine busy with other work stalls a thread now and then).
-    assert service_ms <= latency["p50"] <= 1.08 * service_ms and service_ms <= latency["p90"] <= 1.3 * service_ms
+    # The truth is service_ms each; the margins are the scheduling noise of a 2-core machine under other load.
+    assert service_ms <= latency["p50"] <= 1.1 * service_ms and service_ms <= latency["p90"] <= 1.5 * service_ms
     assert latency["p99"] <= 2 * service_ms
     assert 0.9 * CAPACITY_RPS <= run["throughput_rps"] <= 1.01 * CAPACITY_RPS
     assert run["errors"] == 0 and run["mode"] == "closed" and run["bytes"] == run["requests"] * len(IMAGE)
