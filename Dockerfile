@@ -6,6 +6,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The compiler comes from the base image's Debian release; its version follows that release, not a pin.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
@@ -20,9 +22,9 @@ COPY protos protos
 COPY ext ext
 COPY imgsvc imgsvc
 # setup.py generates imgsvc/v1/*_pb2*.py from protos/ and compiles every ext/*.pyx into imgsvc._kernels; the import
-# afterwards fails the build if a kernel or the generated code is missing from the installed package.
+# afterwards (-P: from the installed package, not the sources here) fails the build if either is missing.
 RUN /opt/imgsvc/bin/pip install --no-cache-dir --no-build-isolation . \
- && cd / && /opt/imgsvc/bin/python -c "import imgsvc.kernels, imgsvc.v1.image_service_pb2_grpc"
+ && /opt/imgsvc/bin/python -P -c "import imgsvc.kernels, imgsvc.v1.image_service_pb2_grpc"
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric id, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.

