@@ -200,8 +200,10 @@ def test_the_container_runs_imgsvc_serve_with_the_configmap_settings(rendered):
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": GRPC_PORT, "http": HTTP_PORT}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert args.output_dir.startswith("/tmp/") and "/tmp" in mounts  # writable under a read-only root
+    settings = one(objects, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]
+    held_mb = args.memory_budget_mb + args.cache_mb + int(settings["GDAL_CACHEMAX"])  # and the interpreter's
     limit_mb = int(container["resources"]["limits"]["memory"].removesuffix("Gi")) * 1024
-    assert args.memory_budget_mb < limit_mb and args.max_request_mb <= args.memory_budget_mb
+    assert held_mb + 512 <= limit_mb and args.max_request_mb <= args.memory_budget_mb
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert args.drain_seconds < pod["terminationGracePeriodSeconds"]
 
