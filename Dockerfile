@@ -30,8 +30,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric id, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
 RUN groupadd --system --gid 10001 imgsvc \
  && useradd --system --uid 10001 --gid imgsvc --home-dir /data --no-create-home imgsvc \
- && mkdir -p /data /tmp/imgsvc \
- && chown imgsvc:imgsvc /data /tmp/imgsvc
+ && mkdir -p /data \
+ && chown imgsvc:imgsvc /data
 COPY --from=build /opt/imgsvc /opt/imgsvc
 ENV PATH=/opt/imgsvc/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
