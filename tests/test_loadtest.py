@@ -137,9 +137,8 @@ def test_closed_loop_reports_the_known_service_time_and_capacity(slow_target, tm
                    "--duration", "2", "--warmup", "0.3")
     service_ms = SERVICE_S * 1000
     latency = run["latency_ms"]
-    # Nothing can answer faster than the service time; the client's and the wire's overhead is a few percent of it
-    # (more in the tail, where a machine busy with other work stalls a thread now and then).
-    # The truth is service_ms each; the margins are the scheduling noise of a 2-core machine under other load.
+    # Nothing can answer faster than the service time; the client's and the wire's overhead is a few percent of it,
+    # more in the tail and on a 2-core machine busy with other work, which stalls a thread now and then.
     assert service_ms <= latency["p50"] <= 1.1 * service_ms and service_ms <= latency["p90"] <= 1.5 * service_ms
     assert latency["p99"] <= 2 * service_ms
     assert 0.9 * CAPACITY_RPS <= run["throughput_rps"] <= 1.01 * CAPACITY_RPS
