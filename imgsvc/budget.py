@@ -12,8 +12,11 @@ from contextlib import contextmanager
 import numpy as np
 
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
+from imgsvc.mosaic import MosaicOperation
 from imgsvc.plan import SIZE_LIMIT_DETAIL, ExportPlan
 
+# The operators that keep float64 sums and weights beside the composite.
+ACCUMULATING_OPERATIONS = {MosaicOperation.MEAN, MosaicOperation.SUM, MosaicOperation.BLEND}
 FLOAT_BYTES = 8  # the float64 planes functions and accumulating operators work in
 # What one export may need unless the server says otherwise (`serve --max-request-mb`).
 DEFAULT_REQUEST_BYTES = 1024 * 2**20
@@ -31,7 +34,7 @@ def export_bytes(plan: ExportPlan) -> int:
     bands = len(plan.bands)
     window = max((r.window.width * r.window.height for r in plan.reads), default=0) * (bands * item_bytes + 1)
     composite = pixels * (bands * item_bytes + 1) * 3
-    accumulating = plan.seamline_blend_width is not None or plan.operation.value in ("Mean", "Sum", "Blend")
+    accumulating = plan.seamline_blend_width is not None or plan.operation in ACCUMULATING_OPERATIONS
     planes = pixels * bands * FLOAT_BYTES * ((2 if accumulating else 0) + (0 if plan.chain.is_identity else 2))
     output_bands = len(plan.output_bands or plan.bands)
     output = plan.grid.width * plan.grid.height * output_bands * FLOAT_BYTES * 4

@@ -74,6 +74,9 @@ class MosaicRule:
         if not (math.isfinite(self.blend_width) and self.blend_width >= 0):
             raise invalid(f"mosaicRule blendWidth must be a distance of 0 or more, got {self.blend_width}.",
                           parameter="mosaicRule")
+        if self.blend_width and self.method is not MosaicMethod.SEAMLINE:  # a feathering nothing would use
+            raise invalid("mosaicRule blendWidth feathers seamlines: it takes mosaicMethod esriMosaicSeamline.",
+                          parameter="mosaicRule")
 
 
 DEFAULT_RULE = MosaicRule()

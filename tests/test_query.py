@@ -103,6 +103,7 @@ def test_parameters_not_built_yet_are_refused_by_name(query, name):
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicRandom"}'}, "mosaicRule"),
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline", "blendWidth": -3}'}, "mosaicRule"),
     ({"mosaicRule": '{"mosaicMethod": "esriMosaicSeamline", "blendWidth": "wide"}'}, "mosaicRule"),
+    ({"mosaicRule": '{"mosaicMethod": "esriMosaicCenter", "blendWidth": 30}'}, "mosaicRule"),
     ({"sliceId": "-1"}, "sliceId"),
 ])
 def test_refusals_name_the_top_level_parameter(query, parameter):
