@@ -324,6 +324,8 @@ def cmd_serve(args) -> int:
     (imgsvc.serving)."""
     if args.workers < 1:
         raise invalid("--workers must be at least 1.")
+    if args.public and not args.tokens:
+        raise invalid("--public opens services to callers without a token: it needs --tokens.")
     if args.workers > 1:
         from imgsvc.serving import supervise
 
@@ -360,7 +362,7 @@ def serve_one(args, worker=None) -> int:
     from imgsvc.tokens import Tokens
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tokens = Tokens.read(args.tokens) if args.tokens else None
+    tokens = Tokens.read(args.tokens, frozenset(args.public or ())) if args.tokens else None
     tls = _read_tls(args)
     health_servicer = health.HealthServicer()
     server = None
@@ -558,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tokens", metavar="FILE",
                        help="turn access control on: every resource but health needs one of the file's tokens "
                             "(one per line, # comments)")
+    serve.add_argument("--public", nargs="+", metavar="SERVICE",
+                       help="with --tokens: services that answer callers without a token too (the listing then "
+                            "shows such callers these only)")
     serve.add_argument("--cors-origins", nargs="+", default=["*"], metavar="ORIGIN",
                        help="origins browsers may call the gateway from (default: any)")
     serve.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (chain) for both the gRPC and HTTP ports")

@@ -154,6 +154,82 @@ def test_health_needs_no_token(protected):
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.fixture(scope="module")
+def dem_public(image_service, tmp_path_factory):
+    """Access control on with `dem` public and `ms` protected: the gRPC target and an HTTP client."""
+    from imgsvc.grpc import create_server
+    from imgsvc.rest.app import GatewaySettings, create_app
+
+    tokens = Tokens(frozenset({TOKEN}), public=frozenset({"dem"}))
+    server, port = create_server(image_service, "127.0.0.1:0", tokens=tokens)
+    server.start()
+    app = create_app(GatewaySettings(grpc_target=f"127.0.0.1:{port}", tokens=tokens,
+                                     output_dir=tmp_path_factory.mktemp("public")))
+    with _Gateway(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield f"127.0.0.1:{port}", client
+    server.stop(grace=None)
+
+
+@pytest.mark.parametrize("path", [p for p in RESOURCES if p.startswith(SERVICE)])
+def test_a_public_service_answers_without_a_token_and_a_protected_one_does_not(dem_public, path):
+    _, http = dem_public
+    answered = http.get(path, params={"f": "json"})
+    assert answered.status_code == 200 and error_code(answered) not in (498, 499), answered.text[:300]
+    assert error_code(http.get(path, params={"f": "json", "token": "guess"})) == 498  # a token given is checked
+    protected_path = path.replace("/dem/", "/ms/")
+    assert error_code(http.get(protected_path, params={"f": "json"})) == 499
+    assert error_code(http.get(protected_path, params={"f": "json", "token": TOKEN})) not in (498, 499)
+    # A service that does not exist is refused like a protected one: its absence is not told without a token.
+    assert error_code(http.get(path.replace("/dem/", "/nothing/"), params={"f": "json"})) == 499
+
+
+def test_without_a_token_the_listing_shows_the_public_services_only(dem_public):
+    target, http = dem_public
+    listing = http.get("/arcgis/rest/services", params={"f": "json"}).json()
+    assert [s["name"] for s in listing["services"]] == ["dem"]
+    full = http.get("/arcgis/rest/services", params={"f": "json", "token": TOKEN}).json()
+    assert [s["name"] for s in full["services"]] == ["dem", "ms"]
+    assert http.get("/arcgis/rest/info", params={"f": "json"}).json()["authInfo"]["isTokenBasedSecurity"] is True
+    assert error_code(http.get("/metrics")) == 499  # the server's own counters stay behind a token
+    with ImageClient(target) as anonymous, ImageClient(target, token=TOKEN) as operator:
+        assert anonymous.list_services() == ["dem"]
+        assert operator.list_services() == ["dem", "ms"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_grpc_method_of_a_public_service_answers_without_a_token(dem_public, method):
+    target, _ = dem_public
+    with grpc.insecure_channel(target) as channel:
+        call = getattr(pb_grpc.ImageServiceStub(channel), method)
+        try:
+            call(METHODS[method])
+        except grpc.RpcError as error:
+            assert error.code() != grpc.StatusCode.UNAUTHENTICATED
+        if method == "ListServices":
+            return
+        on_ms = type(METHODS[method])()
+        on_ms.CopyFrom(METHODS[method])
+        on_ms.service = "ms"
+        with pytest.raises(grpc.RpcError) as refused:
+            call(on_ms)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_anonymous_export_of_a_public_service_has_an_output_file_it_can_fetch(dem_public):
+    _, http = dem_public
+    href = http.get(f"{SERVICE}/exportImage", params={**EXPORT, "f": "json"}).json()["href"]
+    assert http.get(href).headers["content-type"] == "image/png"
+    protected_href = http.get(f"{SERVICE.replace('/dem/', '/ms/')}/exportImage",
+                              params={**EXPORT, "bbox": "", "f": "json", "token": TOKEN}).json()["href"]
+    assert error_code(http.get(protected_href)) == 499
+
+
+def test_public_services_need_access_control_on(tmp_path):
+    from imgsvc.cli import main
+
+    assert main(["--catalog", str(tmp_path / "c.sqlite"), "serve", "--public", "dem"]) == 2
+
+
 def test_cors_answers_the_configured_origins_only(protected):
     _, http = protected
     preflight = {"Access-Control-Request-Method": "GET"}

@@ -16,6 +16,8 @@ from imgsvc.tokens import Tokens, bearer
 from imgsvc.v1 import image_service_pb2 as pb
 
 _PREFIX = f"/{pb.DESCRIPTOR.services_by_name['ImageService'].full_name}/"
+# Methods about the server rather than one service: open to callers without a token when some service is public.
+SERVER_LEVEL = frozenset({"ListServices"})
 
 
 class _Undecodable:
@@ -55,9 +57,11 @@ class ImageServiceInterceptor(grpc.ServerInterceptor):
                 in_flight = metrics.GRPC_IN_FLIGHT.labels(method)
                 in_flight.inc()
                 try:
+                    token = bearer(metadata.get("authorization"))
                     if self.tokens is not None:
                         try:
-                            self.tokens.check(bearer(metadata.get("authorization")))
+                            self.tokens.check(token, getattr(request, "service", None),
+                                              server_level=method in SERVER_LEVEL)
                         except ImgsvcError as error:
                             abort(context, error)
                     if isinstance(request, _Undecodable):
@@ -65,6 +69,10 @@ class ImageServiceInterceptor(grpc.ServerInterceptor):
                             f"The request cannot be decoded as a {method} request: it is malformed or nests "
                             f"deeper than the service reads (JSON documents at most {documents.MAX_DEPTH} levels)."))
                     reply = behaviour(request, context)
+                    if method == "ListServices" and self.tokens is not None and not token:
+                        public = [summary for summary in reply.services if summary.name in self.tokens.public]
+                        del reply.services[:]
+                        reply.services.extend(public)  # an anonymous caller sees the public services only
                     size = reply.ByteSize()
                     return reply
                 finally:

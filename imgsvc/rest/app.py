@@ -143,7 +143,7 @@ class Gateway:
                 raise invalid(f"The request body is too large (limit {MAX_FORM_BYTES} bytes).")
             yield chunk
 
-    async def params(self, request: Request) -> Params:
+    async def params(self, request: Request, server_level: bool = False) -> Params:
         items = list(request.query_params.multi_items())
         if request.method == "POST":
             length = request.headers.get("content-length") or "0"
@@ -160,18 +160,20 @@ class Gateway:
                 raise invalid(f"The request body is not a valid form: {exc}") from None
             items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         params = Params(items)
-        self.authorize(request, params)
+        self.authorize(request, params, request.path_params.get("service"), server_level=server_level)
         return params
 
-    def authorize(self, request: Request, params: Params) -> None:
+    def authorize(self, request: Request, params: Params, service: str | None = None,
+                  server_level: bool = False) -> None:
         """With access control on, the request's token (``token`` parameter, or an ``X-Esri-Authorization`` or
-        ``Authorization`` bearer header) must be one of the server's; it is passed on to the gRPC service."""
+        ``Authorization`` bearer header) must be one of the server's, unless the resource (``service``'s, or a
+        ``server_level`` one) is open to callers without one; it is passed on to the gRPC service."""
         token = (params.get("token") or bearer(request.headers.get("x-esri-authorization"))
                  or bearer(request.headers.get("authorization")))
         if (record := middleware.current()) is not None:
             record.token = token
         if self.settings.tokens is not None:
-            self.settings.tokens.check(token)
+            self.settings.tokens.check(token, service, server_level=server_level)
 
     def json(self, doc: dict, params: Params, status: int = 200) -> Response:
         pretty = (params.get("f") or "").lower() == "pjson"
@@ -258,7 +260,7 @@ class Gateway:
 
     @guarded
     async def info(self, request: Request) -> Response:
-        params = await self.params(request)
+        params = await self.params(request, server_level=True)
         return await self.answer(
             params, self.form(params, ("json", "pjson", "html")), "ListServices", pb.ListServicesRequest(),
             lambda reply: {"currentVersion": reply.current_version, "fullVersion": reply.full_version,
@@ -267,7 +269,7 @@ class Gateway:
 
     @guarded
     async def services(self, request: Request) -> Response:
-        params = await self.params(request)
+        params = await self.params(request, server_level=True)
         base = self.base_url(request)
         return await self.answer(
             params, self.form(params), "ListServices", pb.ListServicesRequest(),
@@ -297,8 +299,9 @@ class Gateway:
 
     @guarded
     async def output_file(self, request: Request) -> Response:
-        self.authorize(request, self.query_params(request))
-        path = self.outputs.path(request.path_params["folder"], request.path_params["name"])
+        folder = request.path_params["folder"]
+        self.authorize(request, self.query_params(request), self.outputs.service_of(folder))
+        path = self.outputs.path(folder, request.path_params["name"])
         if path is None:
             raise ImgsvcError(ErrorKind.NOT_FOUND, "The output file does not exist or has expired.",
                               message="Not found.")
