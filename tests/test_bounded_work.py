@@ -3,16 +3,18 @@ refused over the request's budget, the exports in flight share the server's budg
 busy), and a request's work stops at its deadline or when its caller is gone, through both doors."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import tracemalloc
+import urllib.parse
 
 import grpc
 import httpx
 import numpy as np
 import pytest
 
-from imgsvc import budget
+from imgsvc import budget, metrics
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.cli import register
 from imgsvc.errors import ErrorKind, ImgsvcError
@@ -174,6 +176,22 @@ def test_work_stops_soon_after_the_grpc_deadline(doors):
     whole = time.monotonic()
     core.export_image(request("many", **MANY_MEAN))
     assert time.monotonic() - whole > 3 * 0.3 and time.monotonic() - started > 1.5
+
+
+def test_a_rest_client_that_hangs_up_stops_the_work(doors):
+    core, _, url = doors
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    before = metrics.GRPC_REQUESTS.labels("ExportImage", "CANCELLED")._value.get()
+    answered = metrics.HTTP_REQUESTS.labels("exportimage", "image", "499")._value.get()
+    query = urllib.parse.urlencode({**MANY_MEAN, "f": "image"})
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(f"GET /arcgis/rest/services/many/ImageServer/exportImage?{query} HTTP/1.1\r\n"
+                       f"Host: {host}\r\n\r\n".encode())
+        time.sleep(0.3)
+    time.sleep(0.5)  # the item being resampled when the client hung up finishes
+    assert cpu_seconds_over(1.0) < 0.3
+    assert metrics.GRPC_REQUESTS.labels("ExportImage", "CANCELLED")._value.get() == before + 1
+    assert metrics.HTTP_REQUESTS.labels("exportimage", "image", "499")._value.get() == answered + 1  # nginx's code
 
 
 def test_the_servers_own_ceiling_stops_an_export(catalog_file):

@@ -205,10 +205,24 @@ class Gateway:
         if record is not None and record.token:
             metadata.append(("authorization", f"Bearer {record.token}"))
         call = getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds, metadata=metadata)
+        # A client that hangs up cancels the call, so the service stops working for nobody (docs/decisions.md
+        # "Bounded work").
+        hang_up = asyncio.ensure_future(record.client_gone()) if record is not None else None
+        if hang_up is not None:
+            hang_up.add_done_callback(lambda watch: watch.cancelled() or call.cancel())
         try:
             return await call
+        except asyncio.CancelledError:
+            if hang_up is None or not hang_up.done() or hang_up.cancelled():
+                raise  # the gateway itself is being stopped
+            raise ImgsvcError(ErrorKind.CANCELLED, "The client closed the connection.") from None
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and hang_up is not None and hang_up.done():
+                raise ImgsvcError(ErrorKind.CANCELLED, "The client closed the connection.") from None
             raise from_status(await rpc_status.aio.from_call(call), exc.code(), exc.details()) from None
+        finally:
+            if hang_up is not None:
+                hang_up.cancel()
 
     async def call(self, method: str, message, params: Params):
         """Call the gRPC service; returns the reply, or a Response carrying the error envelope."""

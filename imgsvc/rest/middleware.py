@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
@@ -21,10 +22,17 @@ FORMS = ("html", "json", "pjson", "geojson", "image", "kmz", "xml")
 @dataclass
 class RequestRecord:
     """What the gateway learns of a request while answering it: the id, the caller's token (passed on to the gRPC
-    service) and the error it answered, if any."""
+    service) and the error it answered, if any; ``receive`` is the request's ASGI channel."""
     request_id: str
+    receive: Callable[[], Awaitable[dict]] | None = None
     token: str | None = None
     error: ImgsvcError | None = None
+
+    async def client_gone(self) -> None:
+        """Returns when the client hangs up.  Called once the body has been read (what is left to receive then is
+        only the disconnect), and cancelled before the answer is sent."""
+        while self.receive is not None and (await self.receive())["type"] != "http.disconnect":
+            pass
 
 
 _CURRENT: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar("imgsvc_request", default=None)
@@ -60,7 +68,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        record = RequestRecord(request_id.accept(headers.get(request_id.HEADER)))
+        record = RequestRecord(request_id.accept(headers.get(request_id.HEADER)), receive)
         answer = {"status": 500, "bytes": 0}
 
         async def send_with_id(message) -> None:
