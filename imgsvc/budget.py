@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from imgsvc import metrics
 from imgsvc.errors import ErrorKind, ImgsvcError, invalid
 from imgsvc.mosaic import MosaicOperation
 from imgsvc.plan import SIZE_LIMIT_DETAIL, ExportPlan
@@ -107,11 +108,13 @@ class MemoryBudget:
                 raise busy(f"The server is busy: the requests in flight hold {self.in_use // 2**20} of its "
                            f"{self.total // 2**20} MB; try again shortly.")
             self.in_use += nbytes
+            metrics.MEMORY_RESERVED.inc(nbytes)
         try:
             yield
         finally:
             with self._changed:
                 self.in_use -= nbytes
+                metrics.MEMORY_RESERVED.dec(nbytes)
                 self._changed.notify_all()
 
 
@@ -137,17 +140,21 @@ class ExportSlots:
                     raise busy(f"The server is busy: {self.active} exports are running and {self.queued} waiting; "
                                "try again shortly.")
                 self.queued += 1
+                metrics.EXPORTS_QUEUED.inc()
                 try:
                     turn = self._changed.wait_for(lambda: self.active < self.running, timeout=deadline.remaining())
                 finally:
                     self.queued -= 1
+                    metrics.EXPORTS_QUEUED.dec()
                 if not turn:
                     deadline.check()
                     raise busy("The server is busy: no export finished while this one waited.")
             self.active += 1
+            metrics.EXPORTS_RUNNING.inc()
         try:
             yield
         finally:
             with self._changed:
                 self.active -= 1
+                metrics.EXPORTS_RUNNING.dec()
                 self._changed.notify()

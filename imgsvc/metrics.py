@@ -24,6 +24,17 @@ GRPC_SECONDS = Histogram("imgsvc_grpc_request_seconds", "gRPC ImageService call 
                          ("method",), buckets=_SECONDS)
 GRPC_BYTES = Counter("imgsvc_grpc_response_bytes", "Bytes of gRPC ImageService replies, by method.", ("method",))
 GRPC_IN_FLIGHT = Gauge("imgsvc_grpc_requests_in_flight", "gRPC ImageService calls being answered.", ("method",))
+# The export pipeline's stages (docs/decisions.md "Hardening"): plan, render (read, resample, mosaic), functions
+# (raster functions and the pixel type), encode.
+STAGES = ("plan", "render", "functions", "encode")
+EXPORT_STAGE_SECONDS = Histogram("imgsvc_export_stage_seconds", "Time exports spend in each stage of the pipeline.",
+                                 ("stage",), buckets=_SECONDS)
+EXPORTS_RUNNING = Gauge("imgsvc_exports_running", "Exports holding a slot (--max-exports).")
+EXPORTS_QUEUED = Gauge("imgsvc_exports_queued", "Exports waiting for a slot (--export-queue).")
+MEMORY_RESERVED = Gauge("imgsvc_memory_reserved_bytes", "Bytes the exports in flight hold of --memory-budget-mb.")
+CACHE_LOOKUPS = Counter("imgsvc_response_cache_lookups", "Response cache lookups, by result (hit, miss).",
+                        ("result",))
+CACHE_BYTES = Gauge("imgsvc_response_cache_bytes", "Bytes of answers the response cache holds.")
 
 
 def exposition() -> tuple[bytes, str]:

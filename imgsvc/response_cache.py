@@ -13,6 +13,8 @@ from typing import Any
 
 from pyproj import CRS
 
+from imgsvc import metrics
+
 
 def request_key(params: Any) -> str:
     """The parsed request as canonical text: every field, rules with their keys sorted, spatial references as WKT."""
@@ -47,15 +49,18 @@ class ResponseCache:
             entry = self._entries.get(key)
             if entry is None:
                 self.misses += 1
+                metrics.CACHE_LOOKUPS.labels("miss").inc()
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
+            metrics.CACHE_LOOKUPS.labels("hit").inc()
             return entry[0]
 
     def put(self, key: tuple, answer: Any, size: int) -> None:
         if size > self.max_bytes // 4:
             return
         with self._lock:
+            before = self.bytes
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old[1]
@@ -64,6 +69,7 @@ class ResponseCache:
             while self.bytes > self.max_bytes:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self.bytes -= evicted
+            metrics.CACHE_BYTES.inc(self.bytes - before)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -16,7 +16,7 @@ from pyproj import CRS
 
 from imgsvc import catalog_query
 from imgsvc import identify as identify_stage
-from imgsvc import budget, footprints, kernels, mosaic, multidimensional, resources, sr
+from imgsvc import budget, footprints, kernels, metrics, mosaic, multidimensional, resources, sr
 from imgsvc.block import BandStats, ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
@@ -306,13 +306,15 @@ class ImageService:
             if cached is not None:
                 return cached
         deadline = deadline.capped(self.request_timeout)
-        export = self.plan_export(params)
+        with metrics.EXPORT_STAGE_SECONDS.labels("plan").time():
+            export = self.plan_export(params)
         needed = budget.check_request_bytes(export.plan, self.max_request_bytes)
         with self.slots.take(deadline) if self.slots else nullcontext(), \
                 self.memory.reserve(needed, deadline) if self.memory else nullcontext():
             block = self.render_block(export, deadline)
             deadline.check()
-            encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
+            with metrics.EXPORT_STAGE_SECONDS.labels("encode").time():
+                encoded = encode_kmz(block, export.options) if export.params.kmz else encode(block, export.options)
         result = ExportResult(encoded=encoded, grid=export.plan.grid)
         if key is not None:
             self.cache.put(key, result, len(encoded.data))
@@ -379,10 +381,12 @@ class ImageService:
             distributions = self.catalog.distributions(export.plan.service.name)
         with self.source_health(export.plan.service.name), \
                 sr.datum_transformation_scope(export.params.datum_transformation):
-            data, valid = render(export.plan, self.transform_error, distributions, deadline)
-            items = render_items(export.plan, self.transform_error, distributions, deadline)
+            with metrics.EXPORT_STAGE_SECONDS.labels("render").time():
+                data, valid = render(export.plan, self.transform_error, distributions, deadline)
+                items = render_items(export.plan, self.transform_error, distributions, deadline)
         deadline.check()
-        return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
+        with metrics.EXPORT_STAGE_SECONDS.labels("functions").time():
+            return finish(export.params, export.plan, apply_functions(export.plan, data, valid, distributions, items))
 
     @contextmanager
     def source_health(self, name: str):

@@ -115,3 +115,24 @@ def test_metrics_count_requests_latency_bytes_in_flight_and_errors_of_both_doors
     assert metric(text, "imgsvc_grpc_request_seconds_count", method="ExportImage") >= 1
     assert metric(text, "imgsvc_grpc_response_bytes_total", method="ExportImage") > 0
     assert metric(text, "imgsvc_grpc_requests_in_flight", method="ExportImage") == 0
+
+
+def test_metrics_time_the_export_stages_and_show_slots_memory_and_the_cache(served):
+    http, _, _ = served
+    for size in ("40,30", "48,36"):  # requests no other test makes: the first of each is a miss, the second a hit
+        if size == "48,36":
+            before = http.get("/metrics").text
+        for _ in range(2):
+            assert http.get(EXPORT, params={**QUERY, "size": size}).status_code == 200
+    text = http.get("/metrics").text
+    for stage in ("plan", "render", "functions", "encode"):
+        # The cached answer skips every stage: one more timing each.
+        assert metric(text, "imgsvc_export_stage_seconds_count", stage=stage) == \
+            metric(before, "imgsvc_export_stage_seconds_count", stage=stage) + 1
+        assert metric(text, "imgsvc_export_stage_seconds_sum", stage=stage) > 0
+    assert metric(text, "imgsvc_response_cache_lookups_total", result="hit") == \
+        metric(before, "imgsvc_response_cache_lookups_total", result="hit") + 1
+    assert metric(text, "imgsvc_response_cache_bytes") > 0
+    # Nothing in flight now: no slot taken, none waiting, no memory held.
+    assert metric(text, "imgsvc_exports_running") == metric(text, "imgsvc_exports_queued") == 0
+    assert metric(text, "imgsvc_memory_reserved_bytes") == 0
