@@ -152,8 +152,10 @@ cdef inline void cubic_cell_row(const double* node, Py_ssize_t n, Py_ssize_t h, 
 def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,
                  const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
                  Py_ssize_t cell, int method, double xscale, double yscale, int xradius, int yradius,
-                 pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid):
-    """Resample `source` at the output pixel centres described by the lattice into `out` / `out_valid`.
+                 pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid, Py_ssize_t row_start,
+                 Py_ssize_t row_stop):
+    """Resample `source` at the output pixel centres described by the lattice into rows [row_start, row_stop) of
+    `out` / `out_valid` (so that a caller can stop between bands of rows).
 
     method: NEAREST, BILINEAR or CUBIC (GDAL's 4-sample formulas) or FILTERED_BILINEAR / FILTERED_CUBIC (GDAL's
     general resampler, the kernel widened by 1/scale on a downsampled axis; xradius/yradius are its half-widths in
@@ -169,6 +171,8 @@ def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] so
     g.ylimit = <double>g.rows
 
     cdef Py_ssize_t rows = out.shape[1], cols = out.shape[2]
+    if not 0 <= row_start <= row_stop <= rows:
+        raise ValueError(f"rows [{row_start}, {row_stop}) are not within the output's {rows}")
     cdef Lattice L
     L.cell = cell
     L.cell_cols = level.shape[1]
@@ -197,17 +201,17 @@ def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] so
 
     with nogil:
         centre_rows(&source[0, 0, 0], &g, &f, &L, method, &xs[0], &ys[0], &offsets[0], rows, cols, &out[0, 0, 0],
-                    &out_valid[0, 0])
+                    &out_valid[0, 0], row_start, row_stop)
 
 
 cdef void centre_rows(const pixel_t* src, const Grid* g, const Filter* f, const Lattice* L, int method, double* xs,
                       double* ys, Py_ssize_t* offsets, Py_ssize_t rows, Py_ssize_t cols, pixel_t* dst,
-                      unsigned char* dvalid) noexcept nogil:
+                      unsigned char* dvalid, Py_ssize_t row_start, Py_ssize_t row_stop) noexcept nogil:
     """warp_centres' loops, in a function of their own: the compiler inlines the samplers into a small function but
     gives up inside the large one Cython generates around the buffer arguments."""
     cdef Py_ssize_t r, c, o, dplane = rows * cols
     # One loop per method so that each sampler is inlined into it (no call per pixel through a pointer).
-    for r in range(rows):
+    for r in range(row_start, row_stop):
         fill_row(L, r, xs, ys)
         o = r * cols
         if method == M_NEAREST:

@@ -99,7 +99,8 @@ def _composite(plan: ExportPlan, reads, operation: mosaic.MosaicOperation, trans
         src_transform = Affine.translation(read.x_shift, 0.0) @ src.transform
         out, out_valid = kernels.reproject(
             src.data, src.valid, src_transform, sr.crs_from_wkt(read.item.crs_wkt),
-            grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error)
+            grid.transform, grid.crs, (grid.height, grid.width), plan.resampling, max_error=transform_error,
+            between_rows=deadline.check)
         if not plan.item_chain.is_identity:
             item = plan.item_chain.apply(Raster(out, out_valid, source), grid)
             out, out_valid = item.data, item.valid

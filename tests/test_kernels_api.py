@@ -263,6 +263,54 @@ def test_concurrent_calls_give_the_same_bytes_as_one_thread(resampling):
                 assert data.tobytes() == ref_data.tobytes() and valid.tobytes() == ref_valid.tobytes()
 
 
+# --- resampling in bands of rows -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear", "cubic"])
+@pytest.mark.parametrize("width", [150, 40])  # upsampled, and downsampled 4x (the filtered kernels)
+def test_bands_of_rows_give_the_bytes_of_one_pass(monkeypatch, resampling, width):
+    source = field("f4", bands=2, seed=3)
+    valid = np.ones(source.shape[1:], bool)
+    valid[10:30, 40:70] = False
+    dst, shape = grid(CRS.from_epsg(3857), width)
+    whole = kernels.reproject(source, valid, SRC_TRANSFORM, UTM33, dst, CRS.from_epsg(3857), shape, resampling)
+    calls = []
+    monkeypatch.setattr(kernels, "ROW_BAND_SAMPLES", 7 * width)  # bands of a few rows, not cell-aligned
+    banded = kernels.reproject(source, valid, SRC_TRANSFORM, UTM33, dst, CRS.from_epsg(3857), shape, resampling,
+                               between_rows=lambda: calls.append(1))
+    assert len(calls) >= 3
+    assert banded[0].tobytes() == whole[0].tobytes() and banded[1].tobytes() == whole[1].tobytes()
+
+
+def test_what_between_rows_raises_stops_the_resampling_there(monkeypatch):
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def deadline():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop
+
+    monkeypatch.setattr(kernels, "ROW_BAND_SAMPLES", 10 * 130)
+    with pytest.raises(Stop):
+        kernels.reproject(field(), None, SRC_TRANSFORM, UTM33, SRC_TRANSFORM, UTM33, (120, 130), "cubic",
+                          between_rows=deadline)
+    assert len(calls) == 2  # no band of rows after the one that raised
+
+
+def test_a_row_range_outside_the_output_is_a_value_error():
+    from imgsvc._kernels import warp
+
+    out = np.zeros((1, 4, 4), np.float32)
+    lattice = kernels._coordinate_lattice(kernels._ExactMap(SRC_TRANSFORM, UTM33, SRC_TRANSFORM, UTM33), 4, 4, 0.5,
+                                          0.0)
+    for start, stop in ((0, 5), (3, 2), (-1, 2)):
+        with pytest.raises(ValueError, match="rows"):
+            warp.warp_centres(field()[:, :4, :4].copy(), kernels._NO_MASK, False, *lattice, warp.NEAREST, 1.0, 1.0,
+                              0, 0, out, np.zeros((4, 4), np.uint8), start, stop)
+
+
 # --- properties -----------------------------------------------------------------------------------------------------
 
 CRS_CHOICES = [CRS.from_epsg(code) for code in (4326, 3857, 32633, 32632, 3413, 3035)]
