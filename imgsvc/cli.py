@@ -369,7 +369,10 @@ def serve_one(args, worker=None) -> int:
     grpc_target = args.grpc_target
     if not args.gateway_only:
         from imgsvc.budget import ExportSlots, MemoryBudget
+        from imgsvc.read import size_block_cache
         from imgsvc.response_cache import ResponseCache
+
+        size_block_cache()
 
         service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error,
                                max_request_bytes=args.max_request_mb * 2**20,

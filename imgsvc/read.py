@@ -5,6 +5,7 @@ Paths handed to GDAL here only ever come from the catalog (written by the CLI), 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -15,6 +16,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import MaskFlags
+from rasterio.env import set_gdal_config
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.features import shapes
 from rasterio.windows import Window
@@ -37,7 +39,18 @@ GDAL_OPTIONS = {
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 
+# GDAL's block cache of a serving process when its environment does not size it (GDAL_CACHEMAX): GDAL's own default,
+# 5 % of the machine's memory, is the node's in a container (not its limit), and 1.2 GB per worker here.
+DEFAULT_BLOCK_CACHE_BYTES = 256 * 2**20
+
 log = logging.getLogger(__name__)
+
+
+def size_block_cache() -> None:
+    """Size GDAL's block cache for this process, once, before its first read (GDAL_CACHEMAX from the environment
+    wins); it bounds what repeated reads keep, so a server's memory levels off."""
+    if "GDAL_CACHEMAX" not in os.environ:
+        set_gdal_config("GDAL_CACHEMAX", DEFAULT_BLOCK_CACHE_BYTES)
 
 
 def _env() -> rasterio.Env:

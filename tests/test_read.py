@@ -70,3 +70,23 @@ def test_rotated_grid_bounds_and_nodata_outside_the_band_type(tmp_path):
     # A uint8 band whose declared nodata it cannot hold (as some writers leave it): nothing is masked, as in GDAL.
     item = replace(item, nodata=-9999.0, mask_kind="nodata")
     assert read_window(item, None, Window(0, 0, 60, 40), (0,)).valid.all()
+
+
+def test_a_server_sizes_gdals_block_cache_unless_the_environment_does(monkeypatch):
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from imgsvc.read import DEFAULT_BLOCK_CACHE_BYTES, size_block_cache
+
+    def block_cache_bytes() -> int:
+        return int(get_gdal_config("GDAL_CACHEMAX"))
+
+    before = block_cache_bytes()
+    try:
+        monkeypatch.setenv("GDAL_CACHEMAX", "64")
+        size_block_cache()
+        assert block_cache_bytes() == before  # the operator's setting, read by GDAL itself
+        monkeypatch.delenv("GDAL_CACHEMAX")
+        size_block_cache()
+        assert block_cache_bytes() == DEFAULT_BLOCK_CACHE_BYTES
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
