@@ -9,6 +9,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -204,34 +205,70 @@ class SourceWindow:
     transform: Affine
 
 
-# Open datasets each worker thread keeps between requests: GDAL's block cache belongs to an open dataset, so keeping
-# it open lets tiles shared by neighbouring, overlapping and repeated requests (a map being panned) be decoded once.
-# Enough for a mosaic request's items (maxMosaicImageCount is 20 by default, 50 is common) at one or two levels.
-OPEN_DATASETS_PER_THREAD = 64
-_thread = threading.local()
+# Open datasets kept between reads, in all: GDAL's block cache belongs to an open dataset, so keeping it open lets
+# tiles shared by neighbouring, overlapping and repeated requests (a map being panned) be decoded once.  Enough for
+# a mosaic request's items (maxMosaicImageCount is 20 by default, 50 is common) at one or two levels.  Each handle
+# that has been read also holds its last decoded tile and compressed buffer (3-4 MB for a 512² 4-band UInt16 tile),
+# which is why the bound is the process's and not each thread's (a thread pool of 40 would hold 40 times as many).
+OPEN_DATASETS = 64
 
 
-def _dataset(item: RasterItem, overview: int | None):
-    """This thread's open handle on ``item`` at ``overview``; reopened when its file changed on disk.
+class DatasetPool:
+    """Open datasets shared by the threads.  rasterio datasets are not safe to use from two threads at once, so a
+    handle is lent to one read at a time and given back; a read that finds none idle opens another.  At most
+    ``max_idle`` idle handles are kept, least recently used closed first; a handle whose file changed on disk (its
+    signature) is closed instead of lent."""
 
-    rasterio datasets are not safe to share between threads, hence one cache per thread.
-    """
-    cache = getattr(_thread, "datasets", None)
-    if cache is None:
-        cache = _thread.datasets = OrderedDict()
-    signature = storage.signature(item.path)
-    key = (item.dataset or item.path, overview)
-    entry = cache.get(key)
-    if entry is not None and entry[1] == signature:
-        cache.move_to_end(key)
-        return entry[0]
-    if entry is not None:
-        entry[0].close()
-    dataset = rasterio.open(item.dataset or item.path, overview_level=overview)
-    cache[key] = (dataset, signature)
-    while len(cache) > OPEN_DATASETS_PER_THREAD:
-        cache.popitem(last=False)[1][0].close()
-    return dataset
+    def __init__(self, max_idle: int = OPEN_DATASETS) -> None:
+        self.max_idle = max_idle
+        self.idle = 0
+        self._handles: OrderedDict[tuple, list[tuple[object, tuple | None]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lend(self, item: RasterItem, overview: int | None):
+        key = (item.dataset or item.path, overview)
+        signature = storage.signature(item.path)
+        found, stale = None, []
+        with self._lock:
+            handles = self._handles.get(key, [])
+            while handles and found is None:
+                dataset, seen = handles.pop()
+                self.idle -= 1
+                if seen == signature:
+                    found = dataset
+                else:
+                    stale.append(dataset)
+            if not handles:
+                self._handles.pop(key, None)
+        for dataset in stale:
+            dataset.close()
+        dataset = found or rasterio.open(item.dataset or item.path, overview_level=overview)
+        try:
+            yield dataset
+        except BaseException:
+            dataset.close()  # a handle a read failed on is not trusted again
+            raise
+        self._give_back(key, dataset, signature)
+
+    def _give_back(self, key: tuple, dataset, signature: tuple | None) -> None:
+        evicted = []
+        with self._lock:
+            self._handles.setdefault(key, []).append((dataset, signature))
+            self._handles.move_to_end(key)
+            self.idle += 1
+            while self.idle > self.max_idle:
+                oldest = next(iter(self._handles))
+                handles = self._handles[oldest]
+                evicted.append(handles.pop(0)[0])
+                self.idle -= 1
+                if not handles:
+                    del self._handles[oldest]
+        for old in evicted:
+            old.close()
+
+
+_datasets = DatasetPool()
 
 
 def read_window(item: RasterItem, overview: int | None, window: Window, bands: tuple[int, ...]) -> SourceWindow:
@@ -242,8 +279,7 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     """
     indexes = item.source_indexes(bands)
     try:
-        with _env():
-            src = _dataset(item, overview)
+        with _env(), _datasets.lend(item, overview) as src:
             data = src.read(indexes, window=window)
             if item.mask_kind == "none":
                 valid = np.ones(data.shape[1:], dtype=bool)

@@ -4,6 +4,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+from imgsvc import read
 from imgsvc.read import describe_raster, read_window
 
 
@@ -37,16 +38,50 @@ def test_kept_open_datasets_notice_a_replaced_file(tmp_path):
     assert (read_window(item, None, Window(0, 0, 64, 64), (0,)).data == 9).all()
 
 
-def test_every_thread_reads_through_its_own_handle(u16_path):
+def test_threads_share_the_open_datasets_one_read_at_a_time(u16_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(read, "_datasets", read.DatasetPool())
     item = describe_raster(u16_path)
     windows = [Window(c, r, 120, 90) for c in (0, 200, 380) for r in (0, 150, 400)]
     expected = [read_window(item, None, w, (3, 2, 1)).data.tobytes() for w in windows]
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(8) as pool:
         for _ in range(5):
-            got = list(pool.map(lambda w: read_window(item, None, w, (3, 2, 1)).data.tobytes(), windows))
-            assert got == expected
+            got = list(pool.map(lambda w: read_window(item, None, w, (3, 2, 1)).data.tobytes(), windows * 2))
+            assert got == expected * 2
+    # Eight reads at once needed at most eight handles, all given back for the next requests.
+    assert 1 <= read._datasets.idle <= 8
+
+
+def test_the_open_datasets_are_bounded_in_all_whatever_the_threads(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests import rasters
+
+    pool = read.DatasetPool(max_idle=10)
+    monkeypatch.setattr(read, "_datasets", pool)
+    items = [describe_raster(rasters.write_raster(tmp_path / f"r{i}.tif", np.full((1, 32, 32), i, dtype=np.uint8),
+                                                  overviews=())) for i in range(30)]
+    with ThreadPoolExecutor(6) as threads:
+        for _ in range(3):
+            values = list(threads.map(
+                lambda item: int(read_window(item, None, Window(0, 0, 32, 32), (0,)).data[0, 0, 0]), items))
+            assert values == list(range(30))
+    assert pool.idle == 10 == sum(len(handles) for handles in pool._handles.values())
+    for item in items[:3]:  # least recently used first out: these three are kept
+        read_window(item, None, Window(0, 0, 32, 32), (0,))
+    assert [key[0] for key in pool._handles][-3:] == [str(item.path) for item in items[:3]] and pool.idle == 10
+
+
+def test_a_handle_a_read_failed_on_is_closed_not_kept(tmp_path, monkeypatch):
+    from tests import rasters
+
+    pool = read.DatasetPool()
+    monkeypatch.setattr(read, "_datasets", pool)
+    item = describe_raster(rasters.write_raster(tmp_path / "r.tif", np.ones((1, 32, 32), np.uint8), overviews=()))
+    with pytest.raises(ZeroDivisionError), pool.lend(item, None) as dataset:
+        1 / 0
+    assert dataset.closed and pool.idle == 0
 
 
 def test_rotated_grid_bounds_and_nodata_outside_the_band_type(tmp_path):
