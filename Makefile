@@ -8,7 +8,7 @@ BUILT  := $(VENV)/.built
 DEMO   := data/demo/.generated
 SOURCES := $(wildcard ext/*.pyx ext/*.pxd protos/imgsvc/v1/*.proto) setup.py pyproject.toml
 
-.PHONY: serve test build demo bench fuzz clients clean
+.PHONY: serve test build demo bench fuzz soak clients clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: build demo
 # The long seeded fuzz of the REST door (100 000 requests; the suite runs 600 of the same).
 fuzz: build clients
 	IMGSVC_FUZZ_EXAMPLES=50000 $(PY) -m pytest -q tests/test_fuzz_rest.py
+
+# Ten minutes of varied load on `imgsvc serve` as `make serve` runs it: resident memory over time and errors.
+soak: build demo
+	mkdir -p bench/results
+	$(PY) -m bench.soak --minutes 10 --json bench/results/soak.json
 
 clean:
 	rm -rf build $(VENV) tests/clients/build tests/clients/node_modules imgsvc/_kernels/*.so imgsvc/v1/*_pb2*.py* ext/*.c

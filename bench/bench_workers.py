@@ -26,12 +26,14 @@ from imgsvc.loadtest.target import parse_target
 
 
 @contextlib.contextmanager
-def served(workers: int, catalog: str):
-    """`imgsvc serve --workers N` on free ports; yields (gRPC target, REST services URL) once it listens."""
+def served(workers: int, catalog: str, cache_mb: int | None = 0):
+    """`imgsvc serve --workers N` on free ports (with ``--cache-mb``, no response cache by default; None: serve's
+    own default); yields (gRPC target, REST services URL) once it listens."""
+    cache = [] if cache_mb is None else ["--cache-mb", str(cache_mb)]
     with tempfile.TemporaryDirectory() as output:
         process = subprocess.Popen([sys.executable, "-m", "imgsvc", "--catalog", catalog, "serve", "--workers",
                                     str(workers), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--output-dir",
-                                    output, "--cache-mb", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                    output, *cache], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         grpc_target = url = None
         for line in process.stdout:
             if match := re.search(r"gRPC\s+listening on (\S+)", line):
