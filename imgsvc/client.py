@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import grpc
 from grpc_status import rpc_status
@@ -168,6 +169,13 @@ def exported(reply: pb.ExportImageResponse) -> ExportedImage:
                          width=reply.width, height=reply.height, extent=_extent(reply.extent))
 
 
+def _streamed_header(first: pb.ExportImageChunk) -> ExportedImage:
+    """The answer an ExportImageStream opens with (its image follows in the data messages)."""
+    if first.WhichOneof("part") != "header":
+        raise ValueError("ExportImageStream did not open with its header")
+    return exported(first.header)
+
+
 def identify_message(service: str, geometry, **arguments) -> pb.IdentifyRequest:
     _known(arguments, IDENTIFY_PARAMETERS, "identify")
     return _parsed(identify_request, service, _params(geometry=geometry, **arguments))
@@ -212,6 +220,19 @@ class ImageClient:
         ``f="kmz"`` asks for the KMZ overlay."""
         return exported(self._call("ExportImage", export_message(service, **arguments)))
 
+    def export_image_to(self, out: BinaryIO, service: str, **arguments) -> ExportedImage:
+        """exportImage through ExportImageStream, for images of any size: the bytes are written to ``out`` (a
+        binary file) as they arrive; returns the answer with empty ``data``."""
+        try:
+            chunks = self.stub.ExportImageStream(export_message(service, **arguments), timeout=self.timeout,
+                                                 metadata=self.metadata)
+            header = _streamed_header(next(chunks))
+            for chunk in chunks:
+                out.write(chunk.data)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+        return header
+
     def identify(self, service: str, geometry, **arguments) -> pb.IdentifyResponse:
         """The pixel under ``geometry`` (a point dict, or an (x, y) pair in the service SR), with the
         ``IDENTIFY_PARAMETERS`` as keywords."""
@@ -248,6 +269,20 @@ class AsyncImageClient(ImageClient):
 
     async def export_image(self, service: str, **arguments) -> ExportedImage:
         return exported(await self._call("ExportImage", export_message(service, **arguments)))
+
+    async def export_image_to(self, out: BinaryIO, service: str, **arguments) -> ExportedImage:
+        try:
+            chunks = self.stub.ExportImageStream(export_message(service, **arguments), timeout=self.timeout,
+                                                 metadata=self.metadata)
+            header = None
+            async for chunk in chunks:  # grpc.aio allows one way of reading a stream: iteration throughout
+                if header is None:
+                    header = _streamed_header(chunk)
+                else:
+                    out.write(chunk.data)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+        return header
 
     async def identify(self, service: str, geometry, **arguments) -> pb.IdentifyResponse:
         return await self._call("Identify", identify_message(service, geometry, **arguments))

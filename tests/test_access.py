@@ -137,6 +137,23 @@ def test_every_grpc_method_refuses_without_a_token_and_answers_with_one(protecte
             assert error.code() != grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_the_streamed_export_is_protected_like_every_method(protected, dem_public):
+    for target, anonymous_answered in ((protected[0], False), (dem_public[0], True)):
+        with grpc.insecure_channel(target) as channel:
+            stream = pb_grpc.ImageServiceStub(channel).ExportImageStream
+            with pytest.raises(grpc.RpcError) as refused:
+                list(stream(METHODS["ExportImage"], metadata=(("authorization", "Bearer guess"),)))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            first = next(stream(METHODS["ExportImage"], metadata=(("authorization", f"Bearer {TOKEN}"),)))
+            assert first.WhichOneof("part") == "header"
+            if anonymous_answered:
+                assert next(stream(METHODS["ExportImage"])).WhichOneof("part") == "header"
+            else:
+                with pytest.raises(grpc.RpcError) as refused:
+                    next(stream(METHODS["ExportImage"]))
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_the_python_client_sends_its_token(protected):
     target, _ = protected
     with ImageClient(target, token=TOKEN) as client:

@@ -155,3 +155,59 @@ def test_a_call_that_found_the_service_unavailable_is_retried():
             assert flaky.list_services() == ["up"] and len(calls) == 3
     finally:
         server.stop(grace=None)
+
+
+def test_the_streamed_export_writes_the_same_bytes_in_chunks(client, grpc_server, u16_path):
+    import io
+
+    from imgsvc import metrics
+    from imgsvc.grpc.servicer import STREAM_CHUNK_BYTES
+
+    with rasterio.open(u16_path) as src:
+        query = dict(bbox=tuple(src.bounds), size=(1100, 1000), format="tiff", interpolation="RSP_NearestNeighbor")
+    whole = client.export_image("ms", **query)
+    assert len(whole.data) > 3 * STREAM_CHUNK_BYTES  # several data messages
+    before = metrics.GRPC_REQUESTS.labels("ExportImageStream", "OK")._value.get()
+    out = io.BytesIO()
+    streamed = client.export_image_to(out, "ms", **query)
+    assert out.getvalue() == whole.data and streamed.data == b""
+    assert (streamed.width, streamed.height, streamed.content_type, streamed.extent) == (
+        whole.width, whole.height, whole.content_type, whole.extent)
+    assert metrics.GRPC_REQUESTS.labels("ExportImageStream", "OK")._value.get() == before + 1
+    with pytest.raises(NotFound):
+        client.export_image_to(io.BytesIO(), "nope", **query)
+
+    import asyncio
+
+    from imgsvc.client import AsyncImageClient
+
+    async def main():
+        async with AsyncImageClient(grpc_server) as aclient:
+            out = io.BytesIO()
+            header = await aclient.export_image_to(out, "ms", **query)
+            with pytest.raises(InvalidArgument):
+                await aclient.export_image_to(io.BytesIO(), "ms", **{**query, "size": (0, 0)})
+            return header, out.getvalue()
+
+    assert asyncio.run(main()) == (streamed, whole.data)
+
+
+def test_the_stream_carries_images_past_the_servers_message_limit(image_service, monkeypatch, u16_path):
+    import io
+
+    from imgsvc.grpc import create_server, server
+
+    monkeypatch.setattr(server, "MAX_MESSAGE_BYTES", 2 * 2**20)  # as a 300 MB image meets the real 256 MiB
+    small, port = create_server(image_service, "127.0.0.1:0")
+    small.start()
+    try:
+        with rasterio.open(u16_path) as src, ImageClient(f"127.0.0.1:{port}") as limited:
+            query = dict(bbox=tuple(src.bounds), size=(1000, 1000), format="tiff")
+            with pytest.raises(ImgsvcError) as refused:
+                limited.export_image("ms", **query)
+            assert refused.value.kind is ErrorKind.RESOURCE_EXHAUSTED
+            out = io.BytesIO()
+            limited.export_image_to(out, "ms", **query)
+            assert len(out.getvalue()) > 4 * 2**20
+    finally:
+        small.stop(grace=None)

@@ -25,10 +25,11 @@ def envelope(bounds, crs: CRS) -> pb.Envelope:
     return pb.Envelope(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, spatial_reference=spatial_reference(crs))
 
 
-def export_response(result: ExportResult) -> pb.ExportImageResponse:
+def export_response(result: ExportResult, with_image: bool = True) -> pb.ExportImageResponse:
+    """The answer to ExportImage (``with_image=False``: without the image's bytes, ExportImageStream's header)."""
     grid = result.grid
     return pb.ExportImageResponse(
-        image=result.encoded.data,
+        image=result.encoded.data if with_image else b"",
         content_type=result.encoded.content_type,
         extension=result.encoded.extension,
         width=grid.width,

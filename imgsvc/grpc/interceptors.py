@@ -5,6 +5,7 @@ Health checking and reflection pass untouched: a load balancer or a person probi
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import grpc
@@ -34,55 +35,81 @@ def _tolerant(deserialize):
     return decode
 
 
+class _Sent:
+    """What a call answered: its size in bytes (the messages' sum for a stream)."""
+    bytes = 0
+
+
 class ImageServiceInterceptor(grpc.ServerInterceptor):
     def __init__(self, tokens: Tokens | None = None) -> None:
         self.tokens = tokens
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or not handler_call_details.method.startswith(_PREFIX):
+        path = handler_call_details.method
+        if handler is None or not path.startswith(_PREFIX):
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
-        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer),
-                                unary_unary=self._around(handler_call_details.method, metadata, handler.unary_unary))
+        decoder = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            return handler._replace(request_deserializer=decoder,
+                                    unary_unary=self._around(path, metadata, handler.unary_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(request_deserializer=decoder,
+                                    unary_stream=self._around_stream(path, metadata, handler.unary_stream))
+        return handler
 
     def _around(self, path: str, metadata: dict, behaviour):
-        method = path.removeprefix(_PREFIX)
-
         def call(request, context: grpc.ServicerContext):
-            started = time.perf_counter()
-            size = 0
-            with request_id.scope(request_id.accept(metadata.get(request_id.HEADER))) as rid:
-                context.send_initial_metadata(((request_id.HEADER, rid),))
-                in_flight = metrics.GRPC_IN_FLIGHT.labels(method)
-                in_flight.inc()
-                try:
-                    token = bearer(metadata.get("authorization"))
-                    if self.tokens is not None:
-                        try:
-                            self.tokens.check(token, getattr(request, "service", None),
-                                              server_level=method in SERVER_LEVEL)
-                        except ImgsvcError as error:
-                            abort(context, error)
-                    if isinstance(request, _Undecodable):
-                        abort(context, invalid(
-                            f"The request cannot be decoded as a {method} request: it is malformed or nests "
-                            f"deeper than the service reads (JSON documents at most {documents.MAX_DEPTH} levels)."))
-                    reply = behaviour(request, context)
-                    if method == "ListServices" and self.tokens is not None and not token:
-                        public = [summary for summary in reply.services if summary.name in self.tokens.public]
-                        del reply.services[:]
-                        reply.services.extend(public)  # an anonymous caller sees the public services only
-                    size = reply.ByteSize()
-                    return reply
-                finally:
-                    in_flight.dec()
-                    code = (context.code() or grpc.StatusCode.OK).name
-                    seconds = time.perf_counter() - started
-                    metrics.GRPC_REQUESTS.labels(method, code).inc()
-                    metrics.GRPC_SECONDS.labels(method).observe(seconds)
-                    metrics.GRPC_BYTES.labels(method).inc(size)
-                    if code != "OK":
-                        metrics.ERRORS.labels("grpc", code).inc()
-                    access_log.write("grpc", "POST", path, code, seconds, size, rid)
+            with self._observed(path, metadata, request, context) as sent:
+                reply = behaviour(request, context)
+                if path == _PREFIX + "ListServices" and self.tokens is not None and \
+                        not bearer(metadata.get("authorization")):
+                    public = [summary for summary in reply.services if summary.name in self.tokens.public]
+                    del reply.services[:]
+                    reply.services.extend(public)  # an anonymous caller sees the public services only
+                sent.bytes = reply.ByteSize()
+                return reply
         return call
+
+    def _around_stream(self, path: str, metadata: dict, behaviour):
+        def call(request, context: grpc.ServicerContext):
+            with self._observed(path, metadata, request, context) as sent:
+                for message in behaviour(request, context):
+                    sent.bytes += message.ByteSize()
+                    yield message
+        return call
+
+    @contextlib.contextmanager
+    def _observed(self, path: str, metadata: dict, request, context: grpc.ServicerContext):
+        """Around one call: its request id (answered in the initial metadata), the token check, a request the
+        decoder could not read refused, then its metrics and access log line whatever happened."""
+        method = path.removeprefix(_PREFIX)
+        started = time.perf_counter()
+        sent = _Sent()
+        with request_id.scope(request_id.accept(metadata.get(request_id.HEADER))) as rid:
+            context.send_initial_metadata(((request_id.HEADER, rid),))
+            in_flight = metrics.GRPC_IN_FLIGHT.labels(method)
+            in_flight.inc()
+            try:
+                if self.tokens is not None:
+                    try:
+                        self.tokens.check(bearer(metadata.get("authorization")), getattr(request, "service", None),
+                                          server_level=method in SERVER_LEVEL)
+                    except ImgsvcError as error:
+                        abort(context, error)
+                if isinstance(request, _Undecodable):
+                    abort(context, invalid(
+                        f"The request cannot be decoded as a {method} request: it is malformed or nests "
+                        f"deeper than the service reads (JSON documents at most {documents.MAX_DEPTH} levels)."))
+                yield sent
+            finally:
+                in_flight.dec()
+                code = (context.code() or grpc.StatusCode.OK).name
+                seconds = time.perf_counter() - started
+                metrics.GRPC_REQUESTS.labels(method, code).inc()
+                metrics.GRPC_SECONDS.labels(method).observe(seconds)
+                metrics.GRPC_BYTES.labels(method).inc(sent.bytes)
+                if code != "OK":
+                    metrics.ERRORS.labels("grpc", code).inc()
+                access_log.write("grpc", "POST", path, code, seconds, sent.bytes, rid)

@@ -9,7 +9,7 @@ import grpc
 from imgsvc import budget, request_id, resources, rich_status
 from imgsvc.errors import ErrorKind, ImgsvcError, internal
 from imgsvc.grpc import convert, requests
-from imgsvc.service import ImageService
+from imgsvc.service import ExportResult, ImageService
 from imgsvc.v1 import image_service_pb2 as pb
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
@@ -26,6 +26,11 @@ STATUS_OF_KIND = {
     ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
     ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
 }
+
+
+# ExportImageStream's data messages: well under every message limit, large enough that a message's own cost is small
+# beside copying its bytes.
+STREAM_CHUNK_BYTES = 1 << 20
 
 
 def abort(context: grpc.ServicerContext, error: ImgsvcError):
@@ -54,9 +59,19 @@ class ImageServiceServicer(pb_grpc.ImageServiceServicer):
         self.service = service
 
     @_guarded
+    def exported(self, request: pb.ExportImageRequest, context) -> ExportResult:
+        return self.service.export_image(requests.export_params(request), self.deadline(context))
+
     def ExportImage(self, request: pb.ExportImageRequest, context) -> pb.ExportImageResponse:
-        return convert.export_response(self.service.export_image(requests.export_params(request),
-                                                                 self.deadline(context)))
+        return convert.export_response(self.exported(request, context))
+
+    def ExportImageStream(self, request: pb.ExportImageRequest, context):
+        # Exported in full before the first message: an error is the call's status, as for ExportImage.
+        result = self.exported(request, context)
+        data = memoryview(result.encoded.data)
+        yield pb.ExportImageChunk(header=convert.export_response(result, with_image=False), total_bytes=len(data))
+        for start in range(0, len(data), STREAM_CHUNK_BYTES):
+            yield pb.ExportImageChunk(data=bytes(data[start:start + STREAM_CHUNK_BYTES]))
 
     @staticmethod
     def deadline(context) -> budget.Deadline:
