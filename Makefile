@@ -48,7 +48,8 @@ bench: build demo
 fuzz: build clients
 	IMGSVC_FUZZ_EXAMPLES=50000 $(PY) -m pytest -q tests/test_fuzz_rest.py
 
-# Ten minutes of varied load on `imgsvc serve` as `make serve` runs it: resident memory over time and errors.
+# Ten minutes of open-loop load at 80% of the measured peak on `imgsvc serve` as `make serve` runs it: p99 and
+# resident memory each minute, errors (`python -m bench.soak --mode varied` goes round every demo service instead).
 soak: build demo
 	mkdir -p bench/results
 	$(PY) -m bench.soak --minutes 10 --json bench/results/soak.json
