@@ -46,7 +46,7 @@ bench: build demo
 
 # The long seeded fuzz of the REST door (100 000 requests; the suite runs 600 of the same).
 fuzz: build clients
-	IMGSVC_FUZZ_EXAMPLES=50000 $(PY) -m pytest -q tests/test_fuzz_rest.py
+	IMGSVC_FUZZ_EXAMPLES=50000 $(PY) -m pytest -q -s tests/test_fuzz_rest.py
 
 # Ten minutes of open-loop load at 80% of the measured peak on `imgsvc serve` as `make serve` runs it: p99 and
 # resident memory each minute, errors (`python -m bench.soak --mode varied` goes round every demo service instead).

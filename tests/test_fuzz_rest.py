@@ -93,7 +93,17 @@ def check(reply: httpx.Response, query: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(gateway_url):
+def server_memory(gateway_url):
+    """The `imgsvc serve` process's resident memory, sampled every second while this module fuzzes it."""
+    from bench.soak import MemoryTrace
+    from imgsvc.loadtest import processes
+
+    with MemoryTrace(processes.listening_pids(int(gateway_url.rsplit(":", 1)[1])), interval=1.0) as trace:
+        yield trace
+
+
+@pytest.fixture(scope="module")
+def client(gateway_url, server_memory):
     with httpx.Client(base_url=gateway_url, timeout=TIMEOUT) as c:
         yield c
 
@@ -121,6 +131,12 @@ def test_fuzz_raw_query_bytes(client, raw):
                                                                "image/png")
 
 
-def test_the_process_is_still_up_after_the_fuzzing(client):
+def test_the_process_is_still_up_after_the_fuzzing_within_its_memory(client, server_memory):
     # Runs after the fuzz tests in this module (pytest keeps file order).
     assert client.get(SERVICE.format("dem"), params={"f": "json"}).json()["name"] == "dem"
+    rss = [value / 2**20 for _, value in server_memory.points]
+    print(f"\nserver RSS over {len(rss)} s of fuzzing: {rss[0]:.0f} MiB at the start, {max(rss):.0f} peak, "
+          f"{rss[-1]:.0f} at the end")
+    # Bounded by the server's own bounds (response cache 256 MB, GDAL's cache 256 MB, 64 open datasets, the
+    # exports in flight: one client here) with room to spare, whatever the run's length.
+    assert max(rss) < 1536
