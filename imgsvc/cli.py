@@ -413,7 +413,8 @@ def serve_one(args, worker=None) -> int:
     host = _host_port(args.http)[0]
     app = create_app(GatewaySettings(
         grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
-        output_ttl_seconds=args.output_ttl, errors_with_http_200=not args.http_error_status,
+        output_ttl_seconds=args.output_ttl, output_quota_mb=args.output_quota_mb,
+        errors_with_http_200=not args.http_error_status,
         public_url=args.public_url, tokens=tokens, cors_origins=tuple(args.cors_origins),
         allowed_hosts=LOOPBACK_HOSTS | {host} | set(args.allowed_hosts or ()),
         grpc_root_certificates=tls[0] if tls and not args.gateway_only else None))
@@ -533,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-target", default=None, help="gRPC server the gateway calls (with --gateway-only)")
     serve.add_argument("--output-dir", default="data/output", help="where f=json exports are kept for their href")
     serve.add_argument("--output-ttl", type=float, default=600.0, help="seconds an f=json output file is kept")
+    serve.add_argument("--output-quota-mb", type=int, default=1024,
+                       help="megabytes of f=json output files kept in all (the oldest are deleted to make room)")
     serve.add_argument("--transform-error", type=float, default=kernels.DEFAULT_MAX_ERROR,
                        help="bound of the approximate transformer in source pixels (smaller: closer to exact PROJ "
                             "transforms, slower on large extents)")

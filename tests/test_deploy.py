@@ -210,6 +210,8 @@ def test_the_container_runs_imgsvc_serve_with_the_configmap_settings(rendered):
     assert args.max_request_mb <= args.memory_budget_mb / args.workers
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert args.drain_seconds < pod["terminationGracePeriodSeconds"]
+    tmp = next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"]["name"])
+    assert args.output_quota_mb < int(tmp["emptyDir"]["sizeLimit"].removesuffix("Gi")) * 1024  # never evicted
 
 
 def test_probes_are_grpc_health_on_the_grpc_port(rendered):

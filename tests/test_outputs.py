@@ -18,6 +18,20 @@ def test_save_serve_and_expire(tmp_path):
     assert store.expire() == 1 and store.path(folder, name) is None
 
 
+def test_the_quota_makes_room_by_deleting_the_oldest_files(tmp_path):
+    store = OutputStore(tmp_path, max_bytes=1000)
+    saved = []
+    for i in range(5):
+        saved.append(store.save("dem" if i % 2 else "ms", bytes(300), "png"))
+        path = store.path(*saved[-1].split("/"))
+        os.utime(path, (1000 + i, 1000 + i))  # distinct ages, oldest first
+    kept = [rel for rel in saved if store.path(*rel.split("/")) is not None]
+    assert kept == saved[-3:]  # 3 x 300 bytes fit in 1000, across the services' folders
+    store.save("dem", bytes(2000), "tif")  # larger than the quota alone: everything else makes way for it
+    assert [rel for rel in saved if store.path(*rel.split("/")) is not None] == []
+    assert sum(p.stat().st_size for p in tmp_path.glob("*/_ags_*")) == 2000
+
+
 def test_only_names_it_wrote_are_served(tmp_path):
     store = OutputStore(tmp_path)
     (tmp_path / "secret.txt").write_text("x")

@@ -64,6 +64,7 @@ class GatewaySettings:
     grpc_target: str
     output_dir: Path
     output_ttl_seconds: float = 600.0
+    output_quota_mb: int = 1024  # the f=json output files kept together, oldest deleted first
     # ArcGIS answers errors with HTTP 200 and the envelope; clients rely on it.  Off switches to 4xx/5xx statuses.
     errors_with_http_200: bool = True
     # No request waits longer than this on the gRPC service.
@@ -106,7 +107,8 @@ def guarded(handler):
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.outputs = OutputStore(settings.output_dir, settings.output_ttl_seconds)
+        self.outputs = OutputStore(settings.output_dir, settings.output_ttl_seconds,
+                                   settings.output_quota_mb * 2**20)
         self.channel: grpc.aio.Channel | None = None
         self.stub: pb_grpc.ImageServiceStub | None = None
         # lower-cased resource path below .../ImageServer -> handler(request, service name, params)
@@ -351,10 +353,11 @@ class Gateway:
         if form in ("image", "kmz"):
             headers = {"Content-Disposition": f'inline; filename="{name}.{reply.extension}"'}
             return Response(reply.image, media_type=reply.content_type, headers=headers)
-        return self.json(self.stored_image_doc(request, name, reply), params)
+        return self.json(await self.stored_image_doc(request, name, reply), params)
 
-    def stored_image_doc(self, request: Request, name: str, reply: pb.ExportImageResponse) -> dict:
-        stored = self.outputs.save(name, reply.image, reply.extension)
+    async def stored_image_doc(self, request: Request, name: str, reply: pb.ExportImageResponse) -> dict:
+        # Off the event loop: the file may be hundreds of megabytes, and other requests are being answered.
+        stored = await asyncio.to_thread(self.outputs.save, name, reply.image, reply.extension)
         href = f"{self.base_url(request)}/arcgis/rest/directories/arcgisoutput/{stored}"
         return arcgis_json.image_resource_doc(reply, href)
 
@@ -372,7 +375,7 @@ class Gateway:
             reply = await self.rpc("ExportImage", export_request(name, params))
         except ImgsvcError as error:
             return HTMLResponse(pages.export_form(root, url, params, None, error_doc(error)))
-        return HTMLResponse(pages.export_form(root, url, params, self.stored_image_doc(request, name, reply), None))
+        return HTMLResponse(pages.export_form(root, url, params, await self.stored_image_doc(request, name, reply), None))
 
     async def identify(self, request: Request, name: str, params: Params) -> Response:
         form = self.form(params)

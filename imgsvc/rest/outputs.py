@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -13,20 +14,46 @@ _SUFFIX = "_ImageServer"
 
 
 class OutputStore:
-    def __init__(self, root: Path, ttl_seconds: float = 600.0) -> None:
+    """``max_bytes`` bounds the files kept together: a new file makes room by deleting the oldest first (it may be
+    the only one left, however large: the service's image size limit bounds one)."""
+
+    def __init__(self, root: Path, ttl_seconds: float = 600.0, max_bytes: int = 1024 * 2**20) -> None:
+        if max_bytes <= 0:
+            raise ValueError("the output directory needs a positive quota")
         self.root = Path(root)
         self.ttl = ttl_seconds
+        self.max_bytes = max_bytes
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
 
     def save(self, service: str, data: bytes, extension: str) -> str:
         """Store ``data``; returns the path below the output directory (``<svc>_ImageServer/_ags_<uuid>.<ext>``)."""
         folder = self.root / f"{service}{_SUFFIX}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"_ags_{str(uuid.uuid4()).replace('-', '_')}.{extension}"
-        tmp = folder / (name + ".part")
-        tmp.write_bytes(data)
-        tmp.rename(folder / name)  # atomic: a client never fetches half a file
+        with self._lock:  # one writer at a time makes room, so two cannot both count on the same free bytes
+            self._make_room(len(data))
+            tmp = folder / (name + ".part")
+            tmp.write_bytes(data)
+            tmp.rename(folder / name)  # atomic: a client never fetches half a file
         return f"{folder.name}/{name}"
+
+    def _make_room(self, incoming: int) -> None:
+        """Delete the oldest files until ``incoming`` more bytes fit under the quota.  The directory is listed each
+        time (other worker processes write to it too); a few thousand files take a millisecond or two."""
+        files = []
+        for path in self.root.glob(f"*{_SUFFIX}/_ags_*"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+        held = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if held + incoming <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            held -= size
 
     @staticmethod
     def service_of(folder: str) -> str | None:
