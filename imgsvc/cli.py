@@ -518,7 +518,8 @@ def cmd_loadtest(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from imgsvc import kernels  # here, not at the top: importing imgsvc.cli does not load the compiled kernels
 
-    catalog_help = "SQLite catalog (default: $IMGSVC_CATALOG or data/catalog.sqlite)"
+    catalog_help = ("the catalog: a SQLite file, or a PostgreSQL server's postgresql://user@host/db URL that several "
+                    "servers share (default: $IMGSVC_CATALOG or data/catalog.sqlite)")
     parser = argparse.ArgumentParser(prog="imgsvc", description=__doc__)
     parser.add_argument("--catalog", default=str(default_catalog_path()), help=catalog_help)
     # --catalog is also taken after the subcommand; there it has no default, so it never hides one given before.

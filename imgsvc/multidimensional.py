@@ -15,7 +15,6 @@ from typing import Any
 from imgsvc.catalog.attributes import parse_date
 from imgsvc.catalog.dimensions import STD_TIME, VARIABLE_FIELD
 from imgsvc.catalog.records import Field, FieldType, ServiceRecord
-from imgsvc.catalog.store import field_column
 from imgsvc.errors import invalid, unsupported
 
 
@@ -54,13 +53,13 @@ def _variable(service: ServiceRecord, name: str, parameter: str) -> dict:
     raise invalid(f"{parameter}: variable {name!r} is not a variable of the service ({names}).", parameter=parameter)
 
 
-def variable_condition(service: ServiceRecord, name: str | None, parameter: str) -> tuple[str, list]:
+def variable_condition(catalog, service: ServiceRecord, name: str | None, parameter: str) -> tuple[str, list]:
     """The items of variable ``name`` (None = the service's default, its first variable)."""
     variable = _variable(service, name, parameter) if name else service.settings.variables[0]
-    return f"{field_column(VARIABLE_FIELD)} = ?", [variable["name"]]
+    return f"{catalog.field_column(VARIABLE_FIELD)} = ?", [variable["name"]]
 
 
-def definition_conditions(service: ServiceRecord, definition: Sequence[DimensionFilter],
+def definition_conditions(catalog, service: ServiceRecord, definition: Sequence[DimensionFilter],
                           parameter: str = "mosaicRule") -> list[tuple[str, list]]:
     """The SQL condition (one, in a list) selecting the slices a ``multidimensionalDefinition`` means.
 
@@ -79,12 +78,12 @@ def definition_conditions(service: ServiceRecord, definition: Sequence[Dimension
         by_variable[service.settings.variables[0]["name"]] = []
     groups, params = [], []
     for name, entries in by_variable.items():
-        sql, args = variable_condition(service, name, parameter)
+        sql, args = variable_condition(catalog, service, name, parameter)
         variable = _variable(service, name, parameter)
         for entry in [*entries, *shared]:
             if not entry.dimension:
                 continue
-            dimension_sql, dimension_args = _dimension_condition(variable, entry, parameter)
+            dimension_sql, dimension_args = _dimension_condition(catalog, variable, entry, parameter)
             sql += f" AND ({dimension_sql})"
             args += dimension_args
         groups.append(f"({sql})")
@@ -92,15 +91,15 @@ def definition_conditions(service: ServiceRecord, definition: Sequence[Dimension
     return [(" OR ".join(groups), params)]
 
 
-def _dimension_condition(variable: dict, entry: DimensionFilter, parameter: str) -> tuple[str, list]:
+def _dimension_condition(catalog, variable: dict, entry: DimensionFilter, parameter: str) -> tuple[str, list]:
     names = [d["name"] for d in variable["dimensions"]]
     dimension = next((n for n in names if n.lower() == entry.dimension.lower()), None)
     if dimension is None:
         raise invalid(f"{parameter}: variable {variable['name']!r} has no dimension {entry.dimension!r} "
                       f"(it has {', '.join(names) or 'none'}).", parameter=parameter)
     if not entry.values:
-        return "1", []  # every value of the dimension
-    column = field_column_of(dimension)
+        return "1 = 1", []  # every value of the dimension
+    column = field_column_of(catalog, dimension)
     terms, args = [], []
     for value in entry.values:
         if isinstance(value, (list, tuple)):
@@ -116,9 +115,9 @@ def _dimension_condition(variable: dict, entry: DimensionFilter, parameter: str)
     return " OR ".join(terms), args
 
 
-def field_column_of(dimension: str) -> str:
+def field_column_of(catalog, dimension: str) -> str:
     """The SQL expression of a dimension's item field."""
-    return field_column(Field(dimension, FieldType.DATE if dimension == STD_TIME else FieldType.DOUBLE))
+    return catalog.field_column(Field(dimension, FieldType.DATE if dimension == STD_TIME else FieldType.DOUBLE))
 
 
 def _number(value: Any, dimension: str, parameter: str) -> float | int:
@@ -139,13 +138,13 @@ def slices(catalog, service: ServiceRecord, definition: Sequence[DimensionFilter
     refuse_unless_multidimensional(service, "slices", "multidimensionalDefinition")
     wanted = None
     if definition:
-        conditions = definition_conditions(service, definition, "multidimensionalDefinition")
+        conditions = definition_conditions(catalog, service, definition, "multidimensionalDefinition")
         wanted = set()
     found = []
     for variable in service.settings.variables:
         dims = [d["name"] for d in variable["dimensions"]]
-        columns = [field_column_of(d) for d in dims]
-        condition = variable_condition(service, variable["name"], "sliceId")
+        columns = [field_column_of(catalog, d) for d in dims]
+        condition = variable_condition(catalog, service, variable["name"], "sliceId")
         rows = catalog.distinct_values(service.name, columns, [condition])
         found += [(variable["name"], tuple(zip(dims, row))) for row in rows]
         if wanted is not None:
@@ -163,9 +162,9 @@ def slice_conditions(catalog, service: ServiceRecord, slice_id: int) -> list[tup
         raise invalid(f"sliceId {slice_id} does not exist: the service has slices 0 to {len(every) - 1}.",
                       parameter="sliceId")
     chosen = every[slice_id]
-    sql, args = variable_condition(service, chosen.variable, "sliceId")
+    sql, args = variable_condition(catalog, service, chosen.variable, "sliceId")
     for dimension, value in chosen.values:
-        sql += f" AND {field_column_of(dimension)} = ?"
+        sql += f" AND {field_column_of(catalog, dimension)} = ?"
         args.append(value)
     return [(sql, args)]
 
@@ -192,12 +191,12 @@ def info(catalog, service: ServiceRecord, return_values: str = "always") -> list
                       f"{return_values!r}.", parameter="returnDimensionValues")
     variables = []
     for variable in service.settings.variables:
-        condition = variable_condition(service, variable["name"], "multidimensionalInfo")
+        condition = variable_condition(catalog, service, variable["name"], "multidimensionalInfo")
         dimensions = []
         for dimension in variable["dimensions"]:
             name = dimension["name"]
-            values = [row[0] for row in catalog.distinct_values(service.name, [field_column_of(name)], [condition])
-                      if row[0] is not None]
+            rows = catalog.distinct_values(service.name, [field_column_of(catalog, name)], [condition])
+            values = [row[0] for row in rows if row[0] is not None]
             interval, unit = _interval(values, name)
             doc = {"name": name, "description": dimension["description"], "unit": dimension["unit"],
                    "field": name, "extent": [values[0], values[-1]] if values else [],

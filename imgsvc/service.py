@@ -20,8 +20,6 @@ from imgsvc import budget, footprints, kernels, metrics, mosaic, multidimensiona
 from imgsvc.block import BandStats, ImageBlock, holds
 from imgsvc.catalog import BandDistribution, Catalog, ServiceRecord
 from imgsvc.catalog.describe import item_bounds_in
-from imgsvc.catalog.store import bounds_condition, field_column, pixel_size_condition, time_condition
-from imgsvc.catalog.where import compile_where
 from imgsvc.encode import Encoded, EncodeOptions, encode, encode_kmz, validate_options
 from imgsvc.errors import ImgsvcError, invalid
 from imgsvc import functions
@@ -195,7 +193,8 @@ def finish(params: ExportParams, plan: ExportPlan, result: Raster) -> ImageBlock
                       stats=info.stats)
 
 
-def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule, time: tuple[int | None, int | None] | None,
+def item_conditions(catalog: Catalog, service: ServiceRecord, rule: mosaic.MosaicRule,
+                    time: tuple[int | None, int | None] | None,
                     slice_conditions: list[tuple[str, list]] | None = None) -> list[tuple[str, list]]:
     """The SQL conditions a request puts on the service's items: the mosaic rule's where clause, compiled over the
     item fields with its values bound; the time on a time-aware service (elsewhere time selects nothing out,
@@ -204,16 +203,16 @@ def item_conditions(service: ServiceRecord, rule: mosaic.MosaicRule, time: tuple
     variable's (docs/decisions.md "Multidimensional services")."""
     conditions = []
     if rule.where is not None:
-        conditions.append(compile_where(rule.where, service.fields, field_column, parameter="mosaicRule"))
+        conditions.append(catalog.where_condition(rule.where, service.fields, parameter="mosaicRule"))
     if time is not None and service.settings.start_time_field:
-        conditions.append(time_condition(service.settings, service.fields, *time))
+        conditions.append(catalog.time_condition(service.settings, service.fields, *time))
     if slice_conditions:  # the slice a sliceId names wins over a definition
         conditions += slice_conditions
     elif rule.multidimensional_definition:
-        conditions += multidimensional.definition_conditions(service, rule.multidimensional_definition)
+        conditions += multidimensional.definition_conditions(catalog, service, rule.multidimensional_definition)
     elif (service.settings.has_multidimensions and rule.fids is None
           and rule.method is not mosaic.MosaicMethod.LOCK_RASTER):
-        conditions.append(multidimensional.variable_condition(service, None, "mosaicRule"))
+        conditions.append(multidimensional.variable_condition(catalog, service, None, "mosaicRule"))
     return conditions
 
 
@@ -350,7 +349,7 @@ class ImageService:
         ``pixel_size`` (each item's MinPS..MaxPS, NULL = unbounded) except for locked rasters, which show at every
         pixel size (docs/protocol.md §5.1).  Where no item there is visible at that pixel size, the items there are
         used whatever their range, ordered and capped as any (docs/decisions.md "Pixel size ranges")."""
-        conditions = item_conditions(service, rule, time, slice_conditions)
+        conditions = item_conditions(self.catalog, service, rule, time, slice_conditions)
 
         def meeting(extra: list) -> tuple:
             return tuple(item for item in self.catalog.items_in(service.name, bounds, [*conditions, *extra])
@@ -358,7 +357,7 @@ class ImageService:
 
         found = ()
         if pixel_size is not None and rule.method is not mosaic.MosaicMethod.LOCK_RASTER:
-            found = meeting([pixel_size_condition(service.fields, pixel_size)])
+            found = meeting([self.catalog.pixel_size_condition(service.fields, pixel_size)])
         return found or meeting([])
 
     def referenced_items(self, service: ServiceRecord, chain: functions.Chain) -> tuple:
@@ -422,8 +421,8 @@ class ImageService:
             return identify_stage.IdentifyResult(None, chain.describe(_bands_info(service)).dtype, params.x,
                                                  params.y, point_crs)
         rule = params.mosaic_rule
-        candidates = tuple(item for item in self.catalog.items_in(service.name, (x, y, x, y),
-                                                                  item_conditions(service, rule, params.time))
+        conditions = item_conditions(self.catalog, service, rule, params.time)
+        candidates = tuple(item for item in self.catalog.items_in(service.name, (x, y, x, y), conditions)
                            if footprints.covers_point(item.footprint, x, y))
         ordered = mosaic.order_items(rule, candidates, (x, y), service.description.extent,
                                      service.settings.max_mosaic_image_count, service.fields,
@@ -461,7 +460,7 @@ class ImageService:
         conditions = []
         if variable:
             multidimensional.refuse_unless_multidimensional(service, "variable", "variable")
-            conditions.append(multidimensional.variable_condition(service, variable, "variable"))
+            conditions.append(multidimensional.variable_condition(self.catalog, service, variable, "variable"))
             rule = mosaic.MosaicRule(multidimensional_definition=(multidimensional.DimensionFilter(variable),))
         if functions.chain_for(rendering_rule, service.templates).is_identity:
             return resources.distributions(service, self.catalog.distributions(name, conditions))
@@ -486,7 +485,7 @@ class ImageService:
         service_crs = sr.crs_from_wkt(service.description.crs_wkt)
         conditions = []
         if params.where:
-            conditions.append(compile_where(params.where, service.fields, field_column))
+            conditions.append(self.catalog.where_condition(params.where, service.fields))
         if params.object_ids:
             if len(params.object_ids) > resources.MAX_RECORD_COUNT:
                 raise invalid(f"objectIds lists more than {resources.MAX_RECORD_COUNT} ids.", parameter="objectIds")
@@ -496,16 +495,17 @@ class ImageService:
             geometry = params.geometry
             area = footprints.area(geometry.kind, geometry.coordinates, geometry.crs or service_crs, service_crs)
             if area.is_empty:  # nothing of it can be placed in the service SR
-                conditions.append(("0", []))
+                conditions.append(("1 = 0", []))
             else:
-                conditions.append(bounds_condition(area.bounds))
+                conditions.append(self.catalog.bounds_condition(area.bounds))
         if params.time is not None and service.settings.start_time_field:
-            conditions.append(time_condition(service.settings, service.fields, *params.time))
+            conditions.append(self.catalog.time_condition(service.settings, service.fields, *params.time))
         if params.pixel_size is not None:
-            conditions.append(pixel_size_condition(service.fields, pixel_size_in(params.pixel_size, service)))
+            pixel_size = pixel_size_in(params.pixel_size, service)
+            conditions.append(self.catalog.pixel_size_condition(service.fields, pixel_size))
         if params.multidimensional_definition:
-            conditions += multidimensional.definition_conditions(service, params.multidimensional_definition,
-                                                                 "multidimensionalDefinition")
+            conditions += multidimensional.definition_conditions(
+                self.catalog, service, params.multidimensional_definition, "multidimensionalDefinition")
         order = catalog_query.order_terms(service.fields, params.order_by)
         limit = min(params.record_count or resources.MAX_RECORD_COUNT, resources.MAX_RECORD_COUNT)
         if area is not None and not area.is_empty and params.spatial_rel == catalog_query.FOOTPRINT_INTERSECTS:

@@ -1,5 +1,5 @@
-"""Real components for the tests: rasters written by rasterio, the SQLite catalog, a gRPC server on port 0 and
-the REST gateway served by uvicorn over HTTP."""
+"""Real components for the tests: rasters written by rasterio, the SQLite catalog (and Debian's PostgreSQL for the
+catalog there), a gRPC server on port 0 and the REST gateway served by uvicorn over HTTP."""
 from __future__ import annotations
 
 import re
@@ -17,6 +17,33 @@ import uvicorn
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.cli import register
 from tests import rasters
+from tests.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session (tests/postgres.py); ``postgres.new_database()`` is a catalog's URL."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+# The databases a catalog lives in; a test parametrised with them runs on each.
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def new_catalog(request, tmp_path_factory):
+    """``new_catalog(backend)``: the location of a new, empty catalog in ``backend`` (one of BACKENDS): a SQLite
+    file's path, or the URL of a new database on the session's PostgreSQL server (started when first needed)."""
+    def location(backend: str) -> str:
+        if backend == "postgresql":
+            return request.getfixturevalue("postgres").new_database()
+        return str(tmp_path_factory.mktemp("catalog") / "catalog.sqlite")
+    return location
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The SQLite catalog and the CLI that writes it."""
+"""The catalog (in a SQLite file and in PostgreSQL) and the CLI that writes it."""
 import sqlite3
 
 import pytest
@@ -6,10 +6,12 @@ import pytest
 from imgsvc.catalog import Catalog
 from imgsvc.cli import main
 from imgsvc.errors import ErrorKind, ImgsvcError
+from tests.conftest import BACKENDS
 
 
-def test_add_list_remove_through_the_cli(tmp_path, dem_path, capsys):
-    db = str(tmp_path / "c.sqlite")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_add_list_remove_through_the_cli(new_catalog, backend, dem_path, capsys):
+    db = new_catalog(backend)
     assert main(["--catalog", db, "add", "dem1", str(dem_path), "--data-type", "Elevation"]) == 0
     assert main(["--catalog", db, "list"]) == 0
     assert "dem1\t720x640x1 float32" in capsys.readouterr().out
@@ -37,25 +39,30 @@ def test_unknown_service_is_not_found(catalog_path):
     assert info.value.kind is ErrorKind.NOT_FOUND
 
 
-def test_the_service_side_cannot_write(catalog_path):
-    ro = Catalog(catalog_path, readonly=True)
-    with pytest.raises(sqlite3.OperationalError):
-        ro._connect().execute("DELETE FROM services")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_service_side_cannot_write(new_catalog, backend, dem_path):
+    db = new_catalog(backend)
+    assert main(["--catalog", db, "add", "dem", str(dem_path)]) == 0
+    ro = Catalog(db, readonly=True)
+    with pytest.raises(Exception, match="read-?only"):  # the database refuses: the file's mode, the session's
+        ro.backend.execute("DELETE FROM services")
     assert "dem" in ro.service_names()
 
 
-def test_service_names_are_restricted(tmp_path, dem_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_service_names_are_restricted(new_catalog, backend, dem_path):
     with pytest.raises(ImgsvcError):
-        main_catalog = Catalog(tmp_path / "x.sqlite")
+        main_catalog = Catalog(new_catalog(backend))
         from imgsvc.read import describe_raster
 
         main_catalog.add_service("../etc", [describe_raster(dem_path)], None)
 
 
-def test_non_raster_is_refused(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_raster_is_refused(tmp_path, new_catalog, backend):
     bogus = tmp_path / "bogus.tif"
     bogus.write_text("not a tiff")
-    assert main(["--catalog", str(tmp_path / "c.sqlite"), "add", "bad", str(bogus)]) == 2
+    assert main(["--catalog", new_catalog(backend), "add", "bad", str(bogus)]) == 2
 
 
 def test_catalog_option_is_taken_before_or_after_the_command(tmp_path, dem_path, capsys):

@@ -18,6 +18,7 @@ from imgsvc.grpc.requests import export_params
 from imgsvc.rest.query import Params, export_request
 from imgsvc.service import ImageService
 from tests import rasters
+from tests.conftest import BACKENDS
 
 X0, Y0 = rasters.ORIGIN
 RES = 30.0
@@ -36,21 +37,23 @@ def write_scene(folder, name, value, col, row):
                                 origin=(X0 + RES * col, Y0 - RES * row))
 
 
-def build_scenes_catalog(folder) -> str:
-    """The three scenes with their attribute table, registered as the time-aware mosaic dataset "mos"."""
+def build_scenes_catalog(folder, db: str | None = None) -> str:
+    """The three scenes with their attribute table, registered as the time-aware mosaic dataset "mos" in the
+    catalog ``db`` (default: a SQLite file in ``folder``)."""
     for name, value, col, row, _ in SCENES:
         write_scene(folder, name, value, col, row)
     table = folder / "attrs.csv"
     table.write_text("Name,Year,AcqDate,Cloud,Sensor\n" + "\n".join(f"{n},{a}" for n, *_, a in SCENES) + "\n")
-    db = str(folder / "catalog.sqlite")
+    db = db or str(folder / "catalog.sqlite")
     assert main(["add", "mos", str(folder / "scene_*.tif"), "--attrs", str(table), "--time-field", "AcqDate",
                  "--catalog", db]) == 0
     return db
 
 
-@pytest.fixture(scope="module")
-def catalog_file(tmp_path_factory):
-    return build_scenes_catalog(tmp_path_factory.mktemp("mosaic"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def catalog_file(request, tmp_path_factory, new_catalog):
+    """The scenes' catalog, in each database: what a where clause, time, order or page selects is the same."""
+    return build_scenes_catalog(tmp_path_factory.mktemp("mosaic"), new_catalog(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -265,9 +268,10 @@ def test_a_bad_item_rendering_rule_is_refused_naming_the_mosaic_rule(core, item_
     assert info.value.parameter == "mosaicRule" and "itemRenderingRule" in info.value.details[0]
 
 
-def test_append_adds_items_after_the_others(tmp_path, catalog_file):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_append_adds_items_after_the_others(tmp_path, new_catalog, backend):
     folder = tmp_path
-    db = str(folder / "c.sqlite")
+    db = new_catalog(backend)
     write_scene(folder, "one", 5, 0, 0)
     write_scene(folder, "two", 7, 300, 0)
     assert main(["add", "grow", str(folder / "one.tif"), "--catalog", db]) == 0
@@ -402,13 +406,14 @@ def test_identify_answers_from_the_rules_top_item_with_the_items_under_the_point
     assert [f["attributes"]["Name"] for f in doc["catalogItems"]["features"]] == ["scene_a", "scene_b", "scene_c"]
 
 
-def test_items_show_within_their_pixel_size_range(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_items_show_within_their_pixel_size_range(tmp_path, new_catalog, backend):
     for name, value, col, row, _ in SCENES:
         write_scene(tmp_path, name, value, col, row)
     table = tmp_path / "ps.csv"
     # scene_a only when zoomed out (50 m or coarser), scene_c only when zoomed in (up to 40 m), scene_b always.
     table.write_text("Name,MinPS,MaxPS,Category\nscene_a,50,,1\nscene_b,,,1\nscene_c,,40,2\n")
-    db = str(tmp_path / "c.sqlite")
+    db = new_catalog(backend)
     assert main(["add", "ps", str(tmp_path / "scene_*.tif"), "--attrs", str(table), "--catalog", db]) == 0
     catalog = Catalog(db, readonly=True)
     assert [i.attributes["Category"] for i in catalog.items("ps")] == [1, 1, 2]

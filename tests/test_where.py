@@ -1,15 +1,19 @@
-"""The `where` compiler against a real SQLite table: items whose attributes are a JSON column, selected with the
-compiled fragment through json_extract, as the catalog will (docs/protocol.md §4 /query and §5 mosaic rules)."""
+"""The `where` compiler against a real table in each database a catalog lives in (SQLite, PostgreSQL): items whose
+attributes are a JSON column, selected with the compiled fragment through the database's typed field expressions,
+as the catalog does (docs/protocol.md §4 /query and §5 mosaic rules); both give the same answers."""
 import json
 import re
-import sqlite3
 from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imgsvc.catalog.backend import open_backend, sql_string
 from imgsvc.catalog.records import Field, FieldType
+from imgsvc.catalog.sqlite import SQLiteBackend
 from imgsvc.catalog.where import MAX_IN_VALUES, MAX_TEXT_BYTES, compile_where
 from imgsvc.errors import ErrorKind, ImgsvcError
 
@@ -35,42 +39,49 @@ ITEMS = {
 }
 
 
-def column(field: Field) -> str:
-    """The trusted column expression a caller builds from its own field names (here: the test's).  SQLite's JSON
-    paths cannot hold a double quote, so such a name is read through json_each instead."""
-    if '"' in field.name:
-        return f"(SELECT value FROM json_each(items.attributes) WHERE key = {sql_string(field.name)})"
-    path = '$."' + field.name + '"'
-    return f"json_extract(items.attributes, {sql_string(path)})"
+class Names:
+    """The catalog's dialect over the test's field names, which the catalog itself would not register (spaces,
+    quotes).  SQLite's JSON paths cannot hold a double quote, so such a name is read through json_each there."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.like, self.like_without_escape = backend.like, backend.like_without_escape
+
+    def field_column(self, field: Field) -> str:
+        if '"' in field.name and isinstance(self.backend, SQLiteBackend):
+            return f"(SELECT value FROM json_each(items.attributes) WHERE key = {sql_string(field.name)})"
+        return self.backend.json_value(field.name, field.type)
 
 
-def sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request, tmp_path_factory):
+    location = (request.getfixturevalue("postgres").new_database() if request.param == "postgresql"
+                else tmp_path_factory.mktemp("where") / "items.sqlite")
+    backend = open_backend(location, readonly=False)
+    backend.set_schema_version(0)  # not a catalog: just its version number, which any write would change
+    with backend.transaction():
+        backend.execute(f"CREATE TABLE items (id INTEGER PRIMARY KEY, attributes {backend.json_type} NOT NULL)")
+        backend.executemany("INSERT INTO items VALUES (?, ?)", [(i, json.dumps(a)) for i, a in ITEMS.items()])
+    return Names(backend)
 
 
-@pytest.fixture(scope="module")
-def db():
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, attributes TEXT NOT NULL)")
-    conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, json.dumps(a)) for i, a in ITEMS.items()])
-    conn.commit()
-    yield conn
-    conn.close()
+# The names the compiler is given where no database is needed.
+names = Names(SQLiteBackend(Path("unused.sqlite"), readonly=True))
 
 
-def snapshot(conn) -> tuple:
-    return (conn.execute("SELECT * FROM items ORDER BY id").fetchall(),
-            conn.execute("SELECT * FROM sqlite_master").fetchall(), conn.total_changes)
+def snapshot(db) -> tuple:
+    """The rows, and which version of them (what any write would change)."""
+    return db.backend.execute("SELECT * FROM items ORDER BY id").fetchall(), db.backend.version()
 
 
 def select(db, text: str) -> list[int]:
-    sql, params = compile_where(text, FIELDS, column)
-    return [row[0] for row in db.execute(f"SELECT id FROM items WHERE {sql} ORDER BY id", params)]
+    sql, params = compile_where(text, FIELDS, db)
+    return [row[0] for row in db.backend.execute(f"SELECT id FROM items WHERE {sql} ORDER BY id", params)]
 
 
 def refusal(text: str, fields=FIELDS, **kwargs) -> ImgsvcError:
     with pytest.raises(ImgsvcError) as info:
-        compile_where(text, fields, column, **kwargs)
+        compile_where(text, fields, names, **kwargs)
     error = info.value
     assert error.kind is ErrorKind.INVALID_ARGUMENT and error.code == 400
     (detail,) = error.details
@@ -79,18 +90,18 @@ def refusal(text: str, fields=FIELDS, **kwargs) -> ImgsvcError:
 
 
 # What the compiled SQL may be made of besides the caller's column expressions: proof that no client text gets in.
-SQL_VOCABULARY = re.compile(r"(?:\s+|[()?,]|=|<>|<=|>=|<|>|AND|OR|NOT|IN|BETWEEN|LIKE|ESCAPE|IS|NULL|1)*")
+SQL_VOCABULARY = re.compile(r"(?:\s+|[()?,]|=|<>|<=|>=|<|>|AND|OR|NOT|IN|BETWEEN|I?LIKE|ESCAPE ''|ESCAPE|IS|NULL|1)*")
 
 
-def assert_only_own_sql(sql: str) -> None:
+def assert_only_own_sql(sql: str, db=names) -> None:
     for field in FIELDS:
-        sql = sql.replace(column(field), " ")
+        sql = sql.replace(db.field_column(field), " ")
     assert SQL_VOCABULARY.fullmatch(sql), sql
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_an_empty_clause_selects_everything(db, text):
-    assert compile_where(text, FIELDS, column) == ("1", [])
+    assert compile_where(text, FIELDS, names) == ("1 = 1", [])
     assert select(db, text) == [1, 2, 3, 4, 5]
 
 
@@ -182,7 +193,8 @@ def test_field_names_match_case_insensitively_bare_or_double_quoted(db, text, id
 
 def test_an_exact_name_wins_over_one_differing_in_case_and_two_differing_only_in_case_are_ambiguous():
     fields = (Field("name", FieldType.TEXT), Field("NAME", FieldType.INTEGER))
-    assert compile_where("NAME = 1", fields, lambda f: f"c_{f.type.name}") == ("(c_INTEGER = ?)", [1])
+    dialect = SimpleNamespace(like="LIKE", like_without_escape="", field_column=lambda f: f"c_{f.type.name}")
+    assert compile_where("NAME = 1", fields, dialect) == ("(c_INTEGER = ?)", [1])
     assert "several fields" in refusal("Name = 1", fields).details[0]
 
 
@@ -207,6 +219,9 @@ def test_the_caller_names_the_parameter_of_its_refusals():
     ("Cloud LIKE '1%'", "where: LIKE applies to TEXT fields only, not to the DOUBLE field 'Cloud' at position 1."),
     ("Name LIKE 5", "where: expected a pattern string after LIKE, not '5' at position 11."),
     ("Name LIKE 'a' ESCAPE '!!'", "where: the ESCAPE string must be one character, not '!!' at position 22."),
+    ("Name LIKE 'a!' ESCAPE '!'", "where: the pattern 'a!' ends with its escape character at position 11."),
+    ("Name LIKE '!!!' ESCAPE '!'", "where: the pattern '!!!' ends with its escape character at position 11."),
+    ("Name = 'a\x00'", "where: the NUL character at position 10 is not allowed."),
     ("'a' LIKE 'a'", "where: LIKE needs a field on its left, not the string 'a' at position 1."),
     ("Year = NULL", "where: 'NULL' is only written in IS NULL or IS NOT NULL at position 8."),
     ("Year IS 5", "where: expected NULL after IS, not '5' at position 9."),
@@ -242,10 +257,10 @@ def test_refusals_name_the_token_and_its_position(text, detail):
 
 
 def test_the_largest_ints_are_bound_and_a_lone_surrogate_is_refused(db):
-    assert compile_where("Year < 9223372036854775807", FIELDS, column)[1] == [9223372036854775807]
-    assert compile_where("Year > -9223372036854775808", FIELDS, column)[1] == [-9223372036854775808]
-    assert compile_where("Year = 000000000000000000000002019", FIELDS, column)[1] == [2019]
-    assert compile_where("Year > -" + "0" * 5000 + "1", FIELDS, column)[1] == [-1]  # past Python's 4300 digits
+    assert compile_where("Year < 9223372036854775807", FIELDS, names)[1] == [9223372036854775807]
+    assert compile_where("Year > -9223372036854775808", FIELDS, names)[1] == [-9223372036854775808]
+    assert compile_where("Year = 000000000000000000000002019", FIELDS, names)[1] == [2019]
+    assert compile_where("Year > -" + "0" * 5000 + "1", FIELDS, names)[1] == [-1]  # past Python's 4300 digits
     # JSON's "\ud800" escape gives a string no SQLite binding could encode.
     assert refusal("Name = '\ud800'").details == ("where: the character at position 9 is not valid Unicode.",)
 
@@ -265,7 +280,7 @@ def test_bounds_on_size_nesting_and_in_lists(db):
         f"where: an IN list holds at most {MAX_IN_VALUES} values; '1' is one more at position {len(values) + 12}.",)
 
 
-def test_a_clause_as_long_as_accepted_still_runs_in_sqlite(db):
+def test_a_clause_as_long_as_accepted_still_runs(db):
     # A left-deep chain of this many ORs passes SQLite's expression depth limit of 1000; the compiler balances it.
     text = " OR ".join(["1=2"] * 1169) + " OR Year=2018"
     assert len(text) <= MAX_TEXT_BYTES and text.count("OR") > 1000
@@ -292,7 +307,7 @@ def test_injection_attempts_are_refused_or_harmless(db, text, ids):
     if ids is None:
         refusal(text)
     else:
-        assert_only_own_sql(compile_where(text, FIELDS, column)[0])
+        assert_only_own_sql(compile_where(text, FIELDS, db)[0], db)
         assert select(db, text) == ids
     assert snapshot(db) == before
 
@@ -306,12 +321,12 @@ VOCABULARY = ["Name", "year", "Cloud", "AcquisitionDate", "Date", '"Field Name"'
 def assert_compiles_and_runs_or_is_refused(db, text: str) -> None:
     before = snapshot(db)
     try:
-        sql, params = compile_where(text, FIELDS, column)
+        sql, params = compile_where(text, FIELDS, db)
     except ImgsvcError as error:
         assert error.kind is ErrorKind.INVALID_ARGUMENT and error.details[0].startswith("where")
     else:
-        assert_only_own_sql(sql)
-        db.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()
+        assert_only_own_sql(sql, db)
+        db.backend.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()
     assert snapshot(db) == before
 
 
@@ -337,6 +352,6 @@ clauses = st.recursive(predicates, lambda inner: st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(text=clauses)
 def test_fuzz_valid_clauses_always_compile_and_run(db, text):
-    sql, params = compile_where(text, FIELDS, column)
-    assert_only_own_sql(sql)
-    db.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()
+    sql, params = compile_where(text, FIELDS, db)
+    assert_only_own_sql(sql, db)
+    db.backend.execute(f"SELECT id FROM items WHERE {sql}", params).fetchall()

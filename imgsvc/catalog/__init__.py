@@ -1,4 +1,4 @@
-"""The catalog: registered services and the rasters behind them, kept in SQLite.
+"""The catalog: registered services and the rasters behind them, kept in a SQLite file or in PostgreSQL.
 
 The service reads it through read-only connections, so nothing a request does can write to it; only the CLI
 (`imgsvc add/remove/demo`) opens it for writing.

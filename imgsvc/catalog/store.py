@@ -1,11 +1,10 @@
-"""SQLite storage of the catalog.  Parameters are always bound, never formatted into SQL."""
+"""The catalog's logic and queries, written once for SQLite and PostgreSQL (imgsvc/catalog/backend.py).  Parameters
+are always bound, never formatted into SQL."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -14,72 +13,34 @@ from typing import Any
 from affine import Affine
 
 from imgsvc.block import BandStats
+from imgsvc.catalog.backend import POSTGRESQL_URL, Backend, open_backend, schema
 from imgsvc.catalog.attributes import (BUILTIN_FIELDS, MAX_RANGE_FACTOR, SAME_CELL_SIZE, builtin_attributes,
                                        service_fields)
 from imgsvc.catalog.describe import cell_size_in, describe_service, item_bounds_in, merge_distributions
+from imgsvc.catalog.where import compile_where
 from imgsvc.catalog.records import (BandDistribution, Field, FieldType, FunctionTemplate, RasterItem,
                                     ServiceDescription, ServiceRecord, ServiceSettings)
 from imgsvc import sr
 from imgsvc.errors import invalid, not_found
 from imgsvc.footprints import Footprint, centre, overlaps, rectangle, to_crs
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS services (
-    name      TEXT PRIMARY KEY,
-    settings  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS items (
-    item_id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    service   TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
-    path      TEXT NOT NULL,
-    xmin REAL NOT NULL, ymin REAL NOT NULL, xmax REAL NOT NULL, ymax REAL NOT NULL,
-    raster    TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_service ON items(service);
-"""
-# Schema version 2: per-band statistics and histograms, computed from every pixel at registration so that the
-# read-only service can answer /statistics and /histograms without touching the rasters.
-BAND_STATISTICS = """
-CREATE TABLE IF NOT EXISTS band_statistics (
-    item_id   INTEGER NOT NULL REFERENCES items(item_id) ON DELETE CASCADE,
-    band      INTEGER NOT NULL,
-    min REAL NOT NULL, max REAL NOT NULL, mean REAL NOT NULL, stdv REAL NOT NULL,
-    median REAL NOT NULL, mode REAL NOT NULL, count INTEGER NOT NULL,
-    hist_min REAL NOT NULL, hist_max REAL NOT NULL,
-    counts    TEXT NOT NULL,
-    PRIMARY KEY (item_id, band)
-);
-"""
-# Schema version 3: a service is a description (what its root reports) plus items found by extent.  The items'
-# bounds (in the service SR; the `items` columns hold the same) go into an R*Tree, so choosing the items under a
-# bbox reads only those, however many the service has.  Catalogs written before it are brought up to it the first
-# time the CLI opens them for writing (`imgsvc migrate`, which `make serve` runs).
-ITEM_INDEX = """
-CREATE VIRTUAL TABLE IF NOT EXISTS items_index USING rtree(item_id, xmin, xmax, ymin, ymax);
-"""
-# Schema version 4: a service's raster function templates (named rendering rules, one of them maybe the default).
-TEMPLATES = """
-CREATE TABLE IF NOT EXISTS templates (
-    service     TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
-    name        TEXT NOT NULL,
-    description TEXT NOT NULL,
-    rule        TEXT NOT NULL,
-    is_default  INTEGER NOT NULL DEFAULT 0,
-    position    INTEGER NOT NULL,
-    PRIMARY KEY (service, name)
-);
-"""
 # Schema version 5: mosaic datasets. Each item's fields (built-in and the operator's) as a JSON object, and the
 # service's field list (name and type), so that where clauses, time and attribute ordering can be answered.
 # Schema version 6: each item's footprint (the outline of its valid data, in the service SR; NULL = its bounds).
-SCHEMA_VERSION = 6
+# Schema version 7: the items' bounds columns named min_x, min_y, max_x, max_y (xmin and xmax are PostgreSQL's
+# system columns), so that both databases hold the same schema.
+SCHEMA_VERSION = 7
+_BOUNDS_COLUMNS = {"xmin": "min_x", "ymin": "min_y", "xmax": "max_x", "ymax": "max_y"}
 
 # Service names become URL path segments: keep them to what ArcGIS allows.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,119}$")
 
 
-def default_catalog_path() -> Path:
-    return Path(os.environ.get("IMGSVC_CATALOG", "data/catalog.sqlite"))
+def default_catalog_path() -> str | Path:
+    """$IMGSVC_CATALOG or data/catalog.sqlite: a SQLite file's path, or a PostgreSQL server's postgresql:// URL (kept
+    a string: a Path would fold its //)."""
+    location = os.environ.get("IMGSVC_CATALOG", "data/catalog.sqlite")
+    return location if POSTGRESQL_URL.match(location) else Path(location)
 
 
 def _item_to_json(item: RasterItem) -> str:
@@ -126,13 +87,6 @@ def _meets(footprint: list, bounds: Sequence[float], other: Footprint, other_bou
     return overlaps(rings, bounds, other, other_bounds)
 
 
-def bounds_condition(bounds: Sequence[float]) -> tuple[str, list[Any]]:
-    """Items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), through the R*Tree."""
-    xmin, ymin, xmax, ymax = bounds
-    return ("item_id IN (SELECT item_id FROM items_index WHERE xmax >= ? AND xmin <= ? AND ymax >= ? AND ymin <= ?)",
-            [xmin, xmax, ymin, ymax])
-
-
 def _conditions(conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
     where, args = "", []
     for sql, params in conditions:
@@ -141,38 +95,14 @@ def _conditions(conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, l
     return where, args
 
 
-def field_column(field: Field) -> str:
-    """The SQL expression of an item field: OBJECTID's column, the others' value in the attributes JSON.  Field
-    names are checked at registration (letters, digits, _), and checked again here, so no text reaches the SQL."""
-    if field.type is FieldType.OID:
-        return "object_id"
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field.name):
-        raise ValueError(f"field name {field.name!r} cannot be used in SQL")
-    return f"json_extract(attributes, '$.\"{field.name}\"')"
+def _ordered(term: str, descending: bool = False) -> str:
+    """An ORDER BY term with SQLite's placement of NULLs (first ascending, last descending), said explicitly since
+    PostgreSQL places them the other way."""
+    return f"{term} DESC NULLS LAST" if descending else f"{term} ASC NULLS FIRST"
 
 
-def time_condition(settings: ServiceSettings, fields: Sequence[Field], start: int | None,
-                   end: int | None) -> tuple[str, list[Any]]:
-    """Items whose time (start field, to the end field when the item spans a period) meets [start, end], ends
-    inclusive, either open (docs/decisions.md Q18); items without a time never match."""
-    by_name = {f.name: f for f in fields}
-    first = field_column(by_name[settings.start_time_field])
-    last = field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
-    sql, params = f"{first} IS NOT NULL", []
-    if end is not None:
-        sql += f" AND {first} <= ?"
-        params.append(end)
-    if start is not None:
-        sql += f" AND COALESCE({last}, {first}) >= ?"
-        params.append(start)
-    return sql, params
-
-
-def pixel_size_condition(fields: Sequence[Field], pixel_size: float) -> tuple[str, list[Any]]:
-    """Items whose MinPS..MaxPS (ends inclusive, NULL = unbounded) holds ``pixel_size`` (service SR units)."""
-    by_name = {f.name: f for f in fields}
-    low, high = field_column(by_name["MinPS"]), field_column(by_name["MaxPS"])
-    return f"({low} IS NULL OR {low} <= ?) AND ({high} IS NULL OR {high} >= ?)", [pixel_size, pixel_size]
+# LIMIT with no limit, in the SQL both databases take (SQLite's -1 means none; PostgreSQL refuses a negative one).
+_NO_LIMIT = 2 ** 63 - 1
 
 
 def _fields_to_json(fields: Sequence[Field]) -> str:
@@ -198,86 +128,100 @@ def _description_from_json(text: str) -> ServiceDescription:
 
 
 class Catalog:
-    """The catalog at ``path``.  ``readonly`` connections are what the service uses."""
+    """The catalog at ``location``: a SQLite file's path or a PostgreSQL server's ``postgresql://`` URL.
+    ``readonly`` catalogs are what the service uses."""
 
-    def __init__(self, path: str | os.PathLike, readonly: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, location: str | os.PathLike, readonly: bool = False) -> None:
+        self.backend: Backend = open_backend(location, readonly)
+        self.path = location if POSTGRESQL_URL.match(str(location)) else Path(location)
         self.readonly = readonly
-        self._local = threading.local()
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
-                conn.executescript(SCHEMA + BAND_STATISTICS + ITEM_INDEX + TEMPLATES)
-                self._upgrade(conn)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif not self.path.exists():
-            raise FileNotFoundError(f"no catalog at {self.path}; run `imgsvc demo` or `imgsvc add`")
+            with self.backend.transaction():
+                for statement in schema(self.backend):
+                    self.backend.execute(statement)
+                self._upgrade()
+                self.backend.set_schema_version(SCHEMA_VERSION)
+        elif not self.backend.exists():
+            raise FileNotFoundError(f"no catalog at {self.backend}; run `imgsvc demo` or `imgsvc add`")
         else:
-            version = self._connect().execute("PRAGMA user_version").fetchone()[0]
+            version = self.backend.schema_version()
             if version < SCHEMA_VERSION:
-                raise RuntimeError(f"the catalog at {self.path} has schema version {version}, older than this "
-                                   f"imgsvc's {SCHEMA_VERSION}; run `imgsvc --catalog {self.path} migrate` first")
+                raise RuntimeError(f"the catalog at {self.backend} has schema version {version}, older than this "
+                                   f"imgsvc's {SCHEMA_VERSION}; run `imgsvc --catalog {self.backend} migrate` first")
 
-    def version(self) -> tuple[int, int, int] | None:
-        """What changes whenever the catalog does: its file's inode, size and modification time (None when the
-        file is gone)."""
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            return None
-        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+    def version(self):
+        """What changes whenever the catalog does (None when that cannot be known now): a SQLite file's inode, size
+        and modification time; PostgreSQL's version number, which every write bumps."""
+        return self.backend.version()
 
-    def _connect(self) -> sqlite3.Connection:
-        """This thread's connection.  A server's (read-only) one follows the file: replaced or rewritten on disk (a
-        new inode, size or mtime), it is reopened; gone, the last one goes on serving what it read
-        (docs/decisions.md "Faults")."""
-        conn = getattr(self._local, "conn", None)
-        if self.readonly:
-            signature = self.version() or getattr(self._local, "signature", None)
-            if conn is not None and signature != self._local.signature:
-                conn.close()
-                conn = None
-            if conn is None:
-                conn = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, check_same_thread=False)
-                self._local.signature = signature
-        elif conn is None:
-            conn = sqlite3.connect(self.path, check_same_thread=False)
-            conn.execute("PRAGMA foreign_keys = ON")
-        self._local.conn = conn
-        return conn
+    def field_column(self, field: Field) -> str:
+        """The SQL expression of an item field (see ``Backend.field_column``)."""
+        return self.backend.field_column(field)
 
-    def _upgrade(self, conn: sqlite3.Connection) -> None:
+    def bounds_condition(self, bounds: Sequence[float]) -> tuple[str, list[Any]]:
+        """Items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), through the item index."""
+        return self.backend.bounds_condition(bounds)
+
+    def where_condition(self, text: str, fields: Sequence[Field], parameter: str = "where") -> tuple[str, list]:
+        """A client's where clause over ``fields``, compiled for this catalog's database (imgsvc/catalog/where.py)."""
+        return compile_where(text, fields, self.backend, parameter=parameter)
+
+    def time_condition(self, settings: ServiceSettings, fields: Sequence[Field], start: int | None,
+                       end: int | None) -> tuple[str, list[Any]]:
+        """Items whose time (start field, to the end field when the item spans a period) meets [start, end], ends
+        inclusive, either open (docs/decisions.md Q18); items without a time never match."""
+        by_name = {f.name: f for f in fields}
+        first = self.field_column(by_name[settings.start_time_field])
+        last = self.field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
+        sql, params = f"{first} IS NOT NULL", []
+        if end is not None:
+            sql += f" AND {first} <= ?"
+            params.append(end)
+        if start is not None:
+            sql += f" AND COALESCE({last}, {first}) >= ?"
+            params.append(start)
+        return sql, params
+
+    def pixel_size_condition(self, fields: Sequence[Field], pixel_size: float) -> tuple[str, list[Any]]:
+        """Items whose MinPS..MaxPS (ends inclusive, NULL = unbounded) holds ``pixel_size`` (service SR units)."""
+        by_name = {f.name: f for f in fields}
+        low, high = self.field_column(by_name["MinPS"]), self.field_column(by_name["MaxPS"])
+        return f"({low} IS NULL OR {low} <= ?) AND ({high} IS NULL OR {high} >= ?)", [pixel_size, pixel_size]
+
+    def _upgrade(self) -> None:
         """Bring a catalog of an earlier schema up to this one: service descriptions and the item index."""
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(services)")}
+        db = self.backend
+        columns = db.columns("services")
         if "description" not in columns:
-            conn.execute("ALTER TABLE services ADD COLUMN description TEXT")
+            db.execute("ALTER TABLE services ADD COLUMN description TEXT")
         if "fields" not in columns:
-            conn.execute("ALTER TABLE services ADD COLUMN fields TEXT")
-        item_columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+            db.execute("ALTER TABLE services ADD COLUMN fields TEXT")
+        item_columns = db.columns("items")
         if "object_id" not in item_columns:
-            conn.execute("ALTER TABLE items ADD COLUMN object_id INTEGER")
-            conn.execute("UPDATE items SET object_id = (SELECT COUNT(*) FROM items AS earlier WHERE earlier.service "
-                         "= items.service AND earlier.item_id <= items.item_id)")
+            db.execute(f"ALTER TABLE items ADD COLUMN object_id {db.integer_type}")
+            db.execute("UPDATE items SET object_id = (SELECT COUNT(*) FROM items AS earlier WHERE earlier.service "
+                       "= items.service AND earlier.item_id <= items.item_id)")
         if "attributes" not in item_columns:
-            conn.execute("ALTER TABLE items ADD COLUMN attributes TEXT")
+            db.execute(f"ALTER TABLE items ADD COLUMN attributes {db.json_type}")
         if "footprint" not in item_columns:
-            conn.execute("ALTER TABLE items ADD COLUMN footprint TEXT")
-        for item_id, service, raster in conn.execute(
+            db.execute("ALTER TABLE items ADD COLUMN footprint TEXT")
+        for old, new in _BOUNDS_COLUMNS.items():
+            if old in item_columns:
+                db.execute(f"ALTER TABLE items RENAME COLUMN {old} TO {new}")
+        for item_id, service, raster in db.execute(
                 "SELECT item_id, service, raster FROM items WHERE attributes IS NULL").fetchall():
-            crs_wkt = json.loads(conn.execute("SELECT description FROM services WHERE name = ?",
-                                              (service,)).fetchone()[0] or "{}").get("crs_wkt")
+            crs_wkt = json.loads(db.execute("SELECT description FROM services WHERE name = ?",
+                                            (service,)).fetchone()[0] or "{}").get("crs_wkt")
             item = _item_from_row(item_id, raster)
-            conn.execute("UPDATE items SET attributes = ? WHERE item_id = ?",
-                         (json.dumps(_builtin(item, crs_wkt or item.crs_wkt)), item_id))
-        conn.execute("UPDATE services SET fields = ? WHERE fields IS NULL", (_fields_to_json(BUILTIN_FIELDS),))
-        conn.execute("INSERT INTO items_index(item_id, xmin, xmax, ymin, ymax) SELECT item_id, xmin, xmax, ymin, "
-                     "ymax FROM items WHERE item_id NOT IN (SELECT item_id FROM items_index)")
-        for (name,) in conn.execute("SELECT name FROM services WHERE description IS NULL").fetchall():
-            items = self._items(conn, name)
-            distributions = [self._distributions(conn, item.item_id) for item in items]
+            db.execute("UPDATE items SET attributes = ? WHERE item_id = ?",
+                       (json.dumps(_builtin(item, crs_wkt or item.crs_wkt)), item_id))
+        db.execute("UPDATE services SET fields = ? WHERE fields IS NULL", (_fields_to_json(BUILTIN_FIELDS),))
+        db.create_item_index()
+        for (name,) in db.execute("SELECT name FROM services WHERE description IS NULL").fetchall():
+            items = self._items(name)
+            distributions = [self._distributions(item.item_id) for item in items]
             description = describe_service(items, None if None in distributions else distributions)
-            conn.execute("UPDATE services SET description = ? WHERE name = ?",
-                         (_description_to_json(description), name))
+            db.execute("UPDATE services SET description = ? WHERE name = ?", (_description_to_json(description), name))
 
     def add_service(self, name: str, items: list[RasterItem], settings: ServiceSettings, replace: bool = False,
                     distributions: list[tuple[BandDistribution, ...]] | None = None, fields: Sequence[Field] = (),
@@ -291,118 +235,112 @@ class Catalog:
             raise invalid(f"Invalid service name {name!r}: use letters, digits, '_' and '-'.")
         if not items:
             raise invalid("A service needs at least one raster.")
-        conn = self._connect()
-        with conn:
+        db = self.backend
+        with db.transaction():
             first_object_id = 1
             if append:
                 existing = self.service(name)
                 if tuple(fields) != existing.fields[len(BUILTIN_FIELDS):]:
                     raise invalid(f"--append: the attribute table's fields {[f.name for f in fields]} differ from "
                                   f"the service's {[f.name for f in existing.fields[len(BUILTIN_FIELDS):]]}.")
-                old = self._items(conn, name)
-                old_distributions = [self._distributions(conn, item.item_id) for item in old]
+                old = self._items(name)
+                old_distributions = [self._distributions(item.item_id) for item in old]
                 all_distributions = (None if distributions is None or None in old_distributions
                                      else old_distributions + list(distributions))
                 description = describe_service(list(old) + list(items), all_distributions)
                 first_object_id = max((item.object_id for item in old), default=0) + 1
-                conn.execute("UPDATE services SET description = ? WHERE name = ?",
-                             (_description_to_json(description), name))
+                db.execute("UPDATE services SET description = ? WHERE name = ?",
+                           (_description_to_json(description), name))
             else:
                 description = describe_service(items, distributions)
                 if replace:
-                    self._delete(conn, name)
-                elif conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone():
+                    self._delete(name)
+                elif db.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone():
                     raise invalid(f"Service {name!r} already exists.")
-                conn.execute("INSERT INTO services(name, settings, description, fields) VALUES (?, ?, ?, ?)",
-                             (name, json.dumps(asdict(settings)), _description_to_json(description),
-                              _fields_to_json(service_fields(fields))))
+                db.execute("INSERT INTO services(name, settings, description, fields) VALUES (?, ?, ?, ?)",
+                           (name, json.dumps(asdict(settings)), _description_to_json(description),
+                            _fields_to_json(service_fields(fields))))
             added = []
             for index, item in enumerate(items):
                 bounds = item_bounds_in(item, description.crs_wkt)
                 footprint = footprint_in(item, outlines[index] if outlines else (), description.crs_wkt)
                 given = attributes[index] if attributes else {}
                 values = {**_builtin(item, description.crs_wkt, footprint), **given}
-                cursor = conn.execute(
-                    "INSERT INTO items(service, object_id, path, xmin, ymin, xmax, ymax, raster, attributes, "
-                    "footprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (item_id,) = db.execute(
+                    "INSERT INTO items(service, object_id, path, min_x, min_y, max_x, max_y, raster, attributes, "
+                    "footprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING item_id",
                     (name, first_object_id + index, item.path, *bounds, _item_to_json(item), json.dumps(values),
                      json.dumps(footprint)),
-                )
-                xmin, ymin, xmax, ymax = bounds
-                conn.execute("INSERT INTO items_index(item_id, xmin, xmax, ymin, ymax) VALUES (?, ?, ?, ?, ?)",
-                             (cursor.lastrowid, xmin, xmax, ymin, ymax))
+                ).fetchone()
+                db.index_item(item_id, bounds)
                 if distributions is not None:
-                    self._put_distributions(conn, cursor.lastrowid, distributions[index])
+                    self._put_distributions(item_id, distributions[index])
                 if not {"MinPS", "MaxPS"} <= given.keys():
-                    added.append((cursor.lastrowid, bounds, footprint, values, given))
+                    added.append((item_id, bounds, footprint, values, given))
             if description.item_count > 1:
-                self._pixel_size_ranges(conn, name, added)
+                self._pixel_size_ranges(name, added)
 
-    @staticmethod
-    def _pixel_size_ranges(conn: sqlite3.Connection, name: str, added: list) -> None:
+    def _pixel_size_ranges(self, name: str, added: list) -> None:
         """The default MinPS/MaxPS of a mosaic dataset's new items, as ArcGIS computes cell size ranges
         (docs/decisions.md "Pixel size ranges"): MaxPS is MAX_RANGE_FACTOR times the item's HighPS; MinPS is its
         LowPS where a finer item (LowPS below SAME_CELL_SIZE of its own) covers part of it, so that zooming in
         shows the finer data there, else 0.  Values an attribute table gave are kept."""
-        low_ps = "json_extract(attributes, '$.LowPS')"
-        finest = conn.execute(f"SELECT MIN({low_ps}) FROM items WHERE service = ?", (name,)).fetchone()[0]
+        db = self.backend
+        low_ps = self.field_column(Field("LowPS", FieldType.DOUBLE))
+        finest = db.execute(f"SELECT MIN({low_ps}) FROM items WHERE service = ?", (name,)).fetchone()[0]
         for item_id, bounds, footprint, values, given in added:
             ranges = {"MaxPS": values["HighPS"] * MAX_RANGE_FACTOR, "MinPS": 0.0}
             if values["LowPS"] * SAME_CELL_SIZE > finest:
-                finer = conn.execute(
-                    f"SELECT footprint, xmin, ymin, xmax, ymax FROM items WHERE service = ? AND {low_ps} < ? "
-                    f"AND {bounds_condition(bounds)[0]}", (name, values["LowPS"] * SAME_CELL_SIZE,
-                                                          *bounds_condition(bounds)[1])).fetchall()
+                overlapping, overlapping_args = self.bounds_condition(bounds)
+                finer = db.execute(
+                    f"SELECT footprint, min_x, min_y, max_x, max_y FROM items WHERE service = ? AND {low_ps} < ? "
+                    f"AND {overlapping}", (name, values["LowPS"] * SAME_CELL_SIZE, *overlapping_args)).fetchall()
                 if any(_meets(json.loads(other or "[]"), other_bounds, footprint, bounds)
                        for other, *other_bounds in finer):
                     ranges["MinPS"] = values["LowPS"]
             ranges = {key: value for key, value in ranges.items() if key not in given}
-            conn.execute("UPDATE items SET attributes = ? WHERE item_id = ?",
-                         (json.dumps({**values, **ranges}), item_id))
+            db.execute("UPDATE items SET attributes = ? WHERE item_id = ?", (json.dumps({**values, **ranges}), item_id))
 
-    @staticmethod
-    def _put_distributions(conn: sqlite3.Connection, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
-        conn.execute("DELETE FROM band_statistics WHERE item_id = ?", (item_id,))
-        conn.executemany(
+    def _put_distributions(self, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
+        self.backend.execute("DELETE FROM band_statistics WHERE item_id = ?", (item_id,))
+        self.backend.executemany(
             "INSERT INTO band_statistics(item_id, band, min, max, mean, stdv, median, mode, count, hist_min, "
             "hist_max, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(item_id, band, d.min, d.max, d.mean, d.stdv, d.median, d.mode, d.count, d.hist_min, d.hist_max,
               json.dumps(list(d.counts))) for band, d in enumerate(bands)])
 
     def put_distributions(self, item_id: int, bands: tuple[BandDistribution, ...]) -> None:
-        conn = self._connect()
-        with conn:
-            self._put_distributions(conn, item_id, bands)
+        with self.backend.transaction():
+            self._put_distributions(item_id, bands)
 
     def items_without_distributions(self) -> list[RasterItem]:
         """Items registered before statistics were kept (what `imgsvc migrate` fills in)."""
-        rows = self._connect().execute(
+        rows = self.backend.execute(
             "SELECT item_id, raster FROM items WHERE item_id NOT IN (SELECT item_id FROM band_statistics) "
             "ORDER BY item_id")
         return [_item_from_row(item_id, raster) for item_id, raster in rows]
 
     def items_without_footprints(self) -> list[RasterItem]:
         """Items registered before footprints were kept (what `imgsvc migrate` fills in)."""
-        rows = self._connect().execute("SELECT item_id, raster FROM items WHERE footprint IS NULL ORDER BY item_id")
+        rows = self.backend.execute("SELECT item_id, raster FROM items WHERE footprint IS NULL ORDER BY item_id")
         return [_item_from_row(item_id, raster) for item_id, raster in rows]
 
     def put_footprint(self, item: RasterItem, outline: Footprint) -> None:
         """Store the item's footprint from its ``outline`` (in its own CRS), in its service's SR."""
-        conn = self._connect()
-        with conn:
-            (description,) = conn.execute("SELECT s.description FROM services AS s JOIN items AS i ON i.service = "
-                                          "s.name WHERE i.item_id = ?", (item.item_id,)).fetchone()
+        db = self.backend
+        with db.transaction():
+            (description,) = db.execute("SELECT s.description FROM services AS s JOIN items AS i ON i.service = "
+                                        "s.name WHERE i.item_id = ?", (item.item_id,)).fetchone()
             crs_wkt = _description_from_json(description).crs_wkt
-            conn.execute("UPDATE items SET footprint = ? WHERE item_id = ?",
-                         (json.dumps(footprint_in(item, outline, crs_wkt)), item.item_id))
+            db.execute("UPDATE items SET footprint = ? WHERE item_id = ?",
+                       (json.dumps(footprint_in(item, outline, crs_wkt)), item.item_id))
 
-    @staticmethod
-    def _distributions(conn: sqlite3.Connection, item_id: int) -> tuple[BandDistribution, ...] | None:
+    def _distributions(self, item_id: int) -> tuple[BandDistribution, ...] | None:
         try:
-            rows = conn.execute(
+            rows = self.backend.execute(
                 "SELECT min, max, mean, stdv, median, mode, count, hist_min, hist_max, counts FROM band_statistics "
                 "WHERE item_id = ? ORDER BY band", (item_id,)).fetchall()
-        except sqlite3.OperationalError:
+        except self.backend.missing_table:
             return None  # a catalog from before statistics were kept, opened read-only: not migrated yet
         if not rows:
             return None
@@ -412,56 +350,52 @@ class Catalog:
                       ) -> tuple[BandDistribution, ...] | None:
         """The service's per-band statistics and histograms over all its items (those meeting ``conditions``), or
         None when some item's were never computed."""
-        conn = self._connect()
         where, args = _conditions(conditions)
-        ids = [row[0] for row in conn.execute(f"SELECT item_id FROM items WHERE service = ? {where} ORDER BY item_id",
-                                              (name, *args))]
-        per_item = [self._distributions(conn, item_id) for item_id in ids]
+        ids = [row[0] for row in self.backend.execute(
+            f"SELECT item_id FROM items WHERE service = ? {where} ORDER BY item_id", (name, *args))]
+        per_item = [self._distributions(item_id) for item_id in ids]
         if not per_item or None in per_item:
             return None
         return merge_distributions(per_item)
 
-    @staticmethod
-    def _delete(conn: sqlite3.Connection, name: str) -> int:
-        conn.execute("DELETE FROM items_index WHERE item_id IN (SELECT item_id FROM items WHERE service = ?)",
-                     (name,))
-        return conn.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount
+    def _delete(self, name: str) -> int:
+        self.backend.unindex_service(name)
+        return self.backend.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount
 
     def remove_service(self, name: str) -> None:
-        conn = self._connect()
-        with conn:
-            if self._delete(conn, name) == 0:
+        with self.backend.transaction():
+            if self._delete(name) == 0:
                 raise not_found(f"Service {name!r} does not exist.")
 
     def service_names(self) -> list[str]:
-        return [row[0] for row in self._connect().execute("SELECT name FROM services ORDER BY name")]
+        return [row[0] for row in self.backend.execute("SELECT name FROM services ORDER BY name")]
 
     def service(self, name: str) -> ServiceRecord:
-        conn = self._connect()
-        row = conn.execute("SELECT settings, description, fields FROM services WHERE name = ?", (name,)).fetchone()
+        db = self.backend
+        row = db.execute("SELECT settings, description, fields FROM services WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise not_found(f"Service {name!r} does not exist.")
         settings, description, fields = row
         templates = tuple(
             FunctionTemplate(name=t_name, description=t_description, rule=json.loads(rule), default=bool(default))
-            for t_name, t_description, rule, default in conn.execute(
+            for t_name, t_description, rule, default in db.execute(
                 "SELECT name, description, rule, is_default FROM templates WHERE service = ? ORDER BY position",
-                (name,)))
+                (name,)).fetchall())
         return ServiceRecord(name=name, description=_description_from_json(description),
                              settings=ServiceSettings(**json.loads(settings)), templates=templates,
                              fields=_fields_from_json(fields))
 
     def put_template(self, service: str, template: FunctionTemplate) -> None:
         """Add or replace ``service``'s template of that name; a default template replaces the previous default."""
-        conn = self._connect()
-        with conn:
-            if not conn.execute("SELECT 1 FROM services WHERE name = ?", (service,)).fetchone():
+        db = self.backend
+        with db.transaction():
+            if not db.execute("SELECT 1 FROM services WHERE name = ?", (service,)).fetchone():
                 raise not_found(f"Service {service!r} does not exist.")
             if template.default:
-                conn.execute("UPDATE templates SET is_default = 0 WHERE service = ?", (service,))
-            position = conn.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM templates WHERE service = ?",
-                                    (service,)).fetchone()[0]
-            conn.execute(
+                db.execute("UPDATE templates SET is_default = 0 WHERE service = ?", (service,))
+            position = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM templates WHERE service = ?",
+                                  (service,)).fetchone()[0]
+            db.execute(
                 "INSERT INTO templates(service, name, description, rule, is_default, position) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(service, name) DO UPDATE SET "
                 "description = excluded.description, rule = excluded.rule, is_default = excluded.is_default",
@@ -469,19 +403,18 @@ class Catalog:
                  position))
 
     def remove_template(self, service: str, name: str) -> None:
-        conn = self._connect()
-        with conn:
-            if conn.execute("DELETE FROM templates WHERE service = ? AND name = ?", (service, name)).rowcount == 0:
+        with self.backend.transaction():
+            if self.backend.execute("DELETE FROM templates WHERE service = ? AND name = ?",
+                                    (service, name)).rowcount == 0:
                 raise not_found(f"Service {service!r} has no template {name!r}.")
 
-    @staticmethod
-    def _items(conn: sqlite3.Connection, name: str, where: str = "", args: Sequence[Any] = (),
-               order: str = "object_id", page: str = "") -> tuple[RasterItem, ...]:
+    def _items(self, name: str, where: str = "", args: Sequence[Any] = (), order: str = "object_id",
+               page: str = "") -> tuple[RasterItem, ...]:
         return tuple(
             _item_from_row(item_id, raster, object_id, attributes, footprint)
-            for item_id, raster, object_id, attributes, footprint in conn.execute(
+            for item_id, raster, object_id, attributes, footprint in self.backend.execute(
                 f"SELECT item_id, raster, object_id, attributes, footprint FROM items WHERE service = ? {where} "
-                f"ORDER BY {order} {page}", (name, *args)))
+                f"ORDER BY {order} {page}", (name, *args)).fetchall())
 
     def time_extent(self, service: ServiceRecord) -> tuple[int, int] | None:
         """(earliest start, latest end) of a time-aware service's items, epoch ms; None when it has no times."""
@@ -489,22 +422,22 @@ class Catalog:
         if not settings.start_time_field:
             return None
         by_name = {f.name: f for f in service.fields}
-        first = field_column(by_name[settings.start_time_field])
-        last = field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
-        row = self._connect().execute(f"SELECT MIN({first}), MAX(COALESCE({last}, {first})) FROM items "
-                                      "WHERE service = ?", (service.name,)).fetchone()
+        first = self.field_column(by_name[settings.start_time_field])
+        last = self.field_column(by_name[settings.end_time_field]) if settings.end_time_field else first
+        row = self.backend.execute(f"SELECT MIN({first}), MAX(COALESCE({last}, {first})) FROM items "
+                                   "WHERE service = ?", (service.name,)).fetchone()
         return None if row[0] is None else (int(row[0]), int(row[1]))
 
     def items(self, name: str) -> tuple[RasterItem, ...]:
         """Every item of the service, by object id (for the CLI; requests use ``items_in``)."""
-        return self._items(self._connect(), name)
+        return self._items(name)
 
     def items_in(self, name: str, bounds: tuple[float, float, float, float],
                  conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> tuple[RasterItem, ...]:
         """The service's items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), by object
-        id, found through the R*Tree; ``conditions`` are further SQL conditions with their bound parameters, built
-        by the catalog's own functions (``time_condition``, a compiled where clause over ``field_column``)."""
-        return self.select_items(name, [bounds_condition(bounds), *conditions])
+        id, found through the item index; ``conditions`` are further SQL conditions with their bound parameters,
+        built by the catalog's own methods (``time_condition``, ``where_condition``, over ``field_column``)."""
+        return self.select_items(name, [self.bounds_condition(bounds), *conditions])
 
     def select_items(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = (),
                      order: Sequence[tuple[Field, bool]] = (), offset: int = 0,
@@ -512,11 +445,11 @@ class Catalog:
         """The service's items meeting every condition, ordered by ``order`` ((field, descending) pairs; then by
         object id), ``limit`` of them from ``offset``."""
         where, args = _conditions(conditions)
-        terms = [f"{field_column(field)} {'DESC' if descending else 'ASC'}" for field, descending in order]
+        terms = [_ordered(self.field_column(field), descending) for field, descending in order]
         page = "LIMIT ? OFFSET ?" if limit is not None or offset else ""
         if page:
-            args += [-1 if limit is None else limit, offset]
-        return self._items(self._connect(), name, where, args, ", ".join([*terms, "object_id"]), page)
+            args += [_NO_LIMIT if limit is None else limit, offset]
+        return self._items(name, where, args, ", ".join([*terms, "object_id"]), page)
 
     def distinct_values(self, name: str, columns: Sequence[str],
                         conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[tuple]:
@@ -526,10 +459,11 @@ class Catalog:
         if not columns:
             return [()] if self.count_items(name, conditions) else []
         listed = ", ".join(columns)
-        return [tuple(row) for row in self._connect().execute(
-            f"SELECT DISTINCT {listed} FROM items WHERE service = ? {where} ORDER BY {listed}", (name, *args))]
+        order = ", ".join(_ordered(column) for column in columns)
+        return [tuple(row) for row in self.backend.execute(
+            f"SELECT DISTINCT {listed} FROM items WHERE service = ? {where} ORDER BY {order}", (name, *args))]
 
     def count_items(self, name: str, conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
         where, args = _conditions(conditions)
-        return self._connect().execute(f"SELECT COUNT(*) FROM items WHERE service = ? {where}",
-                                       (name, *args)).fetchone()[0]
+        return self.backend.execute(f"SELECT COUNT(*) FROM items WHERE service = ? {where}",
+                                    (name, *args)).fetchone()[0]

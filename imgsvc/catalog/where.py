@@ -1,4 +1,5 @@
-"""The `where` clause of a mosaic rule or a catalog /query, compiled into a SQLite fragment with bound parameters.
+"""The `where` clause of a mosaic rule or a catalog /query, compiled into a SQL fragment with bound parameters, for
+the catalog's database (SQLite or PostgreSQL: imgsvc/catalog/backend.py).
 
 docs/protocol.md §5 (mosaic rules) and §4 (/query) take a SQL condition over the items' attributes, e.g.
 ``AcquisitionDate > date '2020-01-01'``.  This module is the only defence between that client text and SQL: the
@@ -33,9 +34,9 @@ sides.  A number does not compare with a DATE field: epoch milliseconds in a cla
 NULL: SQL's three-valued logic, as ArcGIS has it; a comparison with a missing or null attribute is not true, and
 neither is its NOT.  NULL is a value only in ``IS [NOT] NULL``.
 
-LIKE is case-insensitive for ASCII letters (SQLite's default; ArcGIS file geodatabases are case-sensitive and
-enterprise geodatabases vary, so no behaviour matches every server, and the case-insensitive one finds what a
-client means more often).  A connection with ``PRAGMA case_sensitive_like=ON`` makes it case-sensitive.
+LIKE is case-insensitive for ASCII letters (SQLite's default, PostgreSQL's ILIKE over the "C" collation; ArcGIS
+file geodatabases are case-sensitive and enterprise geodatabases vary, so no behaviour matches every server, and
+the case-insensitive one finds what a client means more often).  Without ESCAPE no character escapes.
 
 Bounds, each a 400: text longer than 8 KiB (UTF-8), parentheses and NOTs nested deeper than 32, more than 1000
 values in one IN list, integers outside 64 bits, numbers that overflow a double.
@@ -45,7 +46,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 from imgsvc.catalog.records import Field, FieldType
 from imgsvc.errors import ImgsvcError, invalid
@@ -55,12 +56,21 @@ MAX_DEPTH = 32
 MAX_IN_VALUES = 1000
 
 
-def compile_where(text: str, fields: Sequence[Field], column: Callable[[Field], str],
+class Dialect(Protocol):
+    """What the compiled SQL takes from the database it runs in (imgsvc.catalog.backend.Backend is one)."""
+
+    like: str  # the LIKE operator that folds the case of ASCII letters
+    like_without_escape: str  # what follows a pattern written without ESCAPE, so that no character escapes
+
+    def field_column(self, field: Field) -> str:
+        """A trusted SQL expression of the field's value, built from the caller's own validated field names."""
+
+
+def compile_where(text: str, fields: Sequence[Field], dialect: Dialect,
                   parameter: str = "where") -> tuple[str, list]:
-    """(sql, params): `sql` is a boolean SQL expression to put after WHERE (or "1" for an empty clause), each field
-    reference replaced by `column(field)` (a trusted SQL expression the caller gives, e.g.
-    "json_extract(attributes, '$.\"Year\"')" built by the caller from its own validated field names, never from
-    client text), every literal a `?` bound in `params`.
+    """(sql, params): `sql` is a boolean SQL expression to put after WHERE (or "1 = 1" for an empty clause), each
+    field reference replaced by `dialect.field_column(field)` (a trusted SQL expression, e.g.
+    "json_extract(attributes, '$.\"Year\"')", never client text), every literal a `?` bound in `params`.
 
     Every refusal is an ImgsvcError of kind INVALID_ARGUMENT for `parameter`, its detail starting with "where" and
     naming the offending token and its position (1-based characters)."""
@@ -69,13 +79,16 @@ def compile_where(text: str, fields: Sequence[Field], column: Callable[[Field], 
     except UnicodeEncodeError as exc:  # a lone surrogate, which JSON's \ud800 escape lets a client send
         raise invalid(f"where: the character at position {exc.start + 1} is not valid Unicode.",
                       parameter=parameter) from None
+    if "\x00" in text:  # PostgreSQL's strings cannot hold it
+        raise invalid(f"where: the NUL character at position {text.index(chr(0)) + 1} is not allowed.",
+                      parameter=parameter)
     if size > MAX_TEXT_BYTES:
         raise invalid(f"where: the clause is {size} bytes long; at most {MAX_TEXT_BYTES} are accepted.",
                       parameter=parameter)
     tokens = _tokens(text, parameter)
     if tokens[0].kind == "end":
-        return "1", []
-    return _Parser(tokens, fields, column, parameter).clause()
+        return "1 = 1", []
+    return _Parser(tokens, fields, dialect, parameter).clause()
 
 
 class _Token(NamedTuple):
@@ -167,13 +180,13 @@ class _Parser:
     """Recursive descent over the tokens, one method per rule of the grammar in the module docstring, each
     returning the SQL fragment of what it read, parenthesised so that it composes with any operator around it."""
 
-    def __init__(self, tokens: list[_Token], fields: Sequence[Field], column: Callable[[Field], str],
-                 parameter: str) -> None:
+    def __init__(self, tokens: list[_Token], fields: Sequence[Field], dialect: Dialect, parameter: str) -> None:
         self.tokens = tokens
         self.index = 0
         self.depth = 0
         self.fields = fields
-        self.column = column
+        self.dialect = dialect
+        self.column = dialect.field_column
         self.parameter = parameter
 
     def clause(self) -> _Fragment:
@@ -267,16 +280,23 @@ class _Parser:
     def pattern(self, left: _FieldReference, negated: bool) -> _Fragment:
         if left.type is not FieldType.TEXT:
             raise self.error(left.token, f"LIKE applies to TEXT fields only, not to {left.described()}")
+        written = self.peek()
         pattern = self.string("a pattern string after LIKE")
-        sql = f"({self.column(left.field)} {'NOT LIKE' if negated else 'LIKE'} ?"
+        sql = f"({self.column(left.field)} {'NOT ' if negated else ''}{self.dialect.like} ?"
         params = [pattern]
         if self.keyword("ESCAPE"):
             token = self.peek()
             escape = self.string("an escape character string after ESCAPE")
             if len(escape) != 1:
                 raise self.error(token, f"the ESCAPE string must be one character, not {token.shown()}")
+            # A pattern ending with its escape character: PostgreSQL refuses it, SQLite matches nothing.
+            mark = re.escape(escape)
+            if not re.fullmatch(f"(?:[^{mark}]|{mark}.)*", pattern, re.DOTALL):
+                raise self.error(written, f"the pattern {written.shown()} ends with its escape character")
             sql += " ESCAPE ?"
             params.append(escape)
+        else:
+            sql += self.dialect.like_without_escape
         return sql + ")", params
 
     def operand(self) -> _Operand:
@@ -427,8 +447,8 @@ def _unquoted(text: str) -> str:
 
 
 def _balanced(operator: str, terms: list[_Fragment]) -> _Fragment:
-    """The terms joined by AND or OR as a balanced tree: SQLite refuses expressions nested deeper than 1000, which a
-    left-deep chain of the ORs 8 KiB can hold would pass."""
+    """The terms joined by AND or OR as a balanced tree: SQLite refuses expressions nested deeper than 1000 (and
+    PostgreSQL's parser recurses on each level), which a left-deep chain of the ORs 8 KiB can hold would pass."""
     if len(terms) == 1:
         return terms[0]
     middle = len(terms) // 2
