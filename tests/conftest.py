@@ -3,6 +3,7 @@ catalog there), a gRPC server on port 0 and the REST gateway served by uvicorn o
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -79,6 +80,95 @@ def image_service(catalog_path):
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 (moto's server on a loopback port), the standard AWS variables pointing at it for the rest of the
+    session (servers started by the tests inherit them)."""
+    # Its own process: GDAL holds the GIL through some reads, so an S3 server on a thread of this process would wait
+    # for the very read waiting for it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        host, port = sock.getsockname()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the local S3 server did not start") from None
+            time.sleep(0.1)
+    environment = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                   "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        yield environment
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def remote_catalog(s3_server, postgres, dem_path, u16_path) -> str:
+    """catalog_path's services with the catalog on PostgreSQL and the rasters (the same files) in the local S3."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"])
+    client.create_bucket(Bucket="session")
+    for path in (dem_path, u16_path):
+        client.upload_file(str(path), "session", path.name)
+    url = postgres.new_database()
+    catalog = Catalog(url)
+    register(catalog, "dem", f"s3://session/{dem_path.name}",
+             ServiceSettings(service_data_type="esriImageServiceDataTypeElevation", description="test DEM"))
+    register(catalog, "ms", f"s3://session/{u16_path.name}",
+             ServiceSettings(max_image_width=2000, max_image_height=1500))
+    return url
+
+
+# Where the rasters and the catalog live, for the tests that run on each: local files and a SQLite catalog, or
+# objects in S3 and a catalog on PostgreSQL (the same rasters, so the same answers).
+STORAGES = ["disk+sqlite", "s3+postgresql"]
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def image_service_on(request):
+    """``image_service``, and the same services with the rasters in S3 and the catalog on PostgreSQL."""
+    if request.param == "disk+sqlite":
+        return request.getfixturevalue("image_service")
+    from imgsvc.service import ImageService
+
+    return ImageService(Catalog(request.getfixturevalue("remote_catalog"), readonly=True))
+
+
+@pytest.fixture(scope="session")
+def remote_serve(remote_catalog, tmp_path_factory):
+    """A real `imgsvc serve` over ``remote_catalog``: (the gateway's URL, the gRPC target)."""
+    serve = _Serve(remote_catalog, tmp_path_factory.mktemp("output-remote"))
+    with serve as url:
+        yield url, serve.grpc_target
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def grpc_server_on(request) -> str:
+    """``grpc_server``'s target, and that of a server with the rasters in S3 and the catalog on PostgreSQL."""
+    if request.param == "disk+sqlite":
+        return request.getfixturevalue("grpc_server")
+    return request.getfixturevalue("remote_serve")[1]
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def http_on(request):
+    """``http``, and a client of a gateway with the rasters in S3 and the catalog on PostgreSQL."""
+    if request.param == "disk+sqlite":
+        yield request.getfixturevalue("http")
+        return
+    with httpx.Client(base_url=request.getfixturevalue("remote_serve")[0], timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def grpc_server(image_service):
     from imgsvc.grpc import create_server
 
@@ -141,7 +231,7 @@ def start_serve(args: list[str], lines: list[str] | None = None) -> tuple[subpro
 class _Serve:
     """`imgsvc serve` itself, in its own process, on ports the OS picks; the URL is read from what it prints."""
 
-    def __init__(self, catalog: Path, output: Path) -> None:
+    def __init__(self, catalog: Path | str, output: Path) -> None:
         self.args = ["--catalog", str(catalog), "serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
                      "--output-dir", str(output)]
         self.lines: list[str] = []

@@ -17,8 +17,10 @@ DEM_3857 = (-13167000, 4388000, -13151000, 4400000)
 
 
 @pytest.fixture(scope="module")
-def client(grpc_server):
-    with ImageClient(grpc_server) as c:
+def client(grpc_server_on):
+    """A client of the test server, and of one with the rasters in S3 and the catalog on PostgreSQL: the same
+    answers (conftest.STORAGES)."""
+    with ImageClient(grpc_server_on) as c:
         yield c
 
 

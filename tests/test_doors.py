@@ -204,13 +204,15 @@ FORMAT_SIGNATURES = [
 
 
 @pytest.mark.parametrize("fmt, content_type, magic, extension", FORMAT_SIGNATURES)
-def test_every_format_through_the_gateway(http, fmt, content_type, magic, extension):
+def test_every_format_through_the_gateway(http, http_on, fmt, content_type, magic, extension):
+    """... and the same bytes with the rasters in S3 and the catalog on PostgreSQL (conftest.STORAGES)."""
     query = {"bbox": DEM_3857, "bboxSR": "3857", "size": "64,48", "format": fmt, "f": "image"}
-    rest = http.get(EXPORT.format("dem"), params=query)
+    rest = http_on.get(EXPORT.format("dem"), params=query)
+    assert rest.content == http.get(EXPORT.format("dem"), params=query).content
     assert rest.headers["content-type"] == content_type and rest.content.startswith(magic)
     if fmt in ("bip", "bsq"):  # F32 pixels, then the 1-bit mask
         assert len(rest.content) == 64 * 48 * 4 + (64 * 48 + 7) // 8
-    doc = http.get(EXPORT.format("dem"), params=dict(query, f="json")).json()
+    doc = http_on.get(EXPORT.format("dem"), params=dict(query, f="json")).json()
     assert doc["href"].endswith("." + extension)
 
 

@@ -3,11 +3,6 @@ server on a loopback port) holding COGs written by rasterio: registered by key a
 byte those of the same files on local disk, through the core and a real `imgsvc serve`."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-
 import boto3
 import httpx
 import numpy as np
@@ -24,44 +19,21 @@ BUCKET = "rasters"
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A local S3 with a DEM and two overlapping scenes uploaded, the standard variables pointing at it, and the
-    same files on disk."""
+def s3(tmp_path_factory, s3_server):
+    """The local S3 (conftest.s3_server) with a DEM and two overlapping scenes uploaded, and the same files on
+    disk."""
     folder = tmp_path_factory.mktemp("s3")
-    # Its own process: GDAL holds the GIL through some reads, so an S3 server on a thread of this process would wait
-    # for the very read waiting for it.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        host, port = sock.getsockname()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the local S3 server did not start") from None
-            time.sleep(0.1)
-    environment = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
-                   "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment.items():
-            patch.setenv(name, value)
-        client = boto3.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"])
-        client.create_bucket(Bucket=BUCKET)
-        files = {"dem.tif": rasters.dem(folder / "dem.tif", rows=300, cols=320)}
-        for index in range(2):
-            data = (rasters.smooth_field(200, 200, seed=index) + 500 * index).astype(np.float32)[None]
-            files[f"scenes/scene{index}.tif"] = rasters.write_raster(
-                folder / f"scene{index}.tif", data, origin=(rasters.ORIGIN[0] + 3000 * index, rasters.ORIGIN[1]))
-        client.put_object(Bucket=BUCKET, Key="scenes/readme.txt", Body=b"not a raster")
-        for key, path in files.items():
-            client.upload_file(str(path), BUCKET, key)
-        yield folder, files, environment
-    server.terminate()
-    server.wait(timeout=10)
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"])
+    client.create_bucket(Bucket=BUCKET)
+    files = {"dem.tif": rasters.dem(folder / "dem.tif", rows=300, cols=320)}
+    for index in range(2):
+        data = (rasters.smooth_field(200, 200, seed=index) + 500 * index).astype(np.float32)[None]
+        files[f"scenes/scene{index}.tif"] = rasters.write_raster(
+            folder / f"scene{index}.tif", data, origin=(rasters.ORIGIN[0] + 3000 * index, rasters.ORIGIN[1]))
+    client.put_object(Bucket=BUCKET, Key="scenes/readme.txt", Body=b"not a raster")
+    for key, path in files.items():
+        client.upload_file(str(path), BUCKET, key)
+    return folder, files, s3_server
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,10 @@ def gdal_reference(path, grid, resampling, overview):
 
 @pytest.mark.parametrize("interp", list(RESAMPLING))
 @pytest.mark.parametrize("image_sr, bbox, size", CASES)
-def test_export_matches_gdal(image_service, dem_path, image_sr, bbox, size, interp):
+def test_export_matches_gdal(image_service_on, dem_path, image_sr, bbox, size, interp):
+    """... with the raster on disk and its catalog in SQLite, and with the same raster in S3 and the catalog on
+    PostgreSQL (conftest.STORAGES)."""
+    image_service = image_service_on
     query = {"bbox": ",".join(map(str, bbox)), "bboxSR": image_sr, "imageSR": image_sr,
              "size": f"{size[0]},{size[1]}", "format": "tiff", "interpolation": interp}
     params = export_params(export_request("dem", Params(query.items())))
