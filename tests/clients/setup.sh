@@ -1,6 +1,6 @@
 #!/bin/sh
 # Sets up the real clients the test_clients_* tests drive; idempotent and quick when nothing changed.
-#   Chromium and gdal-bin (Debian packages), the npm clients and bundles, the ArcGIS API for Python venv.
+#   Chromium, gdal-bin and PostgreSQL (Debian packages), the npm clients and bundles, the ArcGIS API for Python venv.
 # Everything it builds lands in tests/clients/build/ and tests/clients/node_modules/ (both git-ignored).
 set -eu
 cd "$(dirname "$0")"
@@ -23,6 +23,9 @@ debian_package() {  # <program path> <package>
 debian_package /usr/bin/chromium chromium
 # Debian's gdal-bin: gdaldem, the reference tests/test_functions_surface.py compares the surface functions with.
 debian_package /usr/bin/gdaldem gdal-bin
+# Debian's PostgreSQL 15: the server tests/postgres.py starts for the catalog on PostgreSQL (run as the postgres
+# user the package creates; its cluster is never started, the tests make their own in a temporary directory).
+debian_package /usr/lib/postgresql/15/bin/postgres postgresql-15
 
 # npm clients, exactly as locked: reinstalled only when package-lock.json changed since the last install.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
