@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imgsvc.cli import main
+from imgsvc.errors import ImgsvcError
 from imgsvc.loadtest.doors import Outcome
 from imgsvc.loadtest.drivers import due_times
 from imgsvc.loadtest.recording import Recorder
@@ -213,6 +214,17 @@ def test_targets_off_this_machine_are_refused_unless_allowed(capsys):
     assert "'192.0.2.7' is not loopback" in capsys.readouterr().err
     check_allowed(parse_target("grpc://192.0.2.7:50051", "x"), ["192.0.2.7"])  # named by the operator
     check_allowed(parse_target("http://localhost:1/arcgis/rest/services/x/ImageServer", None), [])
+
+
+def test_a_grpc_target_names_replicas_by_address_and_each_must_be_allowed():
+    target = parse_target("grpc://127.0.0.1:5001,127.0.0.1:5002", "dem")
+    assert target.address == "ipv4:127.0.0.1:5001,127.0.0.1:5002"  # gRPC's list, spread over round-robin
+    assert target.endpoints == (("127.0.0.1", 5001), ("127.0.0.1", 5002))
+    check_allowed(target, [])
+    with pytest.raises(ImgsvcError, match="one family"):
+        parse_target("grpc://localhost:1,127.0.0.1:2", "dem")
+    with pytest.raises(ImgsvcError, match="192.0.2.7"):
+        check_allowed(parse_target("grpc://127.0.0.1:1,192.0.2.7:2", "dem"), [])
 
 
 def test_real_server_through_both_doors(grpc_server, gateway_url, tmp_path):

@@ -61,7 +61,7 @@ class ImageServiceInterceptor(grpc.ServerInterceptor):
 
     def _around(self, path: str, metadata: dict, behaviour):
         def call(request, context: grpc.ServicerContext):
-            with self._observed(path, metadata, request, context) as sent:
+            with self._observed(path, metadata, request, context, streamed=False) as sent:
                 reply = behaviour(request, context)
                 if path == _PREFIX + "ListServices" and self.tokens is not None and \
                         not bearer(metadata.get("authorization")):
@@ -74,21 +74,26 @@ class ImageServiceInterceptor(grpc.ServerInterceptor):
 
     def _around_stream(self, path: str, metadata: dict, behaviour):
         def call(request, context: grpc.ServicerContext):
-            with self._observed(path, metadata, request, context) as sent:
+            with self._observed(path, metadata, request, context, streamed=True) as sent:
                 for message in behaviour(request, context):
                     sent.bytes += message.ByteSize()
                     yield message
         return call
 
     @contextlib.contextmanager
-    def _observed(self, path: str, metadata: dict, request, context: grpc.ServicerContext):
+    def _observed(self, path: str, metadata: dict, request, context: grpc.ServicerContext, streamed: bool):
         """Around one call: its request id (answered in the initial metadata), the token check, a request the
-        decoder could not read refused, then its metrics and access log line whatever happened."""
+        decoder could not read refused, then its metrics and access log line whatever happened.
+
+        A unary call's id goes out last, with its answer or error: a client never retries a call whose response
+        headers it has received, and a call cut by a replica's death must be retried (docs/decisions.md
+        "Replicas, proven here").  A stream's goes out first: its first message commits the call anyway."""
         method = path.removeprefix(_PREFIX)
         started = time.perf_counter()
         sent = _Sent()
         with request_id.scope(request_id.accept(metadata.get(request_id.HEADER))) as rid:
-            context.send_initial_metadata(((request_id.HEADER, rid),))
+            if streamed:
+                context.send_initial_metadata(((request_id.HEADER, rid),))
             in_flight = metrics.GRPC_IN_FLIGHT.labels(method)
             in_flight.inc()
             try:
@@ -113,3 +118,6 @@ class ImageServiceInterceptor(grpc.ServerInterceptor):
                 if code != "OK":
                     metrics.ERRORS.labels("grpc", code).inc()
                 access_log.write("grpc", "POST", path, code, seconds, sent.bytes, rid)
+                if not streamed:
+                    with contextlib.suppress(grpc.RpcError):  # the caller is gone: nothing goes out
+                        context.send_initial_metadata(((request_id.HEADER, rid),))

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import grpc
 import httpx
 
+from imgsvc.client import RETRY_SERVICE_CONFIG
 from imgsvc.errors import ImgsvcError, invalid
 from imgsvc.loadtest.mix import Request, ServiceExtent
 from imgsvc.loadtest.target import GRPC, Target
@@ -34,14 +35,22 @@ def open_door(target: Target, connections: int, timeout: float):
     return (GrpcDoor if target.door == GRPC else RestDoor)(target, connections, timeout)
 
 
+# The client's retry policy (imgsvc.client: a call that never reached a server, UNAVAILABLE, is tried again), its
+# calls spread round-robin over the target's addresses (several replicas), and a replica that went away tried again
+# within a second of coming back (gRPC's default backoff grows to two minutes).
+SERVICE_CONFIG = json.dumps({**RETRY_SERVICE_CONFIG, "loadBalancingConfig": [{"round_robin": {}}]})
+
+
 class GrpcDoor:
-    """``connections`` channels, each on its own TCP connection (a local subchannel pool), so that a server whose
+    """``connections`` channels, each on its own TCP connections (a local subchannel pool), so that a server whose
     workers share the port with SO_REUSEPORT sees its load spread; requests take the channels in turn."""
 
     def __init__(self, target: Target, connections: int, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.use_local_subchannel_pool", 1)]
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.use_local_subchannel_pool", 1),
+                   ("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG),
+                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
         self.channels = [grpc.aio.insecure_channel(target.address, options=options) for _ in range(connections)]
         self.stubs = [pb_grpc.ImageServiceStub(channel) for channel in self.channels]
 

@@ -56,8 +56,8 @@ async def _run(options: Options) -> dict:
             requests = recorded_requests(options.requests_file)
         else:
             requests = random_requests(await door.describe(), options.mix, options.seed)
-        pids = list(options.server_pids) or (processes.listening_pids(options.target.port)
-                                             if _is_loopback(options.target.host) else [])
+        pids = list(options.server_pids) or [pid for host, port in options.target.endpoints if _is_loopback(host)
+                                             for pid in processes.listening_pids(port)]
         common = {"target": options.target.address, "door": options.target.door, "service": options.target.service,
                   "seed": options.seed, "connections": connections,
                   "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
