@@ -505,7 +505,7 @@ def cmd_loadtest(args) -> int:
                           concurrency=args.concurrency, rate=args.rate, steps=steps, p99_target_ms=args.p99_target,
                           max_requests=args.requests, duration_s=args.duration, warmup_s=args.warmup,
                           ramp_s=args.ramp, connections=args.connections, max_in_flight=args.max_in_flight,
-                          timeout_s=args.timeout, server_pids=tuple(args.server_pid or ()),
+                          timeout_s=args.timeout, retries=args.retries, server_pids=tuple(args.server_pid or ()),
                           progress=not args.quiet))
     print(report.text(summary))
     if args.json:
@@ -657,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "loop)")
     load.add_argument("--max-in-flight", type=int, default=1024, help="open loop: outstanding requests at most")
     load.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request timeout")
+    load.add_argument("--retries", type=int, default=0, metavar="N",
+                      help="gRPC: send an export answered UNAVAILABLE again, at most N times (counted in the "
+                           "report); default 0, every failure shown")
     load.add_argument("--server-pid", type=int, action="append", metavar="PID",
                       help="report this process's CPU and memory (repeatable; default: the local processes "
                            "listening on the target's port)")

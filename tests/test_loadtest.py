@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import threading
 import time
 from concurrent import futures
 
@@ -256,3 +257,40 @@ def test_errors_are_counted_by_kind(gateway_url, tmp_path):
     run = loadtest(tmp_path, f"{gateway_url}/arcgis/rest/services/dem/ImageServer", "--requests", "4",
                    "--warmup", "0", "--param", "pixelType=NOPE")
     assert run["errors"] == 4 and run["errors_by_kind"] == {"ArcGIS 400": 4}
+
+
+class CommittedThenUnavailable(FixedDelayService):
+    """The first time it sees a request whose bbox starts with an even digit, it begins the answer (initial
+    metadata: the call is committed, gRPC's retry policy will not retry it) and then fails UNAVAILABLE, as a
+    replica killed mid-answer does; the same request sent again is answered."""
+
+    def __init__(self) -> None:
+        self.failed: set[bytes] = set()
+        self.lock = threading.Lock()
+
+    def ExportImage(self, request, context):  # noqa: N802
+        key = request.SerializeToString()
+        with self.lock:
+            fails = int(str(request.bbox.xmin)[0]) % 2 == 0 and key not in self.failed
+            self.failed.add(key)
+        if fails:
+            context.send_initial_metadata(())
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the replica went away")
+        return pb.ExportImageResponse(image=IMAGE, content_type="image/png", extension="png")
+
+
+def test_retries_send_again_what_grpc_cannot_retry(tmp_path):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_ImageServiceServicer_to_server(CommittedThenUnavailable(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        common = [f"grpc://127.0.0.1:{port}", "--service", "flaky", "--requests", "60", "--warmup", "0",
+                  "--concurrency", "2"]
+        shown = loadtest(tmp_path, *common)
+        assert shown["errors_by_kind"] == {"gRPC UNAVAILABLE": shown["errors"]} and shown["errors"] >= 15
+        assert shown["retries"] == 0
+        retried = loadtest(tmp_path, *common, "--retries", "1", "--seed", "2")  # requests not yet seen
+        assert retried["errors"] == 0 and retried["requests"] == 60 and retried["retries"] >= 15
+    finally:
+        server.stop(grace=None)

@@ -59,7 +59,8 @@ def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(remote_
     run: list[int] = []
     harness = threading.Thread(target=lambda: run.append(main(
         ["loadtest", target, "--service", "dem", "--concurrency", "6", "--duration", "8", "--warmup", "1",
-         "--size", "128,128", "--format", "png,tiff", "--scale", "1,2,4", "--json", str(report), "--quiet"])))
+         "--size", "128,128", "--format", "png,tiff", "--scale", "1,2,4", "--retries", "2", "--json", str(report),
+         "--quiet"])))
     try:
         harness.start()
         time.sleep(3)
@@ -74,7 +75,8 @@ def test_three_replicas_lose_no_request_when_one_is_killed_and_restarted(remote_
     per_replica = {f"{index}.{life}": {"seconds": round(seconds, 1), "exports": int(count),
                                        "exports_per_s": round(count / seconds, 1)}
                    for index, replica in enumerate(replicas) for life, (seconds, count) in enumerate(replica.served)}
-    print(f"\n{summary['requests']} requests at {summary['throughput_rps']:.1f}/s, {summary['errors']} errors; "
+    print(f"\n{summary['requests']} requests at {summary['throughput_rps']:.1f}/s, {summary['errors']} errors, "
+          f"{summary['retries']} sent again; "
           f"per replica (index.life): {json.dumps(per_replica)}")
     assert run == [0] and summary["errors"] == 0 and summary["requests"] > 20, summary["errors_by_kind"]
     # Every replica answered its share, the restarted one too once the clients reconnected to it.

@@ -6,6 +6,7 @@ envelope answered with HTTP 200, or the transport exception's name)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -29,10 +30,13 @@ class Outcome:
     nbytes: int = 0
     error: str | None = None
     worker: str | None = None
+    retries: int = 0  # times the request was sent again (--retries)
 
 
-def open_door(target: Target, connections: int, timeout: float):
-    return (GrpcDoor if target.door == GRPC else RestDoor)(target, connections, timeout)
+def open_door(target: Target, connections: int, timeout: float, retries: int = 0):
+    if target.door == GRPC:
+        return GrpcDoor(target, connections, timeout, retries)
+    return RestDoor(target, connections, timeout)
 
 
 # The client's retry policy (imgsvc.client: a call that never reached a server, UNAVAILABLE, is tried again), its
@@ -45,9 +49,10 @@ class GrpcDoor:
     """``connections`` channels, each on its own TCP connections (a local subchannel pool), so that a server whose
     workers share the port with SO_REUSEPORT sees its load spread; requests take the channels in turn."""
 
-    def __init__(self, target: Target, connections: int, timeout: float) -> None:
+    def __init__(self, target: Target, connections: int, timeout: float, retries: int = 0) -> None:
         self.target = target
         self.timeout = timeout
+        self.retries = retries
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.use_local_subchannel_pool", 1),
                    ("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG),
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -78,11 +83,19 @@ class GrpcDoor:
             return Outcome(error=f"refused {error.kind.name}")
 
     async def send(self, message: pb.ExportImageRequest, lane: int) -> Outcome:
-        try:
-            reply = await self.stubs[lane % len(self.stubs)].ExportImage(message, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            return Outcome(error=f"gRPC {exc.code().name}")
-        return Outcome(nbytes=len(reply.image))
+        """One export; with ``retries``, an UNAVAILABLE answer is sent again (exports are idempotent) within the
+        request's timeout: gRPC's own retry policy never retries a call whose answer had begun to arrive, which a
+        replica dying mid-answer leaves behind (docs/loadtest.md)."""
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(self.retries + 1):
+            try:
+                reply = await self.stubs[(lane + attempt) % len(self.stubs)].ExportImage(
+                    message, timeout=max(0.001, deadline - time.monotonic()))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    return Outcome(error=f"gRPC {exc.code().name}", retries=attempt)
+                continue
+            return Outcome(nbytes=len(reply.image), retries=attempt)
 
 
 class RestDoor:

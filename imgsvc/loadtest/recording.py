@@ -34,6 +34,7 @@ class Recorder:
         self.errors: Counter[str] = Counter()
         self.workers: Counter[str] = Counter()
         self.nbytes = 0
+        self.retries = 0
         self.max_microseconds = 0
         self.last_end = origin
 
@@ -46,6 +47,7 @@ class Recorder:
         interval = self.intervals.setdefault(int((end - self.origin) / self.interval_s), Interval())
         interval.latency.record_value(microseconds)
         self.nbytes += outcome.nbytes
+        self.retries += outcome.retries
         if outcome.error:
             self.errors[outcome.error] += 1
             interval.errors += 1
@@ -72,6 +74,7 @@ class Recorder:
             "requests": self.requests,
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors.most_common()),
+            "retries": self.retries,
             "elapsed_s": elapsed,
             "throughput_rps": self.requests / elapsed if elapsed > 0 else 0.0,
             "bytes": self.nbytes,

@@ -42,6 +42,8 @@ def text(summary: dict) -> str:
     lines.append("latency ms  " + "  ".join(f"{key} {latency[key]:.2f}" for key in LATENCY_KEYS))
     if summary["errors_by_kind"]:
         lines.append("errors: " + ", ".join(f"{kind} x{n}" for kind, n in summary["errors_by_kind"].items()))
+    if summary.get("retries"):
+        lines.append(f"retries: {summary['retries']} (exports answered UNAVAILABLE and sent again)")
     if server := summary.get("server"):
         lines.append(f"server pids {','.join(map(str, server['pids']))}: CPU {server['cpu_seconds']:.2f} s "
                      f"({server['cpu_percent']:.0f}%, {server['cpu_ms_per_request']:.2f} ms/request), "

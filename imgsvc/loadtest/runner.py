@@ -40,6 +40,7 @@ class Options:
     connections: int | None = None  # default: the concurrency (closed loop), 8 (open loop)
     max_in_flight: int = 1024
     timeout_s: float = 60.0
+    retries: int = 0  # gRPC: an UNAVAILABLE answer sent again this many times at most
     server_pids: tuple[int, ...] = ()
     progress: bool = True
 
@@ -50,7 +51,7 @@ def run(options: Options) -> dict:
 
 async def _run(options: Options) -> dict:
     connections = options.connections or (options.concurrency if options.rate is None and not options.steps else 8)
-    door = open_door(options.target, connections, options.timeout_s)
+    door = open_door(options.target, connections, options.timeout_s, options.retries)
     try:
         if options.requests_file is not None:
             requests = recorded_requests(options.requests_file)
