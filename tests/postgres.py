@@ -21,10 +21,6 @@ BIN = Path("/usr/lib/postgresql/15/bin")
 USER = "imgsvc"  # the server's superuser, trusted on the loopback (a test server holds nothing secret)
 
 
-def available() -> bool:
-    return (BIN / "postgres").exists()
-
-
 class PostgresServer:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="imgsvc-pg-"))
