@@ -8,7 +8,7 @@ BUILT  := $(VENV)/.built
 DEMO   := data/demo/.generated
 SOURCES := $(wildcard ext/*.pyx ext/*.pxd protos/imgsvc/v1/*.proto) setup.py pyproject.toml
 
-.PHONY: serve test build demo bench fuzz soak clients clean
+.PHONY: serve test build demo bench bench-side fuzz soak clients clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,18 @@ test: build clients
 
 bench: build demo
 	$(PY) -m bench
+
+# imgsvc against GDAL by hand, rio-tiler and TiTiler (bench/bench_side_by_side.py; about an hour, or
+# `make bench-side BENCH_ARGS=--quick`).  TiTiler and rio-tiler get a venv of their own, made with our interpreter
+# (rio-tiler is imported into the suite's process from it); the data is written once under data/bench-side/.
+TITILER_VENV := bench/.venv-titiler
+$(TITILER_VENV)/.installed: bench/requirements-titiler.txt | $(PY)
+	$(PY) -m venv $(TITILER_VENV)
+	$(TITILER_VENV)/bin/pip install --quiet -r bench/requirements-titiler.txt
+	touch $@
+
+bench-side: build $(TITILER_VENV)/.installed
+	$(PY) -m bench.bench_side_by_side $(BENCH_ARGS)
 
 # The long seeded fuzz of the REST door (100 000 requests; the suite runs 600 of the same).
 fuzz: build clients

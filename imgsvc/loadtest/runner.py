@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from imgsvc.loadtest.recording import Recorder
 from imgsvc.loadtest.target import Target
 
 DEFAULT_DURATION_S = 10.0
+# (target, connections, timeout, retries) -> a door: ``describe``, ``prepare``, ``send`` and ``close`` as in
+# ``doors``.
+DoorFactory = Callable[[Target, int, float, int], object]
 # The timeline has about this many points whatever the run's length (between 0.1 s and 10 s apart).
 TIMELINE_POINTS = 50
 
@@ -45,13 +49,16 @@ class Options:
     progress: bool = True
 
 
-def run(options: Options) -> dict:
-    return asyncio.run(_run(options))
+def run(options: Options, door_factory: DoorFactory = open_door) -> dict:
+    """``door_factory`` opens the door (inside the run's event loop, where gRPC's channels must be made): the
+    target's own by default; bench/ passes its own to drive baselines that are no ArcGIS server (TiTiler, a GDAL
+    script) with the same clock, mix and histograms."""
+    return asyncio.run(_run(options, door_factory))
 
 
-async def _run(options: Options) -> dict:
+async def _run(options: Options, door_factory: DoorFactory) -> dict:
     connections = options.connections or (options.concurrency if options.rate is None and not options.steps else 8)
-    door = open_door(options.target, connections, options.timeout_s, options.retries)
+    door = door_factory(options.target, connections, options.timeout_s, options.retries)
     try:
         if options.requests_file is not None:
             requests = recorded_requests(options.requests_file)
