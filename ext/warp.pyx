@@ -152,14 +152,15 @@ cdef inline void cubic_cell_row(const double* node, Py_ssize_t n, Py_ssize_t h, 
 def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] source_valid, bint has_valid,
                  const signed char[:, ::1] level, const Py_ssize_t[:, ::1] offset, const double[::1] pool,
                  Py_ssize_t cell, int method, double xscale, double yscale, int xradius, int yradius,
-                 pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid, Py_ssize_t row_start,
+                 bint finite, pixel_t[:, :, ::1] out, unsigned char[:, ::1] out_valid, Py_ssize_t row_start,
                  Py_ssize_t row_stop):
     """Resample `source` at the output pixel centres described by the lattice into rows [row_start, row_stop) of
     `out` / `out_valid` (so that a caller can stop between bands of rows).
 
     method: NEAREST, BILINEAR or CUBIC (GDAL's 4-sample formulas) or FILTERED_BILINEAR / FILTERED_CUBIC (GDAL's
     general resampler, the kernel widened by 1/scale on a downsampled axis; xradius/yradius are its half-widths in
-    source pixels).  Output pixels left invalid are not written, so `out` must arrive zeroed.
+    source pixels; `finite` says that every valid source pixel is finite, which lets it skip taps of zero weight).
+    Output pixels left invalid are not written, so `out` must arrive zeroed.
     """
     cdef Grid g
     g.cols = source.shape[2]
@@ -187,6 +188,7 @@ def warp_centres(const pixel_t[:, :, ::1] source, const unsigned char[:, ::1] so
     f.xradius = xradius
     f.yradius = yradius
     f.cubic = method == FILTERED_CUBIC
+    f.finite = finite
     # GDAL starts the kernel at ((radius + 1) % 2) - scaled radius: -r for bilinear (radius 1), 1 - r for cubic (2).
     f.xinit = (1 - xradius) if f.cubic else -xradius
     f.yinit = (1 - yradius) if f.cubic else -yradius

@@ -138,14 +138,27 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
 
     lattice = _coordinate_lattice(exact, rows, cols, 0.5, max_error)
     method, xscale, yscale, xradius, yradius = _method(resampling, exact, rows, cols, src_rows, src_cols)
+    finite = method in (_warp.FILTERED_BILINEAR, _warp.FILTERED_CUBIC) and _valid_pixels_finite(source, valid)
     # A filtered sample reads (2 xradius) x (2 yradius) source pixels, so its bands of rows are narrower.
     step = max(1, ROW_BAND_SAMPLES // (cols * max(1, xradius) * max(1, yradius)))
     for start in range(0, rows, step):
         if between_rows is not None and start:
             between_rows()
-        _warp.warp_centres(source, valid if valid is not None else _NO_MASK, valid is not None, *lattice,
-                           method, xscale, yscale, xradius, yradius, out, out_valid, start, min(rows, start + step))
+        _warp.warp_centres(source, valid if valid is not None else _NO_MASK, valid is not None, *lattice, method,
+                           xscale, yscale, xradius, yradius, finite, out, out_valid, start, min(rows, start + step))
     return out, out_valid.view(bool)
+
+
+def _valid_pixels_finite(source: np.ndarray, valid: np.ndarray | None) -> bool:
+    """Whether every valid pixel of every band is finite (``valid``: ``_check_valid``'s mask, NaN already out): the
+    downsampling kernels then skip the taps of zero weight, whose 0 x value adds nothing (0 x Inf would add NaN).
+    min() and max() are finite unless a pixel is not: two cheap passes, the per-pixel mask only then."""
+    if source.dtype.kind != "f" or not source.size:
+        return True
+    if np.isfinite(source.min()) and np.isfinite(source.max()):
+        return True
+    finite = np.isfinite(source).all(axis=0)
+    return valid is not None and not (valid.view(bool) & ~finite).any()
 
 
 def pixel_centres(transform: Affine, crs: CRS, shape: tuple[int, int], target_crs: CRS,

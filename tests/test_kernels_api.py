@@ -159,6 +159,33 @@ def test_nan_source_pixels_are_invalid():
     assert not valid[40:60, 40:60].any() and valid[:30].all() and not np.isnan(data).any()
 
 
+@pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
+@pytest.mark.parametrize("dtype, bands", [("f4", 1), ("u2", 4), ("u1", 3), ("f8", 6)])
+def test_downsampling_skips_zero_weight_taps_without_changing_a_bit(monkeypatch, resampling, dtype, bands):
+    """The filtered kernels leave out the taps of zero weight when every valid pixel is finite: the same bytes as
+    summing them all (what they do otherwise), with and without a mask; a valid Inf keeps every tap (0 x Inf is
+    NaN, which the sums carry as GDAL's do)."""
+    source = field(dtype, bands=bands, shape=(240, 260))
+    mask = np.random.default_rng(1).random(source.shape[1:]) > 0.05
+    # 240 x 220 source pixels onto 100 a side: the filtered kernels
+    dst, shape = grid(CRS.from_epsg(3857), 100, area=(481000.0, 5527000.0, 505000.0, 5549000.0))
+    if dtype.startswith("f"):
+        infinite = source.copy()
+        infinite[0, 100:104, 100:104] = np.inf
+        cases = [(source, None), (source, mask), (infinite, mask)]
+    else:
+        cases = [(source, None), (source, mask)]
+    skipping = [kernels.reproject(s, m, SRC_TRANSFORM, UTM33, dst, CRS.from_epsg(3857), shape, resampling)
+                for s, m in cases]
+    assert kernels._method(resampling, kernels._ExactMap(SRC_TRANSFORM, UTM33, dst, CRS.from_epsg(3857)), *shape,
+                           *source.shape[1:])[0] in (kernels._warp.FILTERED_BILINEAR, kernels._warp.FILTERED_CUBIC)
+    monkeypatch.setattr(kernels, "_valid_pixels_finite", lambda source, valid: False)
+    every_tap = [kernels.reproject(s, m, SRC_TRANSFORM, UTM33, dst, CRS.from_epsg(3857), shape, resampling)
+                 for s, m in cases]
+    for (data, valid), (expected, expected_valid) in zip(skipping, every_tap):
+        assert data.tobytes() == expected.tobytes() and np.array_equal(valid, expected_valid)
+
+
 def test_tighter_bound_moves_nearest_picks_closer_to_exact():
     dst_crs = CRS.from_epsg(3413)
     dst, shape = grid(dst_crs, 200)
@@ -308,7 +335,7 @@ def test_a_row_range_outside_the_output_is_a_value_error():
     for start, stop in ((0, 5), (3, 2), (-1, 2)):
         with pytest.raises(ValueError, match="rows"):
             warp.warp_centres(field()[:, :4, :4].copy(), kernels._NO_MASK, False, *lattice, warp.NEAREST, 1.0, 1.0,
-                              0, 0, out, np.zeros((4, 4), np.uint8), start, stop)
+                              0, 0, False, out, np.zeros((4, 4), np.uint8), start, stop)
 
 
 # --- properties -----------------------------------------------------------------------------------------------------
