@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import threading
 import time
+from pathlib import Path
 
 from bench.bench_workers import served
 from imgsvc.catalog import default_catalog_path
@@ -66,6 +68,16 @@ class MemoryTrace(threading.Thread):
     def __exit__(self, *exc) -> None:
         self.stopping.set()
         self.join()
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` on ``cpus``, and this process on the others, so that the harness's own work
+    does not stall the server (threads the server starts later inherit its mask)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+    others = os.sched_getaffinity(0) - cpus
+    if others:
+        os.sched_setaffinity(0, others)
 
 
 def growth_after(points: list[tuple[float, int]], share: float) -> float:
@@ -144,10 +156,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--catalog", default=str(default_catalog_path()))
+    parser.add_argument("--server-cpus", metavar="N[,N...]",
+                        help="run the server on these CPUs and the harness on the others (its load then stalls "
+                             "nothing the server does)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     with served(args.workers, args.catalog, cache_mb=None) as (grpc_target, url):
         pids = processes.listening_pids(int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]))
+        for pid in pids if args.server_cpus else ():
+            pin(pid, {int(cpu) for cpu in args.server_cpus.split(",")})
         seconds = 60 * args.minutes
         if args.mode == "open":
             width, height = (int(v) for v in args.size.split(","))
