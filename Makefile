@@ -61,11 +61,11 @@ fuzz: build clients
 	IMGSVC_FUZZ_EXAMPLES=50000 $(PY) -m pytest -q -s tests/test_fuzz_rest.py
 
 # Ten minutes of open-loop load at 80% of the measured peak on `imgsvc serve` as `make serve` runs it: p99 and
-# resident memory each minute, errors; the server on CPU 0 and the harness on the others, so the harness's own
-# work stalls nothing the server does (`python -m bench.soak --mode varied` goes round every demo service instead).
+# resident memory each minute, errors (`python -m bench.soak --mode varied` goes round every demo service instead;
+# `--server-cpus 0` gives the server and the harness cores of their own, on a machine with cores to spare).
 soak: build demo
 	mkdir -p bench/results
-	$(PY) -m bench.soak --minutes 10 --server-cpus 0 --json bench/results/soak.json
+	$(PY) -m bench.soak --minutes 10 --json bench/results/soak.json
 
 clean:
 	rm -rf build $(VENV) tests/clients/build tests/clients/node_modules imgsvc/_kernels/*.so imgsvc/v1/*_pb2*.py* ext/*.c
