@@ -408,8 +408,10 @@ class _ExactMap:
             x = np.asarray(x, dtype=np.float64)
             y = np.asarray(y, dtype=np.float64)
         i = self.to_src_pixel
-        sx = i.a * x + i.b * y + i.c
-        sy = i.d * x + i.e * y + i.f
+        # An unprojectable point comes back infinite, and inf x 0 is NaN: such points are marked below, as intended.
+        with np.errstate(invalid="ignore"):
+            sx = i.a * x + i.b * y + i.c
+            sy = i.d * x + i.e * y + i.f
         bad = ~(np.isfinite(sx) & np.isfinite(sy))
         if bad.any():
             sx = np.where(bad, np.nan, sx)
