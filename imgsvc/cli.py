@@ -98,6 +98,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -535,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-target", default=None, help="gRPC server the gateway calls (with --gateway-only)")
     serve.add_argument("--output-dir", default="data/output", help="where f=json exports are kept for their href")
     serve.add_argument("--output-ttl", type=float, default=600.0, help="seconds an f=json output file is kept")
-    serve.add_argument("--output-quota-mb", type=int, default=1024,
+    serve.add_argument("--output-quota-mb", type=_positive_int, default=1024,
                        help="megabytes of f=json output files kept in all (the oldest are deleted to make room)")
     serve.add_argument("--transform-error", type=float, default=kernels.DEFAULT_MAX_ERROR,
                        help="bound of the approximate transformer in source pixels (smaller: closer to exact PROJ "
@@ -554,9 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds one export may take, whatever its caller's deadline")
     serve.add_argument("--max-exports", type=_positive_int, default=2 * (os.cpu_count() or 1),
                        help="exports running at once in each worker (default: twice the cores)")
-    serve.add_argument("--export-queue", type=int, default=32,
+    serve.add_argument("--export-queue", type=_non_negative_int, default=32,
                        help="exports waiting for a turn in each worker; more are refused as busy at once")
-    serve.add_argument("--cache-mb", type=int, default=256,
+    serve.add_argument("--cache-mb", type=_non_negative_int, default=256,
                        help="memory for the answers to identical export requests (0: no cache; shared out among "
                             "the --workers)")
     serve.add_argument("--public-url", metavar="URL",
@@ -657,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "loop)")
     load.add_argument("--max-in-flight", type=int, default=1024, help="open loop: outstanding requests at most")
     load.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request timeout")
-    load.add_argument("--retries", type=int, default=0, metavar="N",
+    load.add_argument("--retries", type=_non_negative_int, default=0, metavar="N",
                       help="gRPC: send an export answered UNAVAILABLE again, at most N times (counted in the "
                            "report); default 0, every failure shown")
     load.add_argument("--server-pid", type=int, action="append", metavar="PID",

@@ -342,3 +342,13 @@ def test_the_serve_options_refuse_half_a_tls_pair(tmp_path):
     from imgsvc.cli import main
 
     assert main(["--catalog", str(tmp_path / "c.sqlite"), "serve", "--tls-cert", str(tmp_path / "x.pem")]) == 2
+
+
+@pytest.mark.parametrize("argv", [["serve", "--output-quota-mb", "0"], ["serve", "--export-queue", "-1"],
+                                  ["serve", "--cache-mb", "-5"], ["loadtest", "grpc://127.0.0.1:1", "--retries", "-1"]])
+def test_sizes_and_counts_out_of_range_are_refused_naming_the_option(tmp_path, capsys, argv):
+    from imgsvc.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["--catalog", str(tmp_path / "c.sqlite"), *argv])
+    assert refused.value.code == 2 and argv[-2] in capsys.readouterr().err

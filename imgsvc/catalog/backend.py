@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -19,9 +20,10 @@ from imgsvc.catalog.records import Field, FieldType
 POSTGRESQL_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 
 
-class Backend:
+class Backend(ABC):
     """The database behind one Catalog: this thread's connection, the statements run on it, and the SQL fragments
-    that differ between databases."""
+    that differ between databases.  Each database implements every abstract method; one left out fails when the
+    backend is made, not at the first request that needs it."""
 
     readonly: bool
     # The schema's column types: an auto-numbered primary key, a 64-bit float, a 64-bit integer, a JSON document.
@@ -36,34 +38,37 @@ class Backend:
     # What a statement naming a table the catalog does not have raises (one of its migrations not run yet).
     missing_table: type[Exception]
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run ``sql`` (``?`` placeholders) on this thread's connection; the cursor, to fetch from or iterate."""
-        raise NotImplementedError
 
+    @abstractmethod
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run ``sql`` once per row of ``rows`` on this thread's connection."""
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager:
         """A write transaction: committed when the block ends, rolled back when it raises."""
-        raise NotImplementedError
 
+    @abstractmethod
     def exists(self) -> bool:
         """Whether the catalog has been created (a read-only catalog refuses to open one that has not)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def schema_version(self) -> int:
-        raise NotImplementedError
+        """The catalog's schema version: the migrations it has had."""
 
+    @abstractmethod
     def set_schema_version(self, version: int) -> None:
-        raise NotImplementedError
+        """Record ``version`` as the catalog's schema version."""
 
+    @abstractmethod
     def columns(self, table: str) -> set[str]:
         """The names of ``table``'s columns (what the migrations check before adding one)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def create_item_index(self) -> None:
         """The index on the items' bounds that ``bounds_condition`` goes through, filled for items lacking it."""
-        raise NotImplementedError
 
     def index_item(self, item_id: int, bounds: Sequence[float]) -> None:
         """Put a new item's bounds (xmin, ymin, xmax, ymax) into the index when the index is not kept by the
@@ -72,18 +77,18 @@ class Backend:
     def unindex_service(self, name: str) -> None:
         """Take a service's items out of the index when the index is not kept by the database itself."""
 
+    @abstractmethod
     def bounds_condition(self, bounds: Sequence[float]) -> tuple[str, list[Any]]:
         """Items whose bounds meet ``bounds`` (xmin, ymin, xmax, ymax in the service SR), through the index."""
-        raise NotImplementedError
 
+    @abstractmethod
     def json_value(self, name: str, kind: FieldType) -> str:
         """The SQL expression of the ``name`` member of the items' ``attributes`` JSON, typed as ``kind`` (the
         catalog's names hold only letters, digits and '_': ``field_column`` checks them)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def version(self) -> Hashable | None:
         """What changes whenever the catalog does (None when it cannot be known now)."""
-        raise NotImplementedError
 
     def field_column(self, field: Field) -> str:
         """The SQL expression of an item field: OBJECTID's column, the others' value in the attributes JSON.  Field
