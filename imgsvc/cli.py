@@ -333,6 +333,8 @@ def cmd_serve(args) -> int:
         raise invalid("--workers must be at least 1.")
     if args.public and not args.tokens:
         raise invalid("--public opens services to callers without a token: it needs --tokens.")
+    if not args.gateway_only:
+        Catalog(args.catalog, readonly=True)  # a missing or old catalog is refused here, once, not in each worker
     if args.workers > 1:
         from imgsvc.serving import supervise
 

@@ -71,6 +71,6 @@ def test_every_write_and_only_a_write_moves_the_version(postgres, dem_path):
 
 def test_a_server_refuses_a_database_without_a_catalog_and_never_shows_the_password(postgres):
     url = postgres.new_database().replace("imgsvc@", "imgsvc:s3cret@")  # trusted on the loopback: not checked
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(ImgsvcError) as info:
         Catalog(url, readonly=True)
     assert "imgsvc:***@127.0.0.1" in str(info.value) and "s3cret" not in str(info.value)

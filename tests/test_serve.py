@@ -40,3 +40,13 @@ def test_grpc_only_and_gateway_only_processes_work_together(catalog_path, tmp_pa
     finally:
         grpc_process.terminate()
         grpc_process.wait(15)
+
+
+def test_serve_refuses_a_missing_catalog_in_one_line(tmp_path):
+    for workers in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "imgsvc", "--catalog", str(tmp_path / "none.sqlite"), "serve",
+                               "--workers", workers, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.strip() == (f"imgsvc: There is no catalog at {tmp_path / 'none.sqlite'}: run `imgsvc demo` "
+                                       "or `imgsvc add` first.")

@@ -21,7 +21,7 @@ from imgsvc.catalog.where import compile_where
 from imgsvc.catalog.records import (BandDistribution, Field, FieldType, FunctionTemplate, RasterItem,
                                     ServiceDescription, ServiceRecord, ServiceSettings)
 from imgsvc import sr
-from imgsvc.errors import invalid, not_found
+from imgsvc.errors import ErrorKind, ImgsvcError, invalid, not_found
 from imgsvc.footprints import Footprint, centre, overlaps, rectangle, to_crs
 
 # Schema version 5: mosaic datasets. Each item's fields (built-in and the operator's) as a JSON object, and the
@@ -142,12 +142,13 @@ class Catalog:
                 self._upgrade()
                 self.backend.set_schema_version(SCHEMA_VERSION)
         elif not self.backend.exists():
-            raise FileNotFoundError(f"no catalog at {self.backend}; run `imgsvc demo` or `imgsvc add`")
+            raise ImgsvcError(ErrorKind.NOT_FOUND,
+                              message=f"There is no catalog at {self.backend}: run `imgsvc demo` or `imgsvc add` first.")
         else:
             version = self.backend.schema_version()
             if version < SCHEMA_VERSION:
-                raise RuntimeError(f"the catalog at {self.backend} has schema version {version}, older than this "
-                                   f"imgsvc's {SCHEMA_VERSION}; run `imgsvc --catalog {self.backend} migrate` first")
+                raise invalid(f"The catalog at {self.backend} has schema version {version}, older than this "
+                              f"imgsvc's {SCHEMA_VERSION}: run `imgsvc --catalog {self.backend} migrate` first.")
 
     def version(self):
         """What changes whenever the catalog does (None when that cannot be known now): a SQLite file's inode, size
