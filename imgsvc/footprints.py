@@ -115,7 +115,14 @@ def area(kind: str, coordinates, src: CRS, dst: CRS):
 def meets(footprint: Footprint, geometry) -> bool:
     """Whether the footprint meets ``geometry`` (a shapely geometry in the same SR: a point on its edge does); an
     item without an outline is taken to (the catalog matched its bounds already)."""
-    return not footprint or bool(_polygon(footprint, ()).intersects(geometry))
+    return not footprint or bool(_outline(footprint).intersects(geometry))
+
+
+@functools.lru_cache(maxsize=4096)
+def _outline(footprint: Footprint):
+    """The footprint's polygon, made once: every request tests the same items' footprints (shapely geometries are
+    immutable, so threads share them)."""
+    return _polygon(footprint, ())
 
 
 def centre(footprint: Footprint, item_bounds: Sequence[float]) -> tuple[float, float]:

@@ -86,7 +86,7 @@ def test_a_catalog_of_an_older_schema_is_migrated_before_it_is_served(tmp_path, 
         conn.execute("ALTER TABLE services DROP COLUMN description")
         conn.execute("ALTER TABLE items DROP COLUMN object_id")
         conn.execute("PRAGMA user_version = 2")
-    with pytest.raises(RuntimeError, match="migrate"):
+    with pytest.raises(ImgsvcError, match="migrate"):
         Catalog(db, readonly=True)
     assert main(["--catalog", str(db), "migrate"]) == 0
     catalog = Catalog(db, readonly=True)

@@ -2,6 +2,7 @@
 are always bound, never formatted into SQL."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -54,6 +55,9 @@ def _item_to_json(item: RasterItem) -> str:
     return json.dumps(doc)
 
 
+# Decoded rows by their text: a request reads the same rows again and again, and parsing their JSON was a third of
+# a small export's planning.  Keyed by what was read, a cached value can never be stale; the values are frozen.
+@functools.lru_cache(maxsize=4096)
 def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: str | None = None,
                    footprint: str | None = None) -> RasterItem:
     doc = json.loads(raster)
@@ -66,6 +70,17 @@ def _item_from_row(item_id: int, raster: str, object_id: int = 0, attributes: st
     rings = tuple(tuple(tuple(point) for point in ring) for ring in json.loads(footprint or "[]"))
     return RasterItem(item_id=item_id, object_id=object_id, attributes=json.loads(attributes or "{}"),
                       footprint=rings, **doc)
+
+
+@functools.lru_cache(maxsize=256)  # as _item_from_row
+def _service_from_rows(name: str, settings: str, description: str, fields: str | None,
+                       templates: tuple[tuple[str, str, str, int], ...]) -> ServiceRecord:
+    return ServiceRecord(name=name, description=_description_from_json(description),
+                         settings=ServiceSettings(**json.loads(settings)),
+                         templates=tuple(FunctionTemplate(name=t_name, description=t_description, rule=json.loads(rule),
+                                                          default=bool(default))
+                                         for t_name, t_description, rule, default in templates),
+                         fields=_fields_from_json(fields))
 
 
 def _builtin(item: RasterItem, crs_wkt: str, footprint: Footprint = ()) -> dict[str, Any]:
@@ -147,8 +162,9 @@ class Catalog:
         else:
             version = self.backend.schema_version()
             if version < SCHEMA_VERSION:
-                raise invalid(f"The catalog at {self.backend} has schema version {version}, older than this "
-                              f"imgsvc's {SCHEMA_VERSION}: run `imgsvc --catalog {self.backend} migrate` first.")
+                raise ImgsvcError(ErrorKind.INVALID_ARGUMENT, message=(
+                    f"The catalog at {self.backend} has schema version {version}, older than this imgsvc's "
+                    f"{SCHEMA_VERSION}: run `imgsvc --catalog {self.backend} migrate` first."))
 
     def version(self):
         """What changes whenever the catalog does (None when that cannot be known now): a SQLite file's inode, size
@@ -376,15 +392,10 @@ class Catalog:
         row = db.execute("SELECT settings, description, fields FROM services WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise not_found(f"Service {name!r} does not exist.")
-        settings, description, fields = row
-        templates = tuple(
-            FunctionTemplate(name=t_name, description=t_description, rule=json.loads(rule), default=bool(default))
-            for t_name, t_description, rule, default in db.execute(
-                "SELECT name, description, rule, is_default FROM templates WHERE service = ? ORDER BY position",
-                (name,)).fetchall())
-        return ServiceRecord(name=name, description=_description_from_json(description),
-                             settings=ServiceSettings(**json.loads(settings)), templates=templates,
-                             fields=_fields_from_json(fields))
+        templates = tuple(tuple(t) for t in db.execute(
+            "SELECT name, description, rule, is_default FROM templates WHERE service = ? ORDER BY position",
+            (name,)).fetchall())
+        return _service_from_rows(name, *row, templates)
 
     def put_template(self, service: str, template: FunctionTemplate) -> None:
         """Add or replace ``service``'s template of that name; a default template replaces the previous default."""
