@@ -29,7 +29,10 @@ nodata value) so that NaN never leaks into a valid output pixel; the validity ma
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +81,16 @@ DEFAULT_MAX_ERROR = 0.0005
 # so a deadline stops a large export within a fraction of a second while the call overhead (microseconds a band)
 # stays invisible.
 ROW_BAND_SAMPLES = 1 << 20
+
+# Threads that resample bands of rows beside an export's own (the kernels release the GIL): an export alone on the
+# machine uses every core, and a loaded one (the helpers busy with other exports' bands) runs as before
+# (docs/decisions.md "Resampling on every core").  None on one core.
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_HELPER_COUNT = _CORES - 1
+_HELPERS = (concurrent.futures.ThreadPoolExecutor(max_workers=_HELPER_COUNT, thread_name_prefix="imgsvc-resample")
+            if _HELPER_COUNT else None)
+# Work (output samples x taps x bands) below which one thread resamples it all: splitting costs tens of microseconds.
+PARALLEL_MIN_SAMPLES = 1 << 18
 
 # Samples per lattice cell side before refinement (a power of two).
 LATTICE_CELL = 32
@@ -140,13 +153,62 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
     method, xscale, yscale, xradius, yradius = _method(resampling, exact, rows, cols, src_rows, src_cols)
     finite = method in (_warp.FILTERED_BILINEAR, _warp.FILTERED_CUBIC) and _valid_pixels_finite(source, valid)
     # A filtered sample reads (2 xradius) x (2 yradius) source pixels, so its bands of rows are narrower.
-    step = max(1, ROW_BAND_SAMPLES // (cols * max(1, xradius) * max(1, yradius)))
-    for start in range(0, rows, step):
-        if between_rows is not None and start:
-            between_rows()
-        _warp.warp_centres(source, valid if valid is not None else _NO_MASK, valid is not None, *lattice, method,
-                           xscale, yscale, xradius, yradius, finite, out, out_valid, start, min(rows, start + step))
+    taps = max(1, xradius) * max(1, yradius)
+    step = max(1, ROW_BAND_SAMPLES // (cols * taps))
+    if _HELPERS is not None and rows * cols * taps * bands >= PARALLEL_MIN_SAMPLES:
+        step = min(step, -(-rows // (2 * (_HELPER_COUNT + 1))))  # two bands a thread: they finish together
+    _run_bands(lambda start, stop: _warp.warp_centres(
+        source, valid if valid is not None else _NO_MASK, valid is not None, *lattice, method, xscale, yscale,
+        xradius, yradius, finite, out, out_valid, start, stop), [(start, min(rows, start + step))
+                                                                 for start in range(0, rows, step)], between_rows)
     return out, out_valid.view(bool)
+
+
+def _run_bands(work: Callable[[int, int], None], bands: list[tuple[int, int]],
+               between_rows: Callable[[], None] | None) -> None:
+    """Run ``work`` on each band of rows, calling ``between_rows`` before every band but the first: in the caller's
+    thread, with the helper threads taking bands beside it.  What raises stops every thread before its next band;
+    a helper still queued when the bands run out is cancelled, so on a busy machine the caller does them all itself,
+    never waiting for a thread."""
+    if _HELPERS is None or len(bands) < 2:
+        for index, (start, stop) in enumerate(bands):
+            if between_rows is not None and index:
+                between_rows()
+            work(start, stop)
+        return
+    lock = threading.Lock()
+    remaining = enumerate(bands)
+    stopped = False
+
+    def run() -> None:
+        nonlocal stopped
+        while True:
+            with lock:  # between_rows under the lock: no band starts once one call has raised
+                if stopped:
+                    return
+                index, band = next(remaining, (None, None))
+                if band is None:
+                    return
+                try:
+                    if between_rows is not None and index:
+                        between_rows()
+                except BaseException:
+                    stopped = True
+                    raise
+            try:
+                work(*band)
+            except BaseException:
+                stopped = True
+                raise
+
+    helpers = [_HELPERS.submit(run) for _ in range(min(_HELPER_COUNT, len(bands) - 1))]
+    try:
+        run()
+    finally:
+        running = [future for future in helpers if not future.cancel()]
+        concurrent.futures.wait(running)
+    for future in running:
+        future.result()  # a helper's failure is the call's
 
 
 def _valid_pixels_finite(source: np.ndarray, valid: np.ndarray | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -385,3 +386,34 @@ def test_random_grids_never_crash_and_keep_masks_and_values_consistent(dst_index
         row = (np.asarray(sy) - src_transform.f) / src_transform.e
         inside = (col >= -0.01) & (col < 40.01) & (row >= -0.01) & (row < 40.01)
         assert inside.mean() >= 0.99
+
+
+@pytest.mark.skipif(kernels._HELPERS is None, reason="one core: no helper threads")
+def test_bands_of_rows_run_on_the_helper_threads_beside_the_caller():
+    both_in = threading.Barrier(2, timeout=30)  # the first two bands wait for each other: two threads at once
+    threads = []
+
+    def work(start, stop):
+        threads.append(threading.current_thread().name)
+        if start < 2:
+            both_in.wait()
+
+    kernels._run_bands(work, [(i, i + 1) for i in range(6)], None)
+    assert threads[0] != threads[1] and any(name.startswith("imgsvc-resample") for name in threads[:2])
+
+
+@pytest.mark.skipif(kernels._HELPERS is None, reason="one core: no helper threads")
+def test_a_failure_in_a_helper_thread_is_the_callers_and_stops_the_bands():
+    helper_failed = threading.Event()
+    done = []
+
+    def work(start, stop):
+        if threading.current_thread().name.startswith("imgsvc-resample"):
+            helper_failed.set()
+            raise ValueError("broken band")
+        helper_failed.wait(30)
+        done.append(start)
+
+    with pytest.raises(ValueError, match="broken band"):
+        kernels._run_bands(work, [(i, i + 1) for i in range(50)], None)
+    assert len(done) == 1  # the caller finished its band and took none after the failure
