@@ -170,12 +170,6 @@ def _run_bands(work: Callable[[int, int], None], bands: list[tuple[int, int]],
     thread, with the helper threads taking bands beside it.  What raises stops every thread before its next band;
     a helper still queued when the bands run out is cancelled, so on a busy machine the caller does them all itself,
     never waiting for a thread."""
-    if _HELPERS is None or len(bands) < 2:
-        for index, (start, stop) in enumerate(bands):
-            if between_rows is not None and index:
-                between_rows()
-            work(start, stop)
-        return
     lock = threading.Lock()
     remaining = enumerate(bands)
     stopped = False
@@ -201,7 +195,7 @@ def _run_bands(work: Callable[[int, int], None], bands: list[tuple[int, int]],
                 stopped = True
                 raise
 
-    helpers = [_HELPERS.submit(run) for _ in range(min(_HELPER_COUNT, len(bands) - 1))]
+    helpers = [] if _HELPERS is None else [_HELPERS.submit(run) for _ in range(min(_HELPER_COUNT, len(bands) - 1))]
     try:
         run()
     finally:

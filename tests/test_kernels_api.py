@@ -388,8 +388,16 @@ def test_random_grids_never_crash_and_keep_masks_and_values_consistent(dst_index
         assert inside.mean() >= 0.99
 
 
-@pytest.mark.skipif(kernels._HELPERS is None, reason="one core: no helper threads")
-def test_bands_of_rows_run_on_the_helper_threads_beside_the_caller():
+@pytest.fixture
+def one_helper(monkeypatch):
+    """A helper thread whatever the machine's cores (a one-core machine has none of its own)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgsvc-resample") as helpers:
+        monkeypatch.setattr(kernels, "_HELPERS", helpers)
+        monkeypatch.setattr(kernels, "_HELPER_COUNT", 1)
+        yield
+
+
+def test_bands_of_rows_run_on_the_helper_threads_beside_the_caller(one_helper):
     both_in = threading.Barrier(2, timeout=30)  # the first two bands wait for each other: two threads at once
     threads = []
 
@@ -402,15 +410,16 @@ def test_bands_of_rows_run_on_the_helper_threads_beside_the_caller():
     assert threads[0] != threads[1] and any(name.startswith("imgsvc-resample") for name in threads[:2])
 
 
-@pytest.mark.skipif(kernels._HELPERS is None, reason="one core: no helper threads")
-def test_a_failure_in_a_helper_thread_is_the_callers_and_stops_the_bands():
-    helper_failed = threading.Event()
+def test_a_failure_in_a_helper_thread_is_the_callers_and_stops_the_bands(one_helper):
+    caller_in, helper_failed = threading.Event(), threading.Event()
     done = []
 
-    def work(start, stop):
+    def work(start, stop):  # the helper fails while the caller is in a band
         if threading.current_thread().name.startswith("imgsvc-resample"):
+            caller_in.wait(30)
             helper_failed.set()
             raise ValueError("broken band")
+        caller_in.set()
         helper_failed.wait(30)
         done.append(start)
 
