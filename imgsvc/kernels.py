@@ -84,11 +84,12 @@ ROW_BAND_SAMPLES = 1 << 20
 
 # Threads that resample bands of rows beside an export's own (the kernels release the GIL): an export alone on the
 # machine uses every core, and a loaded one (the helpers busy with other exports' bands) runs as before
-# (docs/decisions.md "Resampling on every core").  None on one core.
+# (docs/decisions.md "Resampling on every core").  _HELPER_COUNT of them are used: none on one core.
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _HELPER_COUNT = _CORES - 1
-_HELPERS = (concurrent.futures.ThreadPoolExecutor(max_workers=_HELPER_COUNT, thread_name_prefix="imgsvc-resample")
-            if _HELPER_COUNT else None)
+# A pool starts its threads as work is submitted: on one core nothing is, and it starts none.
+_HELPERS = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, _HELPER_COUNT),
+                                                 thread_name_prefix="imgsvc-resample")
 # Work (output samples x taps x bands) below which one thread resamples it all: splitting costs tens of microseconds.
 PARALLEL_MIN_SAMPLES = 1 << 18
 
@@ -155,7 +156,7 @@ def reproject(source: np.ndarray, source_valid: np.ndarray | None,
     # A filtered sample reads (2 xradius) x (2 yradius) source pixels, so its bands of rows are narrower.
     taps = max(1, xradius) * max(1, yradius)
     step = max(1, ROW_BAND_SAMPLES // (cols * taps))
-    if _HELPERS is not None and rows * cols * taps * bands >= PARALLEL_MIN_SAMPLES:
+    if _HELPER_COUNT and rows * cols * taps * bands >= PARALLEL_MIN_SAMPLES:
         step = min(step, -(-rows // (2 * (_HELPER_COUNT + 1))))  # two bands a thread: they finish together
     _run_bands(lambda start, stop: _warp.warp_centres(
         source, valid if valid is not None else _NO_MASK, valid is not None, *lattice, method, xscale, yscale,
@@ -195,7 +196,7 @@ def _run_bands(work: Callable[[int, int], None], bands: list[tuple[int, int]],
                 stopped = True
                 raise
 
-    helpers = [] if _HELPERS is None else [_HELPERS.submit(run) for _ in range(min(_HELPER_COUNT, len(bands) - 1))]
+    helpers = [_HELPERS.submit(run) for _ in range(min(_HELPER_COUNT, len(bands) - 1))]
     try:
         run()
     finally:
