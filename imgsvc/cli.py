@@ -357,13 +357,14 @@ def announce(args, grpc_target: str | None, base: str | None) -> None:
 
 def serve_one(args, worker=None) -> int:
     """One server.  ``worker`` (an ``imgsvc.serving.WorkerPorts``): one of --workers N, on the ports the parent
-    holds (SO_REUSEPORT), its gateway calling its own gRPC server on a private port; it prints nothing, says when it
+    holds (SO_REUSEPORT), its gateway calling its own ImageService in process; it prints nothing, says when it
     listens, and names itself in each HTTP answer."""
     import grpc
     import uvicorn
     from grpc_health.v1 import health
 
-    from imgsvc.grpc import create_server
+    from imgsvc.grpc.local import LocalCalls
+    from imgsvc.grpc.server import create_server, thread_pool
     from imgsvc.rest.app import LOOPBACK_HOSTS, GatewaySettings, create_app
     from imgsvc.rest.worker import with_worker_header
     from imgsvc.service import ImageService
@@ -374,8 +375,7 @@ def serve_one(args, worker=None) -> int:
     tokens = Tokens.read(args.tokens, frozenset(args.public or ())) if args.tokens else None
     tls = _read_tls(args)
     health_servicer = health.HealthServicer()
-    server = None
-    grpc_target = args.grpc_target
+    server = calls = None
     if not args.gateway_only:
         from imgsvc.budget import ExportSlots, MemoryBudget
         from imgsvc.read import size_block_cache
@@ -390,15 +390,15 @@ def serve_one(args, worker=None) -> int:
                                cache=ResponseCache(args.cache_mb * 2**20) if args.cache_mb else None,
                                slots=ExportSlots(args.max_exports, args.export_queue))
         credentials = grpc.ssl_server_credentials([(tls[1], tls[0])]) if tls else None
+        pool = thread_pool(service)
         server, port = create_server(service, worker.grpc if worker else args.grpc, tokens=tokens,
-                                     credentials=credentials, health_servicer=health_servicer)
-        if worker:  # this worker's own port, for its gateway: no REST request crosses to another worker
-            private = f"{_host_port(args.grpc)[0]}:0"
-            port = (server.add_secure_port(private, credentials) if credentials else server.add_insecure_port(private))
+                                     credentials=credentials, health_servicer=health_servicer, executor=pool)
         server.start()
-        grpc_target = f"{_host_port(args.grpc)[0]}:{port}"
         if not worker:
-            announce(args, grpc_target, None)
+            announce(args, f"{_host_port(args.grpc)[0]}:{port}", None)
+        # The gateway beside the server calls it in process, on the same threads (docs/decisions.md "The gateway
+        # calls the core in process"): a REST request is served start to end by the process that accepted it.
+        calls = LocalCalls(service, pool, tokens)
     signalled: list[float] = []
 
     def stop_serving() -> None:
@@ -421,12 +421,11 @@ def serve_one(args, worker=None) -> int:
         return 0
     host = _host_port(args.http)[0]
     app = create_app(GatewaySettings(
-        grpc_target=grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
+        grpc_target=args.grpc_target or "127.0.0.1:50051", output_dir=Path(args.output_dir),
         output_ttl_seconds=args.output_ttl, output_quota_mb=args.output_quota_mb,
         errors_with_http_200=not args.http_error_status,
         public_url=args.public_url, tokens=tokens, cors_origins=tuple(args.cors_origins),
-        allowed_hosts=LOOPBACK_HOSTS | {host} | set(args.allowed_hosts or ()),
-        grpc_root_certificates=tls[0] if tls and not args.gateway_only else None))
+        allowed_hosts=LOOPBACK_HOSTS | {host} | set(args.allowed_hosts or ())), calls)
     # Bind first, so the address printed is the one the OS gave (port 0 picks a free port).
     sock = listening_socket(worker.http if worker else args.http, shared=worker is not None)
     if worker:

@@ -2,8 +2,8 @@
 
 Each worker has its own ImageService (so its own open datasets and caches), gRPC thread pool and gateway event
 loop, and listens on the two ports with SO_REUSEPORT, so the kernel spreads incoming connections over the
-workers.  A worker's gateway calls its own gRPC server on a private port, so a REST request is served start to end
-by the worker whose socket accepted it.  The parent only holds the ports (a bound, never listening socket each,
+workers.  A worker's gateway calls its own ImageService in process, so a REST request is served start to end by the
+worker whose socket accepted it.  The parent only holds the ports (a bound, never listening socket each,
 which also turns port 0 into one port every worker shares), starts the workers, prints where they listen once all
 do, passes SIGTERM/SIGINT on (each worker drains as one server does) and waits; it exits 0 when they all stopped
 cleanly, and stops the others (exit 1) if one dies on its own.

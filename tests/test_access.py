@@ -45,18 +45,23 @@ METHODS = {"ExportImage": pb.ExportImageRequest(service="dem"),
            "GetSlices": pb.SlicesRequest(service="dem")}
 
 
-@pytest.fixture(scope="module")
-def protected(image_service, tmp_path_factory):
-    """A gRPC server and a gateway with access control on, in this process; the gRPC target and a client."""
-    from imgsvc.grpc import create_server
+@pytest.fixture(scope="module", params=["gateway over gRPC", "gateway in process"])
+def protected(request, image_service, tmp_path_factory):
+    """A gRPC server and a gateway with access control on, in this process; the gRPC target and a client.  The
+    gateway calls the server over gRPC (`--gateway-only`) or in process (`imgsvc serve`): the token check is the
+    interceptor's either way."""
+    from imgsvc.grpc.local import LocalCalls
+    from imgsvc.grpc.server import create_server, thread_pool
     from imgsvc.rest.app import GatewaySettings, create_app
 
     tokens = Tokens(frozenset({TOKEN, "another"}))
-    server, port = create_server(image_service, "127.0.0.1:0", tokens=tokens)
+    pool = thread_pool(image_service)
+    server, port = create_server(image_service, "127.0.0.1:0", tokens=tokens, executor=pool)
     server.start()
+    calls = LocalCalls(image_service, pool, tokens) if request.param == "gateway in process" else None
     app = create_app(GatewaySettings(grpc_target=f"127.0.0.1:{port}", tokens=tokens,
                                      output_dir=tmp_path_factory.mktemp("protected"),
-                                     cors_origins=("https://maps.example.org",)))
+                                     cors_origins=("https://maps.example.org",)), calls)
     with _Gateway(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield f"127.0.0.1:{port}", client
     server.stop(grace=None)

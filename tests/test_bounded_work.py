@@ -18,7 +18,8 @@ from imgsvc import budget, metrics
 from imgsvc.catalog import Catalog, ServiceSettings
 from imgsvc.cli import register
 from imgsvc.errors import ErrorKind, ImgsvcError
-from imgsvc.grpc import create_server
+from imgsvc.grpc.local import LocalCalls
+from imgsvc.grpc.server import create_server, thread_pool
 from imgsvc.grpc.requests import export_params
 from imgsvc.plan import SIZE_LIMIT_DETAIL
 from imgsvc.rest.app import GatewaySettings, create_app
@@ -129,15 +130,18 @@ def test_the_shared_budget_waits_for_room_then_refuses_as_busy():
     assert shared.in_use == 0
 
 
-@pytest.fixture(scope="module")
-def doors(catalog_file, tmp_path_factory):
-    """A gRPC server and a gateway over a service whose shared budget the test can fill."""
+@pytest.fixture(scope="module", params=["gateway over gRPC", "gateway in process"])
+def doors(request, catalog_file, tmp_path_factory):
+    """A gRPC server and a gateway over a service whose shared budget the test can fill; the gateway calls the
+    server over gRPC (`--gateway-only`) or in process, on the server's threads (`imgsvc serve`)."""
     core = ImageService(Catalog(catalog_file, readonly=True), memory=budget.MemoryBudget(2**30, wait_seconds=0.2))
-    server, port = create_server(core, "127.0.0.1:0")
+    pool = thread_pool(core)
+    server, port = create_server(core, "127.0.0.1:0", executor=pool)
     server.start()
     target = f"127.0.0.1:{port}"
+    calls = LocalCalls(core, pool) if request.param == "gateway in process" else None
     with _Gateway(create_app(GatewaySettings(grpc_target=target, output_dir=tmp_path_factory.mktemp("out"),
-                                                   errors_with_http_200=False))) as url:
+                                             errors_with_http_200=False), calls)) as url:
         channel = grpc.insecure_channel(target)
         yield core, pb_grpc.ImageServiceStub(channel), url
         channel.close()

@@ -1,5 +1,6 @@
-"""The gateway app (Starlette).  It parses the ArcGIS dialect into protobuf, calls the gRPC service over a
-``grpc.aio`` channel, and turns replies into ArcGIS JSON, image bytes or HTML.  It holds no raster logic.
+"""The gateway app (Starlette).  It parses the ArcGIS dialect into protobuf, calls the ImageService (over gRPC, or
+in its own process: ``imgsvc.rest.calls``), and turns replies into ArcGIS JSON, image bytes or HTML.  It holds no
+raster logic.
 
 Transport rules shared by every endpoint (docs/protocol.md §0, §8): GET and POST with the same parameters, names
 case-insensitive (parameters and resource names), `f=json|pjson|html`, JSONP through `callback`, and every error as
@@ -18,8 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-from grpc_status import rpc_status
 from python_multipart.exceptions import FormParserError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,13 +35,12 @@ from imgsvc.encode import MEDIA_TYPES
 from imgsvc.encode.types import OCTET_STREAM
 from imgsvc.errors import ErrorKind, ImgsvcError, internal, invalid
 from imgsvc.rest import arcgis_json, middleware, pages
+from imgsvc.rest.calls import RemoteCalls
 from imgsvc.rest.outputs import OutputStore
 from imgsvc.rest.query import (RESPONSE_FORMS, Params, band_ids, dimension_filters, export_request,
                                identify_request, query_request, struct)
-from imgsvc.rich_status import from_status
 from imgsvc.tokens import Tokens, bearer
 from imgsvc.v1 import image_service_pb2 as pb
-from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +73,6 @@ class GatewaySettings:
     allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
     tokens: Tokens | None = None  # access control: off when None
     cors_origins: tuple[str, ...] = ("*",)
-    # The PEM certificate(s) the gRPC server's TLS certificate is checked against; None calls it in plain text.
-    grpc_root_certificates: bytes | None = None
 
 
 def _finite(doc):
@@ -105,12 +101,11 @@ def guarded(handler):
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, calls) -> None:
         self.settings = settings
+        self.calls = calls  # imgsvc.rest.calls: RemoteCalls, or imgsvc.grpc.local.LocalCalls
         self.outputs = OutputStore(settings.output_dir, settings.output_ttl_seconds,
                                    settings.output_quota_mb * 2**20)
-        self.channel: grpc.aio.Channel | None = None
-        self.stub: pb_grpc.ImageServiceStub | None = None
         # lower-cased resource path below .../ImageServer -> handler(request, service name, params)
         self.resources = {
             "": self.root,
@@ -200,13 +195,13 @@ class Gateway:
         return self.json({"error": error_doc(error)}, params, status)
 
     async def rpc(self, method: str, message):
-        """Call the gRPC service; a failure raises the ImgsvcError that its rich status carries, as the service
-        raised it (ArcGIS code, message and details from its ErrorInfo)."""
+        """Call the ImageService; a failure raises the ImgsvcError the service raised (ArcGIS code, message and
+        details as its rich status carries them)."""
         record = middleware.current()
         metadata = [(request_id.HEADER, record.request_id)] if record is not None else []
         if record is not None and record.token:
             metadata.append(("authorization", f"Bearer {record.token}"))
-        call = getattr(self.stub, method)(message, timeout=self.settings.rpc_timeout_seconds, metadata=metadata)
+        call = asyncio.ensure_future(self.calls(method, message, metadata, self.settings.rpc_timeout_seconds))
         # A client that hangs up cancels the call, so the service stops working for nobody (docs/decisions.md
         # "Bounded work").
         hang_up = asyncio.ensure_future(record.client_gone()) if record is not None else None
@@ -218,10 +213,6 @@ class Gateway:
             if hang_up is None or not hang_up.done() or hang_up.cancelled():
                 raise  # the gateway itself is being stopped
             raise ImgsvcError(ErrorKind.CANCELLED, "The client closed the connection.") from None
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.CANCELLED and hang_up is not None and hang_up.done():
-                raise ImgsvcError(ErrorKind.CANCELLED, "The client closed the connection.") from None
-            raise from_status(await rpc_status.aio.from_call(call), exc.code(), exc.details()) from None
         finally:
             if hang_up is not None:
                 hang_up.cancel()
@@ -478,19 +469,13 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-        if self.settings.grpc_root_certificates is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=self.settings.grpc_root_certificates)
-            self.channel = grpc.aio.secure_channel(self.settings.grpc_target, credentials, options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
-        self.stub = pb_grpc.ImageServiceStub(self.channel)
+        await self.calls.open()
         expiry = asyncio.create_task(self._expire_outputs())
         try:
             yield
         finally:
             expiry.cancel()
-            await self.channel.close()
+            await self.calls.close()
 
     async def _expire_outputs(self) -> None:
         while True:
@@ -509,8 +494,9 @@ def http_status(code: int) -> int:
     return code if 400 <= code < 600 else 500
 
 
-def create_app(settings: GatewaySettings) -> Starlette:
-    gateway = Gateway(settings)
+def create_app(settings: GatewaySettings, calls=None) -> Starlette:
+    """The gateway, calling the ImageService through ``calls`` (default: over gRPC to ``settings.grpc_target``)."""
+    gateway = Gateway(settings, calls or RemoteCalls(settings.grpc_target))
     service = SERVICES_PREFIX + "/{service}/{kind}"
     both = ["GET", "POST"]
     routes = [
