@@ -160,6 +160,23 @@ def test_nan_source_pixels_are_invalid():
     assert not valid[40:60, 40:60].any() and valid[:30].all() and not np.isnan(data).any()
 
 
+@pytest.mark.parametrize("resampling", kernels.RESAMPLINGS)
+@pytest.mark.parametrize("dtype, bands", [("f4", 1), ("u2", 4), ("i2", 1), ("f8", 3)])
+def test_a_mask_valid_everywhere_is_the_same_as_none_and_a_hole_is_not(resampling, dtype, bands):
+    """The kernels drop a mask with every pixel valid (they then test no tap): the same bytes as no mask, at 1:1
+    and downsampled; one invalid pixel still changes what is around it."""
+    source = field(dtype, bands=bands, shape=(240, 260))
+    for width in (260, 97):
+        dst, shape = grid(UTM33, width)
+        args = (SRC_TRANSFORM, UTM33, dst, UTM33, shape, resampling)
+        bare = kernels.reproject(source, None, *args)
+        masked = kernels.reproject(source, np.ones(source.shape[1:], bool), *args)
+        assert np.array_equal(bare[0], masked[0]) and np.array_equal(bare[1], masked[1])
+        holed = np.ones(source.shape[1:], bool)
+        holed[50:60, 50:60] = False
+        assert not np.array_equal(bare[1], kernels.reproject(source, holed, *args)[1])
+
+
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
 @pytest.mark.parametrize("dtype, bands", [("f4", 1), ("u2", 4), ("u1", 3), ("f8", 6)])
 def test_downsampling_skips_zero_weight_taps_without_changing_a_bit(monkeypatch, resampling, dtype, bands):
