@@ -364,7 +364,8 @@ cdef inline bint filtered_bands(const pixel_t* p, const unsigned char* valid, Py
     the first chunk also sums the weight available into ``total``, which every chunk then divides by."""
     cdef double acc[FILTER_BAND_CHUNK]
     cdef double vrow[FILTER_BAND_CHUNK]
-    cdef double wy, wx, wrow
+    cdef double wy, wx, wrow, v0, v1, v2, v3
+    cdef const pixel_t* q
     cdef Py_ssize_t row
     cdef int i, j, k
     for k in range(count):
@@ -375,12 +376,30 @@ cdef inline bint filtered_bands(const pixel_t* p, const unsigned char* valid, Py
         wrow = 0.0
         for k in range(count):
             vrow[k] = 0.0
-        for i in range(imin, imax + 1):
-            if valid == NULL or valid[row + i]:
-                wx = xweights[i - imin]
-                wrow += wx
-                for k in range(count):
-                    vrow[k] += p[k * plane + row + i] * wx
+        if count == FILTER_BAND_CHUNK:
+            # A full chunk (4-band imagery) with its sums in registers: a loop over k of a count known only at run
+            # time keeps them in memory, and this is the kernel's innermost loop.  Same terms, same order.
+            v0 = v1 = v2 = v3 = 0.0
+            for i in range(imin, imax + 1):
+                if valid == NULL or valid[row + i]:
+                    wx = xweights[i - imin]
+                    wrow += wx
+                    q = p + row + i
+                    v0 += q[0] * wx
+                    v1 += q[plane] * wx
+                    v2 += q[2 * plane] * wx
+                    v3 += q[3 * plane] * wx
+            vrow[0] = v0
+            vrow[1] = v1
+            vrow[2] = v2
+            vrow[3] = v3
+        else:
+            for i in range(imin, imax + 1):
+                if valid == NULL or valid[row + i]:
+                    wx = xweights[i - imin]
+                    wrow += wx
+                    for k in range(count):
+                        vrow[k] += p[k * plane + row + i] * wx
         if first:
             total[0] += wrow * wy
         if wy != 0.0:

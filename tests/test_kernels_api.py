@@ -178,6 +178,24 @@ def test_a_mask_valid_everywhere_is_the_same_as_none_and_a_hole_is_not(resamplin
 
 
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
+@pytest.mark.parametrize("dtype, bands", [("u2", 4), ("u1", 3), ("f4", 5), ("f8", 9)])
+def test_bands_resampled_together_are_each_bands_own_bytes(resampling, dtype, bands):
+    """The filtered kernels sum a chunk of bands in one pass over the taps (a full chunk in registers): each band
+    comes out as the one-band kernel (GDAL's arithmetic, tests/test_kernels.py) makes it, with and without a mask."""
+    source = field(dtype, bands=bands, shape=(240, 260))
+    holed = np.ones(source.shape[1:], bool)
+    holed[50:60, 50:60] = False
+    for width, mask in ((97, None), (97, holed), (61, holed)):
+        dst, shape = grid(UTM33, width)
+        args = (SRC_TRANSFORM, UTM33, dst, UTM33, shape, resampling)
+        together, valid = kernels.reproject(source, mask, *args)
+        for band in range(bands):
+            alone, alone_valid = kernels.reproject(source[band:band + 1], mask, *args)
+            assert np.array_equal(valid, alone_valid)
+            assert np.array_equal(together[band], alone[0])
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
 @pytest.mark.parametrize("dtype, bands", [("f4", 1), ("u2", 4), ("u1", 3), ("f8", 6)])
 def test_downsampling_skips_zero_weight_taps_without_changing_a_bit(monkeypatch, resampling, dtype, bands):
     """The filtered kernels leave out the taps of zero weight when every valid pixel is finite: the same bytes as
