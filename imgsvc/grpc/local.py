@@ -5,7 +5,7 @@ line) around the servicer, on the server's thread pool, under a deadline and a c
 What it leaves out is only the transport: no socket, no HTTP/2 framing, no protobuf encoding and decoding of the
 request and of the image bytes (docs/decisions.md "The gateway calls the core in process").  An error crosses as
 the servicer aborts with it, the rich status, and is read back as a remote caller reads it, so both paths raise
-the same ImgsvcError.
+the same ImgsvcError (``imgsvc.client.error_from_rpc``).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import time
 from concurrent.futures import Executor
 
 import grpc
-from google.rpc import status_pb2
 
+from imgsvc.client import error_from_rpc
 from imgsvc.errors import internal
 from imgsvc.grpc.interceptors import ImageServiceInterceptor
 from imgsvc.grpc.servicer import ImageServiceServicer
@@ -29,15 +29,24 @@ from imgsvc.v1 import image_service_pb2 as pb
 log = logging.getLogger(__name__)
 
 _PREFIX = f"/{pb.DESCRIPTOR.services_by_name['ImageService'].full_name}/"
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"  # where grpc-status puts the google.rpc.Status
 
 
 class _Aborted(Exception):
-    """What ``abort_with_status`` raises, as grpc's own context does, to leave the handler."""
+    """What ``abort_with_status`` raises, as grpc's own context does, to leave the handler; it answers what a
+    failed call answers (code, details, trailing metadata with the rich status), so it is read as one."""
 
     def __init__(self, status: grpc.Status) -> None:
         super().__init__(status.details)
         self.status = status
+
+    def code(self) -> grpc.StatusCode:
+        return self.status.code
+
+    def details(self) -> str:
+        return self.status.details
+
+    def trailing_metadata(self):
+        return self.status.trailing_metadata
 
 
 class _Details:
@@ -55,7 +64,6 @@ class LocalContext:
         self._deadline = time.monotonic() + timeout
         self._cancelled = cancelled
         self._code: grpc.StatusCode | None = None
-        self.initial_metadata: tuple = ()
 
     def time_remaining(self) -> float:
         return max(0.0, self._deadline - time.monotonic())
@@ -68,7 +76,7 @@ class LocalContext:
         raise _Aborted(status)
 
     def send_initial_metadata(self, metadata) -> None:
-        self.initial_metadata = tuple(metadata)
+        """Nothing to send: the request id travels with the HTTP answer, which the gateway writes."""
 
     def code(self) -> grpc.StatusCode | None:
         return self._code
@@ -108,14 +116,8 @@ class LocalCalls:
         try:
             return handler.unary_unary(message, context)
         except _Aborted as aborted:
-            raise from_status(_rich_status(aborted.status), aborted.status.code, aborted.status.details) from None
+            raise error_from_rpc(aborted) from None
         except Exception:  # a bug around the servicer (which catches its own): a 500, as gRPC answers UNKNOWN
             log.exception("unexpected failure calling %s in process", method)
             raise internal() from None
 
-
-def _rich_status(status: grpc.Status) -> status_pb2.Status | None:
-    for key, value in status.trailing_metadata or ():
-        if key == _STATUS_DETAILS_KEY:
-            return status_pb2.Status.FromString(value)
-    return None

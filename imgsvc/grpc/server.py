@@ -20,17 +20,16 @@ METADATA_THREADS = 8
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a 4100x4100 F64 multi-band TIFF is well over gRPC's 4 MiB default
 
 
-def thread_pool(service: ImageService, max_workers: int | None = None) -> futures.ThreadPoolExecutor:
+def thread_pool(service: ImageService) -> futures.ThreadPoolExecutor:
     """The threads ImageService calls run on (the gRPC server's, and the in-process gateway's beside it)."""
-    workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
-    if service.slots is not None and max_workers is None:
+    workers = max(4, 2 * (os.cpu_count() or 1))
+    if service.slots is not None:
         # Every export that may run or wait holds a thread; these are left over for metadata, identify and health.
         workers = service.slots.running + service.slots.waiting + METADATA_THREADS
     return futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgsvc-grpc")
 
 
-def create_server(service: ImageService, address: str = "127.0.0.1:0",
-                  max_workers: int | None = None, *, tokens: Tokens | None = None,
+def create_server(service: ImageService, address: str = "127.0.0.1:0", *, tokens: Tokens | None = None,
                   credentials: grpc.ServerCredentials | None = None,
                   health_servicer: health.HealthServicer | None = None,
                   executor: futures.ThreadPoolExecutor | None = None) -> tuple[grpc.Server, int]:
@@ -39,7 +38,7 @@ def create_server(service: ImageService, address: str = "127.0.0.1:0",
     (its every service SERVING here) to turn it NOT_SERVING; ``executor``: the server's threads when the caller
     shares them (``thread_pool``)."""
     server = grpc.server(
-        executor or thread_pool(service, max_workers),
+        executor or thread_pool(service),
         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         interceptors=[ImageServiceInterceptor(tokens)],

@@ -11,16 +11,15 @@ gateway's lifespan.
 from __future__ import annotations
 
 import grpc
-from grpc_status import rpc_status
 
-from imgsvc.rich_status import from_status
+from imgsvc.client import CHANNEL_OPTIONS, error_from_rpc
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
-
-MAX_RECEIVE_BYTES = 256 * 1024 * 1024  # the server's own send limit (imgsvc.grpc.server.MAX_MESSAGE_BYTES)
 
 
 class RemoteCalls:
-    """Calls over a gRPC channel to ``target`` (plain text: `--gateway-only` has no client certificate settings)."""
+    """Calls over a gRPC channel to ``target`` (plain text: `--gateway-only` has no client certificate settings),
+    with the Python client's channel options (keepalive, retry of a call that never reached a replica) and its
+    reading of a failed call's rich status."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -28,8 +27,7 @@ class RemoteCalls:
         self.stub: pb_grpc.ImageServiceStub | None = None
 
     async def open(self) -> None:
-        self.channel = grpc.aio.insecure_channel(self.target,
-                                                 options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)])
+        self.channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.ImageServiceStub(self.channel)
 
     async def close(self) -> None:
@@ -38,8 +36,7 @@ class RemoteCalls:
 
     async def __call__(self, method: str, message, metadata: list[tuple[str, str]], timeout: float):
         # Cancelling the task awaiting the call cancels the call (grpc.aio does on CancelledError).
-        call = getattr(self.stub, method)(message, timeout=timeout, metadata=metadata)
         try:
-            return await call
-        except grpc.aio.AioRpcError as exc:
-            raise from_status(await rpc_status.aio.from_call(call), exc.code(), exc.details()) from None
+            return await getattr(self.stub, method)(message, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
