@@ -64,7 +64,9 @@ from imgsvc.loadtest.doors import Outcome, RestDoor, open_door
 from imgsvc.loadtest.mix import Mix, ServiceExtent, random_requests
 from imgsvc.loadtest.runner import Options, run
 from imgsvc.loadtest.target import REST, Target, parse_target
-from imgsvc.read import GDAL_OPTIONS
+from imgsvc.plan import OutputGrid, overview_for
+from imgsvc.read import GDAL_OPTIONS, describe_raster
+from imgsvc.sr import crs_from_wkid
 from imgsvc.rest.query import Params, export_request
 from imgsvc.service import ImageService
 from imgsvc.v1 import image_service_pb2_grpc as pb_grpc
@@ -75,6 +77,7 @@ BASELINES = ("gdal", "rio-tiler", "titiler")
 SYSTEMS = IMGSVC_SYSTEMS + BASELINES
 NEEDS_TITILER_VENV = ("rio-tiler", "titiler")
 WEB_MERCATOR = rasterio.crs.CRS.from_epsg(3857)
+OUTPUT_CRS = crs_from_wkid(3857)
 SCALES = (1.0, 2.0, 4.0, 8.0)
 MIN_REQUESTS = 5  # in one run's measured window
 MAX_DURATION_S = 40.0  # the longest window a slow system is given to answer them
@@ -152,18 +155,18 @@ def request_grid(params: dict) -> tuple[tuple[float, float, float, float], int, 
 
 class GdalByHand:
     """A good hand-written GDAL script: warp straight from the dataset's bands at the overview gdalwarp would pick
-    (the coarsest no coarser than the output; GDAL reads only the blocks it needs), stretch to 8 bits, Pillow.  Its
-    datasets stay open between requests, one per thread and overview, so GDAL's block cache is warm as a server's."""
+    (`gdalwarp -ovr AUTO`: the ratio of the whole raster's diagonal to its size in the output, imgsvc.plan's port of
+    it, so that both draw the same pixels from the same level; GDAL reads only the blocks it needs), stretch to 8
+    bits, Pillow.  Its datasets stay open between requests, one per thread and overview, so GDAL's block cache is
+    warm as a server's."""
 
     def __init__(self, rendering: Rendering, fmt: Format) -> None:
         self.rendering = rendering
         self.format = fmt
         self.bands = rendering.bands(fmt)
         self.local = threading.local()
-        with rasterio.open(rendering.raster) as src:
-            self.crs, self.bounds, self.res, self.nodata = src.crs, src.bounds, src.res[0], src.nodata
-            self.factors = src.overviews(1)
-            self.dtype = np.dtype(src.dtypes[0])
+        self.item = describe_raster(rendering.raster)
+        self.nodata, self.dtype = self.item.nodata, np.dtype(self.item.dtype)
 
     def dataset(self, overview: int | None):
         datasets = self.local.__dict__.setdefault("datasets", {})
@@ -171,19 +174,13 @@ class GdalByHand:
             datasets[overview] = rasterio.open(self.rendering.raster, overview_level=overview)
         return datasets[overview]
 
-    def overview(self, bbox, width: int) -> int | None:
-        x0, _, x1, _ = transform_bounds(WEB_MERCATOR, self.crs, *bbox)
-        wanted = (x1 - x0) / width
-        chosen = None
-        for level, factor in enumerate(self.factors):
-            if factor * self.res <= wanted:
-                chosen = level
-        return chosen
+    def overview(self, bbox, width: int, height: int) -> int | None:
+        return overview_for(self.item, OutputGrid(OUTPUT_CRS, from_bounds(*bbox, width, height), width, height))
 
     def __call__(self, params: dict) -> bytes:
         bbox, width, height = request_grid(params)
         with rasterio.Env(**GDAL_OPTIONS):
-            src = self.dataset(self.overview(bbox, width))
+            src = self.dataset(self.overview(bbox, width, height))
             nodata = self.nodata if self.nodata is not None else 0
             out = np.full((len(self.bands), height, width), nodata, self.dtype)
             reproject(rasterio.band(src, list(self.bands)), out, src_nodata=self.nodata, dst_nodata=nodata,

@@ -335,6 +335,10 @@ def cmd_serve(args) -> int:
         raise invalid("--public opens services to callers without a token: it needs --tokens.")
     if not args.gateway_only:
         Catalog(args.catalog, readonly=True)  # a missing or old catalog is refused here, once, not in each worker
+    if args.block_cache_mb is None:
+        from imgsvc.read import default_block_cache_mb
+
+        args.block_cache_mb = default_block_cache_mb()
     if args.workers > 1:
         from imgsvc.serving import supervise
 
@@ -381,7 +385,7 @@ def serve_one(args, worker=None) -> int:
         from imgsvc.read import size_block_cache
         from imgsvc.response_cache import ResponseCache
 
-        size_block_cache()
+        size_block_cache(args.block_cache_mb)
 
         service = ImageService(Catalog(args.catalog, readonly=True), transform_error=args.transform_error,
                                max_request_bytes=args.max_request_mb * 2**20,
@@ -567,6 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-mb", type=_non_negative_int, default=256,
                        help="memory for the answers to identical export requests (0: no cache; shared out among "
                             "the --workers)")
+    serve.add_argument("--block-cache-mb", type=_positive_int, default=None,
+                       help="memory for GDAL's decoded tiles (default: a tenth of the memory the server may use, "
+                            "its container's limit included; shared out among the --workers; GDAL_CACHEMAX in the "
+                            "environment wins)")
     serve.add_argument("--public-url", metavar="URL",
                        help="the URL clients reach the gateway by (behind a proxy): links in answers start with it")
     serve.add_argument("--allowed-hosts", nargs="+", metavar="HOST",

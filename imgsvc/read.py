@@ -40,18 +40,41 @@ GDAL_OPTIONS = {
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 
-# GDAL's block cache of a serving process when its environment does not size it (GDAL_CACHEMAX): GDAL's own default,
-# 5 % of the machine's memory, is the node's in a container (not its limit), and 1.2 GB per worker here.
-DEFAULT_BLOCK_CACHE_BYTES = 256 * 2**20
+# The share of the memory a server may use that GDAL's block cache gets when neither --block-cache-mb nor
+# GDAL_CACHEMAX sizes it, for all of its workers together.  Decoded tiles are what every request of a map being
+# panned, and every round of a load test, reads again: decoding a 512² deflate tile costs milliseconds, copying it
+# from the cache microseconds.  GDAL's own default (5% of the machine's memory in each process) grows with the
+# worker count and reads the node's memory, not the container's limit (docs/decisions.md "Serving").
+BLOCK_CACHE_SHARE = 0.10
+# Read when the cgroup (v2, then v1) limits the server's memory; "max" or a huge v1 value means no limit.
+CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
 log = logging.getLogger(__name__)
 
 
-def size_block_cache() -> None:
+def usable_memory(limits: tuple[Path, ...] | None = None) -> int:
+    """Bytes this process may use: the machine's memory, or its container's limit when that is lower."""
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit in CGROUP_MEMORY_LIMITS if limits is None else limits:
+        try:
+            text = limit.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return min(physical, int(text))
+    return physical
+
+
+def default_block_cache_mb() -> int:
+    """A server's block cache, all workers together, in MiB: BLOCK_CACHE_SHARE of the usable memory."""
+    return int(BLOCK_CACHE_SHARE * usable_memory()) // 2**20
+
+
+def size_block_cache(megabytes: int) -> None:
     """Size GDAL's block cache for this process, once, before its first read (GDAL_CACHEMAX from the environment
     wins); it bounds what repeated reads keep, so a server's memory levels off."""
     if "GDAL_CACHEMAX" not in os.environ:
-        set_gdal_config("GDAL_CACHEMAX", DEFAULT_BLOCK_CACHE_BYTES)
+        set_gdal_config("GDAL_CACHEMAX", megabytes * 2**20)
 
 
 def _env() -> rasterio.Env:

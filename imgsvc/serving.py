@@ -70,9 +70,10 @@ def supervise(args: argparse.Namespace) -> int:
 
     count = args.workers
     _read_tls(args)  # a bad certificate is refused here, once, not by every worker
-    # The memory budget and the response cache are the server's, so each worker holds its share; but a budget of at
-    # least one largest request's worth, or a request the server allows could never run.
+    # The memory budget and the caches are the server's, so each worker holds its share; but a budget of at least
+    # one largest request's worth, or a request the server allows could never run.
     args = argparse.Namespace(**{**vars(args), "cache_mb": args.cache_mb // count,
+                                 "block_cache_mb": max(1, args.block_cache_mb // count),
                                  "memory_budget_mb": max(args.memory_budget_mb // count, args.max_request_mb)})
     reserved, addresses = [], {}
     for door, address, served in (("grpc", args.grpc, not args.gateway_only), ("http", args.http, not args.grpc_only)):

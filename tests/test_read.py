@@ -1,4 +1,6 @@
 """The read stage's validity mask is GDAL's dataset mask, whichever way it is computed."""
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -110,7 +112,7 @@ def test_rotated_grid_bounds_and_nodata_outside_the_band_type(tmp_path):
 def test_a_server_sizes_gdals_block_cache_unless_the_environment_does(monkeypatch):
     from rasterio.env import get_gdal_config, set_gdal_config
 
-    from imgsvc.read import DEFAULT_BLOCK_CACHE_BYTES, size_block_cache
+    from imgsvc.read import size_block_cache
 
     def block_cache_bytes() -> int:
         return int(get_gdal_config("GDAL_CACHEMAX"))
@@ -118,10 +120,26 @@ def test_a_server_sizes_gdals_block_cache_unless_the_environment_does(monkeypatc
     before = block_cache_bytes()
     try:
         monkeypatch.setenv("GDAL_CACHEMAX", "64")
-        size_block_cache()
+        size_block_cache(300)
         assert block_cache_bytes() == before  # the operator's setting, read by GDAL itself
         monkeypatch.delenv("GDAL_CACHEMAX")
-        size_block_cache()
-        assert block_cache_bytes() == DEFAULT_BLOCK_CACHE_BYTES
+        size_block_cache(300)
+        assert block_cache_bytes() == 300 * 2**20
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)
+
+
+def test_the_default_block_cache_is_a_tenth_of_the_memory_a_container_allows(tmp_path, monkeypatch):
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    assert read.usable_memory((v2, v1)) == physical  # no cgroup files: the machine's memory
+    v2.write_text("max\n")
+    v1.write_text(f"{2**30}\n")
+    assert read.usable_memory((v2, v1)) == 2**30  # v2 says no limit, v1 says 1 GiB
+    v2.write_text(f"{512 * 2**20}\n")
+    assert read.usable_memory((v2, v1)) == 512 * 2**20
+    v2.write_text(f"{physical * 4}\n")
+    assert read.usable_memory((v2, v1)) == physical  # a limit above the machine's memory limits nothing
+    v2.write_text(f"{10 * 2**30}\n")
+    monkeypatch.setattr(read, "CGROUP_MEMORY_LIMITS", (v2,))
+    assert read.default_block_cache_mb() == min(10 * 2**30, physical) // 10 // 2**20
