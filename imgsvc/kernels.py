@@ -41,9 +41,11 @@ from affine import Affine
 from pyproj import CRS
 
 from imgsvc import pixel_types, sr
+from imgsvc.block import holds
 from imgsvc._kernels import mosaic as _mosaic
 from imgsvc._kernels import pixeltype as _pixeltype
 from imgsvc._kernels import stretch as _stretch
+from imgsvc._kernels import validity as _validity
 from imgsvc._kernels import warp as _warp
 
 
@@ -236,6 +238,19 @@ def pixel_centres(transform: Affine, crs: CRS, shape: tuple[int, int], target_cr
     exact = _ExactMap(Affine.scale(unit), target_crs, transform, crs)
     x, y = _lattice_coordinates(_coordinate_lattice(exact, rows, cols, 0.5, max_error), rows, cols)
     return x * unit, y * unit
+
+
+def pixels_valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(rows, cols) bool: where some band of ``data`` (bands, rows, cols) differs from ``nodata`` and no band is NaN.
+
+    A nodata value the band type cannot hold marks nothing, as in GDAL (a uint8 band declaring -9999); None: no
+    value, so only NaN is invalid."""
+    data = _check_source(data, name="data")
+    has_nodata = nodata is not None and holds(data.dtype, nodata)
+    valid = np.empty(data.shape[1:], dtype=np.uint8)
+    if valid.size:
+        _validity.pixels_valid(data, nodata if has_nodata else 0.0, has_nodata, valid)
+    return valid.view(bool)
 
 
 def convert_pixel_type(data: np.ndarray, valid: np.ndarray, pixel_type: str) -> np.ndarray:

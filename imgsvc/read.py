@@ -22,13 +22,13 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.features import shapes
 from rasterio.windows import Window
 
-from imgsvc.block import BandStats, holds
+from imgsvc.block import BandStats
 from imgsvc.catalog import BandDistribution, RasterItem
 from imgsvc.catalog.dimensions import CubeVariable
 from imgsvc.distributions import distributions_of
 from imgsvc.errors import ImgsvcError, internal, invalid
 from imgsvc.footprints import Footprint, outline, rectangle
-from imgsvc import storage
+from imgsvc import kernels, storage
 from imgsvc.pixel_types import NAME_OF_DTYPE
 
 # No .aux.xml side files next to users' rasters, no directory listing on open (rasters live in big folders), tiles
@@ -304,20 +304,19 @@ def read_window(item: RasterItem, overview: int | None, window: Window, bands: t
     try:
         with _env(), _datasets.lend(item, overview) as src:
             data = src.read(indexes, window=window)
-            if item.mask_kind == "none":
-                valid = np.ones(data.shape[1:], dtype=bool)
-            elif item.mask_kind == "nodata" and sorted(bands) == list(range(item.band_count)):
+            if item.mask_kind == "none" or (item.mask_kind == "nodata"
+                                            and sorted(bands) == list(range(item.band_count))):
                 # GDAL's dataset mask for a nodata value is "any band differs from it": derived from the pixels in
                 # hand instead of decoding every tile a second time (half the read cost of a request).
-                valid = _differs(data, item.nodata).any(axis=0)
+                valid = kernels.pixels_valid(data, item.nodata if item.mask_kind == "nodata" else None)
             else:
                 valid = src.dataset_mask(window=window) > 0
+                if data.dtype.kind == "f":
+                    valid &= ~np.isnan(data).any(axis=0)
             transform = src.window_transform(window)
     except (RasterioError, OSError) as exc:
         log.error("reading %s failed: %s", item.dataset or item.path, exc)
         raise SourceUnreadable() from exc
-    if data.dtype.kind == "f":
-        valid &= ~np.isnan(data).any(axis=0)
     return SourceWindow(data=data, valid=valid, transform=transform)
 
 
@@ -328,14 +327,6 @@ class SourceUnreadable(ImgsvcError):
     def __init__(self) -> None:
         told = internal("A source raster of the service could not be read")
         super().__init__(told.kind, *told.details)
-
-
-def _differs(data: np.ndarray, nodata: float) -> np.ndarray:
-    if np.isnan(nodata):
-        return ~np.isnan(data)
-    if not holds(data.dtype, nodata):  # a nodata value the band cannot hold marks nothing (as in GDAL)
-        return np.ones(data.shape, dtype=bool)
-    return data != np.asarray(nodata).astype(data.dtype)
 
 
 # Pixels per chunk when scanning a whole raster for its distributions: bounded memory for any raster size.

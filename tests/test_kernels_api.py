@@ -306,6 +306,79 @@ def test_lattice_cells_across_the_antimeridian_are_exact_per_pixel():
     assert (level[:, 3] == finest).all() and (level[:, [0, 1, 5, 6]] < finest).all()
 
 
+# --- pixels_valid ---------------------------------------------------------------------------------------------
+
+MASK_DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
+
+
+def gdal_valid(path) -> np.ndarray:
+    """GDAL's dataset mask of a file, NaN pixels (in any band) taken out: what the read stage's mask must be."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        data = src.read()
+        valid = src.dataset_mask() > 0
+    return valid & ~np.isnan(data).any(axis=0) if data.dtype.kind == "f" else valid
+
+
+def write_masked(path, dtype: str, bands: int, nodata, seed: int = 0) -> np.ndarray:
+    """A raster where nodata holds in some bands of some pixels and in every band of others (and NaN in floats)."""
+    import rasterio
+
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 100, (bands, 40, 50)).astype(dtype)
+    value = np.asarray(nodata).astype(dtype) if nodata is not None and kernels.holds(np.dtype(dtype), nodata) else 7
+    data[rng.random(data.shape) < 0.3] = value  # in some bands
+    data[:, rng.random(data.shape[1:]) < 0.1] = value  # in all of them
+    if data.dtype.kind == "f":
+        data[rng.integers(0, bands), rng.random(data.shape[1:]) < 0.05] = np.nan
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=bands, dtype=dtype, nodata=nodata,
+                       crs="EPSG:32633", transform=SRC_TRANSFORM) as dst:
+        dst.write(data)
+    return data
+
+
+@pytest.mark.parametrize("dtype", MASK_DTYPES)
+@pytest.mark.parametrize("bands", [1, 3, 5])
+def test_pixels_valid_is_gdals_nodata_mask_without_nan(tmp_path, dtype, bands):
+    data = write_masked(tmp_path / "r.tif", dtype, bands, 0)
+    expected = gdal_valid(tmp_path / "r.tif")
+    assert expected.any() and not expected.all()
+    assert np.array_equal(kernels.pixels_valid(data, 0.0), expected)
+
+
+@pytest.mark.parametrize("dtype, nodata", [("int16", 0.5), ("float32", np.nan), ("float64", np.nan),
+                                           ("uint8", None), ("float32", None)])
+def test_pixels_valid_with_a_nodata_value_gdal_marks_nothing_by_or_nan(tmp_path, dtype, nodata):
+    """A value the type cannot hold marks nothing (GDAL); NaN as nodata and no nodata at all leave NaN out only."""
+    data = write_masked(tmp_path / "r.tif", dtype, 2, nodata)
+    assert np.array_equal(kernels.pixels_valid(data, nodata), gdal_valid(tmp_path / "r.tif"))
+
+
+def test_pixels_valid_ignores_a_nodata_value_out_of_the_types_range():
+    """Values GDAL itself will not write as a band's nodata (rasterio refuses them), but that files hold."""
+    data = np.array([[[0, 241, 255]]], dtype="uint8")  # -9999 wraps to 241 in uint8
+    assert kernels.pixels_valid(data, -9999.0).all()
+    floats = np.array([[[np.inf, 1.0, np.nan]]], dtype="float32")  # 1e39 overflows float32 to inf
+    assert kernels.pixels_valid(floats, 1e39).tolist() == [[True, True, False]]
+
+
+def test_pixels_valid_in_threads_at_once_and_its_argument_checks():
+    rng = np.random.default_rng(3)
+    sources = [rng.integers(0, 3, (2, 300, 301)).astype("int16") for _ in range(8)]
+    expected = [(s != 0).any(axis=0) for s in sources]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert all(np.array_equal(got, want) for got, want in
+                       zip(pool.map(lambda s: kernels.pixels_valid(s, 0), sources), expected))
+    assert kernels.pixels_valid(np.zeros((1, 0, 4), "uint8"), 0).shape == (0, 4)
+    assert np.array_equal(kernels.pixels_valid(sources[0][:, :, ::2], 0), expected[0][:, ::2])  # not contiguous
+    with pytest.raises(ValueError):
+        kernels.pixels_valid(np.zeros((4, 4), "uint8"), 0)
+    with pytest.raises(TypeError):
+        kernels.pixels_valid(np.zeros((1, 4, 4), "complex64"), 0)
+
+
 # --- threads ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("resampling", kernels.RESAMPLINGS)
